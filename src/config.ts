@@ -1,0 +1,105 @@
+/**
+ * The one schema for every setting. This is the only module that reads process.env;
+ * everything else receives a Config. Invalid values stop start-up with every problem listed.
+ */
+import path from 'node:path';
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export interface Config {
+  port: number;
+  host: string;
+  publicUrl: string;
+  databaseUrl: string | null;
+  databasePoolSize: number;
+  dataDir: string;
+  adminToken: string | null;
+  sandbox: boolean;
+  logLevel: LogLevel;
+  /** Maximum request body the API accepts, in bytes. */
+  bodyLimitBytes: number;
+  /** Concurrent syncs a worker process runs. */
+  workerConcurrency: number;
+  /** Let webhook URLs resolve to private or loopback addresses (sandbox mode always allows loopback). */
+  webhookAllowPrivate: boolean;
+}
+
+export class ConfigError extends Error {
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.problems = problems;
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+function intVar(env: Env, name: string, fallback: number, min: number, max: number, problems: string[]): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    problems.push(`${name} must be an integer from ${min} to ${max} (got "${raw}")`);
+    return fallback;
+  }
+  return n;
+}
+
+function boolVar(env: Env, name: string, fallback: boolean, problems: string[]): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const v = raw.toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+  if (['0', 'false', 'no', 'off'].includes(v)) return false;
+  problems.push(`${name} must be true or false (got "${raw}")`);
+  return fallback;
+}
+
+/** Reads and validates settings; `overrides` lets tests and the CLI set values without touching the environment. */
+export function loadConfig(env: Env = process.env, overrides: Partial<Config> = {}): Config {
+  const problems: string[] = [];
+  const port = intVar(env, 'PORT', 3000, 0, 65535, problems);
+  const host = env.HOST && env.HOST !== '' ? env.HOST : '0.0.0.0';
+
+  let publicUrl = env.PUBLIC_URL && env.PUBLIC_URL !== '' ? env.PUBLIC_URL : `http://localhost:${port}`;
+  try {
+    const u = new URL(publicUrl);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') problems.push(`PUBLIC_URL must be an http(s) URL (got "${publicUrl}")`);
+    publicUrl = publicUrl.replace(/\/+$/, '');
+  } catch {
+    problems.push(`PUBLIC_URL must be an absolute URL such as https://mooring.example.com (got "${publicUrl}")`);
+  }
+
+  const databaseUrl = env.DATABASE_URL && env.DATABASE_URL !== '' ? env.DATABASE_URL : null;
+  if (databaseUrl !== null && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    problems.push('DATABASE_URL must start with postgres:// or postgresql://');
+  }
+
+  const adminToken = env.MOORING_ADMIN_TOKEN && env.MOORING_ADMIN_TOKEN !== '' ? env.MOORING_ADMIN_TOKEN : null;
+  if (adminToken !== null && adminToken.length < 16) {
+    problems.push('MOORING_ADMIN_TOKEN must be at least 16 characters long');
+  }
+
+  const logLevelRaw = (env.LOG_LEVEL ?? 'info').toLowerCase();
+  const logLevel = (LOG_LEVELS as readonly string[]).includes(logLevelRaw) ? (logLevelRaw as LogLevel) : 'info';
+  if (logLevel !== logLevelRaw) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got "${env.LOG_LEVEL}")`);
+
+  const config: Config = {
+    port,
+    host,
+    publicUrl,
+    databaseUrl,
+    databasePoolSize: intVar(env, 'DATABASE_POOL_SIZE', 10, 1, 200, problems),
+    dataDir: path.resolve(env.MOORING_DATA_DIR && env.MOORING_DATA_DIR !== '' ? env.MOORING_DATA_DIR : '.mooring'),
+    adminToken,
+    sandbox: boolVar(env, 'MOORING_SANDBOX', true, problems),
+    logLevel,
+    bodyLimitBytes: intVar(env, 'MOORING_BODY_LIMIT_BYTES', 100_000, 1_000, 10_000_000, problems),
+    workerConcurrency: intVar(env, 'MOORING_WORKER_CONCURRENCY', 20, 1, 500, problems),
+    webhookAllowPrivate: boolVar(env, 'MOORING_WEBHOOK_ALLOW_PRIVATE', false, problems),
+    ...overrides,
+  };
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}

@@ -1,0 +1,96 @@
+/**
+ * The provider catalog: every provider a user can connect to. In sandbox mode it lists the sandbox
+ * providers of SPEC section 7, whose ids are stable across restarts.
+ */
+import { createHash } from 'node:crypto';
+
+export const PROVIDER_TYPES = ['api', 'legacy', 'test', 'zoopla', 'mouseprice', 'autotrader'] as const;
+export type ProviderType = (typeof PROVIDER_TYPES)[number];
+
+export const AVAILABILITY = ['AVAILABLE', 'PARTIALLY_AVAILABLE', 'TEMPORARILY_UNAVAILABLE', 'PERMANENTLY_UNAVAILABLE'] as const;
+export type Availability = (typeof AVAILABILITY)[number];
+
+export type AdapterKind = 'openbanking' | 'legacy' | 'valuation';
+
+export interface CatalogEntry {
+  id: string;
+  name: string;
+  type: ProviderType;
+  bankRef: string;
+  adapter: AdapterKind;
+  /** Consent length in days, or null where the provider sets no expiry. */
+  consentDays: number | null;
+  /** Renewal needs only the user's consent to the client (reconsent), not re-authentication at the bank. */
+  tppConsent: boolean;
+  isBeta: boolean;
+  accountTypes: { name: string; beta: boolean }[];
+  userTypes: ('personal' | 'business')[];
+  payments: 'domestic'[];
+  /** Base URL of the provider's API (the sandbox bank for sandbox providers). */
+  baseUrl: string;
+}
+
+export type ValuationType = Extract<ProviderType, 'zoopla' | 'mouseprice' | 'autotrader'>;
+export const isValuationType = (t: ProviderType): t is ValuationType => t === 'zoopla' || t === 'mouseprice' || t === 'autotrader';
+
+export const MODELO_ID = '1ffe704d39629a929c8e293880fb449a';
+const CONSENT_DAYS = 90;
+
+/** A stable 32-hex id derived from the provider's name. */
+const stableId = (name: string): string => createHash('md5').update(`mooring-sandbox:${name}`).digest('hex');
+
+interface SandboxProviderSeed {
+  name: string;
+  slug: string;
+  type: ProviderType;
+  expires: boolean;
+  tppConsent: boolean;
+  accountTypes: string[];
+  id?: string;
+}
+
+const SANDBOX_PROVIDERS: SandboxProviderSeed[] = [
+  { name: 'Modelo Open Banking Mock', slug: 'modelo', type: 'test', expires: true, tppConsent: true, accountTypes: ['cash:current', 'savings', 'card'], id: MODELO_ID },
+  { name: 'Nationwide Open Banking', slug: 'nationwide', type: 'api', expires: true, tppConsent: false, accountTypes: ['cash:current', 'savings', 'card'] },
+  { name: 'Handelsbanken', slug: 'handelsbanken', type: 'api', expires: false, tppConsent: false, accountTypes: ['cash:current', 'savings'] },
+  { name: 'PensionBee', slug: 'pensionbee', type: 'api', expires: false, tppConsent: false, accountTypes: ['pension'] },
+  { name: 'Société Générale', slug: 'societe-generale', type: 'api', expires: false, tppConsent: false, accountTypes: ['cash:current'] },
+  { name: 'Aviva', slug: 'aviva', type: 'legacy', expires: false, tppConsent: false, accountTypes: ['pension', 'investment'] },
+  { name: 'Zoopla', slug: 'zoopla', type: 'zoopla', expires: true, tppConsent: true, accountTypes: ['properties:residential'] },
+  { name: 'Mouseprice', slug: 'mouseprice', type: 'mouseprice', expires: true, tppConsent: true, accountTypes: ['properties:residential'] },
+  { name: 'Autotrader', slug: 'autotrader', type: 'autotrader', expires: true, tppConsent: true, accountTypes: ['asset'] },
+];
+
+const adapterFor = (type: ProviderType): AdapterKind =>
+  type === 'legacy' ? 'legacy' : isValuationType(type) ? 'valuation' : 'openbanking';
+
+/** The sandbox catalog; `publicUrl` locates the sandbox banks, which Mooring serves itself. */
+export function sandboxCatalog(publicUrl: string): CatalogEntry[] {
+  return SANDBOX_PROVIDERS.map((p) => {
+    const adapter = adapterFor(p.type);
+    return {
+      id: p.id ?? stableId(p.name),
+      name: p.name,
+      type: p.type,
+      bankRef: p.slug,
+      adapter,
+      consentDays: p.expires ? CONSENT_DAYS : null,
+      tppConsent: p.tppConsent,
+      isBeta: false,
+      accountTypes: p.accountTypes.map((name) => ({ name, beta: false })),
+      userTypes: ['personal'],
+      payments: [],
+      baseUrl: `${publicUrl}/sandbox/${adapter === 'openbanking' ? 'ob' : adapter}/${p.slug}`,
+    };
+  });
+}
+
+export interface Catalog {
+  all(): CatalogEntry[];
+  get(id: string): CatalogEntry | undefined;
+}
+
+export function createCatalog(entries: CatalogEntry[]): Catalog {
+  const byId = new Map(entries.map((e) => [e.id, e]));
+  return { all: () => entries, get: (id) => byId.get(id) };
+}

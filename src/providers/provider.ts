@@ -1,0 +1,138 @@
+/**
+ * The interface every provider adapter implements, and the closed set of errors an adapter may
+ * raise. Adapters translate each provider's quirks (HTTP codes, error bodies, time-outs, garbage)
+ * into a ProviderError at their edge; the sync runner decides by `kind`, never by message text.
+ */
+import type { CatalogEntry } from './catalog.ts';
+
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+export type JsonObject = { [key: string]: Json };
+
+export const PROVIDER_ERROR_KINDS = [
+  /** The provider refused our credentials or the user revoked access: the user must re-authenticate. */
+  'credentials',
+  /** The provider needs the user present to enter a one-time code. */
+  'mfa_required',
+  /** The provider is down, answered 5xx, or declared an outage. Retry later. */
+  'unavailable',
+  /** The provider answered, but not with anything we can read. */
+  'bad_response',
+  /** The provider took too long. */
+  'timeout',
+  /** The provider limited our request rate. */
+  'rate_limited',
+  /** The user cancelled or rejected the journey at the provider. */
+  'journey_rejected',
+  /** The input the user typed in a journey form was not accepted (wrong code, missing field). */
+  'invalid_input',
+] as const;
+export type ProviderErrorKind = (typeof PROVIDER_ERROR_KINDS)[number];
+
+export class ProviderError extends Error {
+  readonly kind: ProviderErrorKind;
+  /** Text safe to show a client (no secrets, no provider internals). */
+  readonly safeDetail: string;
+  constructor(kind: ProviderErrorKind, safeDetail: string, opts: { cause?: unknown } = {}) {
+    super(`${kind}: ${safeDetail}`, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.kind = kind;
+    this.safeDetail = safeDetail;
+  }
+}
+
+/** A field of a journey form that Mooring renders (legacy credentials, one-time code, an asset to value). */
+export interface FormField {
+  name: string;
+  label: string;
+  type: 'text' | 'password';
+  /** Shown above the form, e.g. "Enter the code sent to your phone". */
+  hint?: string;
+}
+
+/** What to do next in an authorisation journey. */
+export type JourneyStep =
+  /** Send the user's browser to the provider; it comes back to the callback URL with query parameters. */
+  | { kind: 'redirect'; url: string; pending: JsonObject }
+  /** Show the user a form on Mooring's page; its fields are posted back to `completeAuthorisation`. */
+  | { kind: 'form'; fields: FormField[]; message?: string; pending: JsonObject }
+  /** The provider granted access. `ref` is the provider's non-secret id of the grant. */
+  | { kind: 'done'; grant: JsonObject; ref: string };
+
+export interface StartAuthorisationInput {
+  provider: CatalogEntry;
+  /** Where the provider must send the user back (redirect journeys). */
+  callbackUrl: string;
+  /** Opaque value to echo back on the callback. */
+  state: string;
+  /** When the consent should expire, or null when the provider sets none. */
+  consentExpiresAt: Date | null;
+  /** For reauth/refresh: the existing grant, so the provider can re-authorise the same access. */
+  existingGrant?: JsonObject;
+}
+
+export interface CompleteAuthorisationInput {
+  provider: CatalogEntry;
+  pending: JsonObject;
+  /** The callback's query parameters (redirect journeys) or the posted form fields (form journeys). */
+  input: Record<string, string>;
+  callbackUrl: string;
+}
+
+export interface ProviderAccount {
+  providerAccountId: string;
+  accountName: string;
+  /** Moneyhub account type, e.g. "cash:current", "savings", "properties:residential". */
+  type: string;
+  accountType: 'personal' | 'business';
+  currency: string;
+  balanceMinor: number;
+  balanceDate: Date;
+  providerReference?: string;
+  accountReference?: string;
+  details?: JsonObject;
+}
+
+export interface ProviderTransaction {
+  providerAccountId: string;
+  providerTransactionId: string;
+  amountMinor: number;
+  currency: string;
+  date: Date;
+  status: 'posted' | 'pending';
+  shortDescription: string;
+  longDescription: string;
+}
+
+export interface FetchInput {
+  provider: CatalogEntry;
+  grant: JsonObject;
+  /** The user is present (a sync requested with customerIpAddress, or a journey's first sync). */
+  attended: boolean;
+  /** Fetch transactions booked on or after this time (null: the full history the consent allows). */
+  since: Date | null;
+  /** The domain clock's time, for providers that need it. */
+  now: Date;
+}
+
+export interface FetchResult {
+  /** The grant, possibly with refreshed tokens; the runner stores it back. */
+  grant: JsonObject;
+  /**
+   * The provider's as-of time for this data, or null when it gives none (the runner then uses the
+   * retrieval time; it never lets lastUpdated move past the retrieval time).
+   */
+  asOf: Date | null;
+  accounts: ProviderAccount[];
+  transactions: ProviderTransaction[];
+  /** True when some of the data could not be retrieved (the sync is `partial`). */
+  partial: boolean;
+  /** Safe explanation of what was missing, when partial. */
+  partialDetail?: string;
+}
+
+export interface ProviderAdapter {
+  startAuthorisation(input: StartAuthorisationInput): Promise<JourneyStep>;
+  completeAuthorisation(input: CompleteAuthorisationInput): Promise<JourneyStep>;
+  fetch(input: FetchInput): Promise<FetchResult>;
+  /** Revokes the grant at the provider; best effort (errors are ProviderErrors the caller may ignore). */
+  revoke(provider: CatalogEntry, grant: JsonObject): Promise<void>;
+}
