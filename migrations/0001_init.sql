@@ -131,3 +131,20 @@ create table syncs (
 );
 create index syncs_connection on syncs (connection_id, created_at desc);
 create index syncs_provider_finished on syncs (provider_id, finished_at);
+
+-- A browser journey (connect, reauth, reconsent, refresh) in progress, keyed by the OpenID interaction.
+create table journeys (
+  uid text primary key,
+  client_id text not null,
+  user_id text,
+  kind text not null,
+  provider_id text,
+  connection_id text,
+  consent_expires_at timestamptz,
+  enable_async boolean not null default false,
+  step text not null,
+  provider_state text,
+  pending jsonb not null default '{}',
+  created_at timestamptz not null,
+  updated_at timestamptz not null
+);

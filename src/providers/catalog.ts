@@ -3,6 +3,7 @@
  * providers of SPEC section 7, whose ids are stable across restarts.
  */
 import { createHash } from 'node:crypto';
+import { CONSENT_DAYS } from '../connections/status.ts';
 
 export const PROVIDER_TYPES = ['api', 'legacy', 'test', 'zoopla', 'mouseprice', 'autotrader'] as const;
 export type ProviderType = (typeof PROVIDER_TYPES)[number];
@@ -34,7 +35,7 @@ export type ValuationType = Extract<ProviderType, 'zoopla' | 'mouseprice' | 'aut
 export const isValuationType = (t: ProviderType): t is ValuationType => t === 'zoopla' || t === 'mouseprice' || t === 'autotrader';
 
 export const MODELO_ID = '1ffe704d39629a929c8e293880fb449a';
-const CONSENT_DAYS = 90;
+
 
 /** A stable 32-hex id derived from the provider's name. */
 const stableId = (name: string): string => createHash('md5').update(`mooring-sandbox:${name}`).digest('hex');

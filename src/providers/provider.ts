@@ -107,6 +107,11 @@ export interface FetchInput {
   grant: JsonObject;
   /** The user is present (a sync requested with customerIpAddress, or a journey's first sync). */
   attended: boolean;
+  /**
+   * The present user's IP address, when known (a sync's `customerIpAddress`, the browser of a journey).
+   * Open Banking sends it as x-fapi-customer-ip-address; ignored when not attended.
+   */
+  customerIpAddress?: string;
   /** Fetch transactions booked on or after this time (null: the full history the consent allows). */
   since: Date | null;
   /** The domain clock's time, for providers that need it. */

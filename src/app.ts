@@ -1,0 +1,129 @@
+/**
+ * buildApp(deps): the whole HTTP application — identity service, OpenID provider, resource server,
+ * sandbox banks, admin and docs — built but not listening. Only main.ts owns the process.
+ */
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import formbody from '@fastify/formbody';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type Provider from 'oidc-provider';
+import type { MovableClock } from './clock.ts';
+import type { Config } from './config.ts';
+import type { Db } from './db/db.ts';
+import { registerErrorHandling } from './http/errors.ts';
+import { registerMetrics } from './http/metrics.ts';
+import { validatorCompiler } from './http/validation.ts';
+import type { App } from './http/types.ts';
+import { registerBearerAuth } from './oauth/bearer.ts';
+import type { ServerKeys } from './oauth/keys.ts';
+import { mountOidc } from './oauth/mount.ts';
+import { createOidcProvider, OIDC_PREFIX } from './oauth/provider.ts';
+import type { Catalog, AdapterKind } from './providers/catalog.ts';
+import type { ProviderAdapter } from './providers/provider.ts';
+import { catalogRoutes } from './providers/routes.ts';
+import { usersRepository } from './users/repository.ts';
+import { usersService } from './users/service.ts';
+import { usersRoutes } from './users/routes.ts';
+import { connectionsRepository } from './connections/repository.ts';
+import { connectionsService } from './connections/service.ts';
+import { connectionsRoutes } from './connections/routes.ts';
+import { syncsRepository } from './syncs/repository.ts';
+import { syncRunner } from './syncs/runner.ts';
+import { syncsService } from './syncs/service.ts';
+import { resourceSyncRoutes } from './syncs/routes.ts';
+import { journeysService } from './journeys/service.ts';
+import { journeyRoutes } from './journeys/routes.ts';
+import { registerSandboxBanks } from './sandbox/banks/index.ts';
+
+export interface AppDeps {
+  config: Config;
+  db: Db;
+  clock: MovableClock;
+  logger: FastifyBaseLogger;
+  catalog: Catalog;
+  adapters: Record<AdapterKind, ProviderAdapter>;
+  keys: ServerKeys;
+  adminToken: string;
+  /** Secret the sandbox banks expect from Mooring's Open Banking client (sandbox mode only). */
+  sandboxClientSecret: string;
+}
+
+export interface BuiltApp {
+  app: FastifyInstance;
+  oidc: Provider;
+}
+
+export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
+  const { config, db, clock, catalog, adapters } = deps;
+  const fastify = Fastify({
+    loggerInstance: deps.logger,
+    bodyLimit: config.bodyLimitBytes,
+    trustProxy: true,
+    routerOptions: { ignoreTrailingSlash: true },
+  });
+  const app: App = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  app.setValidatorCompiler(validatorCompiler());
+  registerErrorHandling(fastify);
+  await app.register(formbody, { bodyLimit: config.bodyLimitBytes });
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Mooring',
+        version: '0.1.0',
+        description: 'Keeps bank connections alive and truthfully described. Compatible with the Moneyhub identity and data APIs.',
+      },
+      servers: [{ url: config.publicUrl }],
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', description: `Access token from ${config.publicUrl}${OIDC_PREFIX}/token (client_credentials, with sub for user-bound calls)` },
+          admin: { type: 'http', scheme: 'bearer', description: 'The operator token (MOORING_ADMIN_TOKEN)' },
+        },
+      },
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  registerMetrics(fastify);
+
+  const log = deps.logger;
+  const users = usersRepository(db);
+  const oidc = createOidcProvider({
+    db,
+    issuer: `${config.publicUrl}${OIDC_PREFIX}`,
+    keys: deps.keys,
+    adminToken: deps.adminToken,
+    async journeyOutcome(grantId) {
+      const r = await db.query<{ connection_id: string; sync_id: string | null }>('select connection_id, sync_id from grant_connections where grant_id = $1', [grantId]);
+      const row = r.rows[0];
+      return row === undefined ? null : { connectionId: row.connection_id, syncId: row.sync_id };
+    },
+  });
+  oidc.on('server_error', (_ctx, err) => log.error({ err }, 'OpenID provider error'));
+  registerBearerAuth(fastify, oidc);
+
+  const runSync = syncRunner({ db, catalog, adapters, clock, log });
+  const connections = connectionsService({ connections: connectionsRepository(db), catalog, adapters, clock, log });
+  const userSvc = usersService({ users, clock, sandbox: config.sandbox, deleteUserConnections: (userId) => connections.revokeAllOfUser(userId) });
+  const syncs = syncsService({ syncs: syncsRepository(db), runSync });
+  const journeys = journeysService({ db, oidc, catalog, adapters, clock, runSync, publicUrl: config.publicUrl, sandbox: config.sandbox, log });
+
+  await mountOidc(fastify, oidc);
+  catalogRoutes(app, { db, catalog, clock, publicUrl: config.publicUrl });
+  usersRoutes(app, { users: userSvc, publicUrl: config.publicUrl });
+  connectionsRoutes(app, { users: userSvc, connections, syncs, publicUrl: config.publicUrl });
+  resourceSyncRoutes(app, { syncs, connections });
+  journeyRoutes(app, { journeys, oidc });
+  if (config.sandbox) {
+    await registerSandboxBanks(fastify, { db, clock, catalog, sandboxClientSecret: deps.sandboxClientSecret });
+  }
+
+  app.get('/health', { schema: { hide: true } }, async () => {
+    await db.query('select 1');
+    return { status: 'ok' };
+  });
+  app.get('/', { schema: { hide: true } }, async (_req, reply) =>
+    reply.type('application/json').send({ name: 'Mooring', docs: `${config.publicUrl}/docs`, issuer: `${config.publicUrl}${OIDC_PREFIX}` }),
+  );
+  return { app: fastify, oidc };
+}

@@ -1,0 +1,132 @@
+/** SQL for connections. Reads join what the API shows in one query (accounts, budget, overrides). */
+import type { Queryable } from '../db/db.ts';
+import type { JsonObject } from '../providers/provider.ts';
+import type { FetchStatus } from './status.ts';
+
+export interface ConnectionRow {
+  id: string;
+  user_id: string;
+  provider_id: string;
+  connected_on: Date;
+  last_updated: Date | null;
+  expires_at: Date | null;
+  user_consented_at: Date;
+  tpp_consent: boolean;
+  provider_ref: string | null;
+  last_fetch_status: FetchStatus | null;
+  consecutive_failures: number;
+  state_since: Date | null;
+  last_attempt_at: Date | null;
+  next_sync_at: Date | null;
+  created_at: Date;
+}
+
+export interface ConnectionView extends ConnectionRow {
+  account_ids: string[];
+  unattended_sync_times: Date[];
+  retired_at: Date | null;
+}
+
+const SELECT_VIEW = `
+  select c.id, c.user_id, c.provider_id, c.connected_on, c.last_updated, c.expires_at, c.user_consented_at,
+    c.tpp_consent, c.provider_ref, c.last_fetch_status, c.consecutive_failures, c.state_since,
+    c.last_attempt_at, c.next_sync_at, c.created_at,
+    coalesce((select array_agg(a.id::text order by a.created_at, a.id) from accounts a where a.connection_id = c.id), '{}') as account_ids,
+    coalesce((select array_agg(s.created_at order by s.created_at) from syncs s
+              where s.connection_id = c.id and not s.attended and s.created_at > $2), '{}') as unattended_sync_times,
+    po.retired_at
+  from connections c left join provider_overrides po on po.provider_id = c.provider_id`;
+
+export interface NewConnection {
+  id: string;
+  userId: string;
+  providerId: string;
+  now: Date;
+  expiresAt: Date | null;
+  tppConsent: boolean;
+  providerRef: string;
+  grant: JsonObject;
+  nextSyncAt: Date | null;
+}
+
+export function connectionsRepository(db: Queryable) {
+  return {
+    async insert(c: NewConnection): Promise<void> {
+      await db.query(
+        `insert into connections (id, user_id, provider_id, connected_on, expires_at, user_consented_at, tpp_consent,
+            provider_ref, provider_grant, next_sync_at, created_at)
+         values ($1, $2, $3, $4, $5, $4, $6, $7, $8, $9, $4)`,
+        [c.id, c.userId, c.providerId, c.now, c.expiresAt, c.tppConsent, c.providerRef, JSON.stringify(c.grant), c.nextSyncAt],
+      );
+    },
+
+    /** `budgetSince`: how far back to collect unattended sync times for the budget. */
+    async listForUser(userId: string, budgetSince: Date): Promise<ConnectionView[]> {
+      const r = await db.query<ConnectionView>(`${SELECT_VIEW} where c.user_id = $1 order by c.created_at, c.id`, [userId, budgetSince]);
+      return r.rows;
+    },
+
+    async findForUser(userId: string, connectionId: string, budgetSince: Date): Promise<ConnectionView | undefined> {
+      const r = await db.query<ConnectionView>(`${SELECT_VIEW} where c.user_id = $1 and c.id = $3`, [userId, budgetSince, connectionId]);
+      return r.rows[0];
+    },
+
+    async findById(connectionId: string): Promise<ConnectionRow | undefined> {
+      const r = await db.query<ConnectionRow>('select * from connections where id = $1', [connectionId]);
+      return r.rows[0];
+    },
+
+    async grantOf(connectionId: string): Promise<JsonObject | undefined> {
+      const r = await db.query<{ provider_grant: JsonObject }>('select provider_grant from connections where id = $1', [connectionId]);
+      return r.rows[0]?.provider_grant;
+    },
+
+    async grantsOfUser(userId: string): Promise<{ id: string; provider_id: string; provider_grant: JsonObject }[]> {
+      const r = await db.query<{ id: string; provider_id: string; provider_grant: JsonObject }>(
+        'select id, provider_id, provider_grant from connections where user_id = $1',
+        [userId],
+      );
+      return r.rows;
+    },
+
+    async renewConsent(connectionId: string, expiresAt: Date | null, now: Date): Promise<void> {
+      await db.query('update connections set expires_at = $2, user_consented_at = $3 where id = $1', [connectionId, expiresAt, now]);
+    },
+
+    /** Replaces the provider grant after a reauth/refresh journey; the connection starts a fresh consent. */
+    async replaceGrant(connectionId: string, g: { grant: JsonObject; providerRef: string; expiresAt: Date | null; now: Date }): Promise<void> {
+      await db.query(
+        `update connections set provider_grant = $2, provider_ref = $3, expires_at = $4, user_consented_at = $5,
+           consecutive_failures = 0, state_since = null
+         where id = $1`,
+        [connectionId, JSON.stringify(g.grant), g.providerRef, g.expiresAt, g.now],
+      );
+    },
+
+    /**
+     * Records a finished sync on its connection. lastUpdated only moves on retrieved data (the caller
+     * computes it); the failure streak and the time the current state began drive remediation.
+     */
+    async recordSyncOutcome(connectionId: string, o: { fetchStatus: FetchStatus; lastUpdated: Date | null; grant: JsonObject | null; attemptAt: Date; failed: boolean }): Promise<void> {
+      await db.query(
+        `update connections set
+           last_updated = coalesce($3, last_updated),
+           provider_grant = coalesce($4, provider_grant),
+           last_attempt_at = $5,
+           consecutive_failures = case when $6 then consecutive_failures + 1 else 0 end,
+           state_since = case when $2 = 'success' then null
+                              when last_fetch_status is distinct from $2 then $5
+                              else coalesce(state_since, $5) end,
+           last_fetch_status = $2
+         where id = $1`,
+        [connectionId, o.fetchStatus, o.lastUpdated, o.grant === null ? null : JSON.stringify(o.grant), o.attemptAt, o.failed],
+      );
+    },
+
+    async delete(connectionId: string): Promise<boolean> {
+      const r = await db.query('delete from connections where id = $1', [connectionId]);
+      return r.rowCount > 0;
+    },
+  };
+}
+export type ConnectionsRepository = ReturnType<typeof connectionsRepository>;

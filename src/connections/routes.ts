@@ -1,0 +1,93 @@
+import { Type } from 'typebox';
+import { authOf } from '../oauth/bearer.ts';
+import { dataOf, errorResponses, listOf, pageLinks, pageOf, Pagination } from '../http/schemas.ts';
+import type { App } from '../http/types.ts';
+import type { UsersService } from '../users/service.ts';
+import { Sync } from '../syncs/schemas.ts';
+import type { SyncsService } from '../syncs/service.ts';
+import { Connection, ConnectionParams, PatchConnectionBody } from './schemas.ts';
+import type { ConnectionsService } from './service.ts';
+
+export interface ConnectionRoutesDeps {
+  users: UsersService;
+  connections: ConnectionsService;
+  syncs: SyncsService;
+  publicUrl: string;
+}
+
+export function connectionsRoutes(app: App, deps: ConnectionRoutesDeps): void {
+  const tags = ['connections'];
+  const security = (scope: string) => [{ bearer: [scope] }];
+
+  app.get('/users/:userId/connections', {
+    config: { scopes: ['user:read'] },
+    schema: {
+      tags, summary: "List a user's connections with status, error, freshness, expiry and remediation", security: security('user:read'),
+      params: Type.Object({ userId: Type.String() }),
+      response: { 200: Type.Object({ data: Type.Array(Connection), meta: Type.Object({}, { additionalProperties: true }) }), ...errorResponses },
+    },
+  }, async (req) => {
+    await deps.users.assertOwned(authOf(req).clientId, req.params.userId);
+    return { data: await deps.connections.list(req.params.userId), meta: {} };
+  });
+
+  app.get('/users/:userId/connections/:connectionId', {
+    config: { scopes: ['user:read'] },
+    schema: { tags, summary: 'Get one connection', security: security('user:read'), params: ConnectionParams, response: { 200: dataOf(Connection), ...errorResponses } },
+  }, async (req) => {
+    await deps.users.assertOwned(authOf(req).clientId, req.params.userId);
+    return { data: await deps.connections.get(req.params.userId, req.params.connectionId) };
+  });
+
+  for (const path of ['/users/:userId/connection/:connectionId', '/users/:userId/connections/:connectionId']) {
+    app.delete(path, {
+      config: { scopes: ['user:delete'] },
+      schema: {
+        tags, summary: "Delete a connection, its accounts and transactions, and revoke its provider grant", security: security('user:delete'),
+        params: ConnectionParams, response: { 204: Type.Null(), ...errorResponses },
+      },
+    }, async (req, reply) => {
+      await deps.users.assertOwned(authOf(req).clientId, req.params.userId);
+      await deps.connections.delete(req.params.userId, req.params.connectionId);
+      return reply.code(204).send(null);
+    });
+  }
+
+  app.patch('/users/:userId/connections/:connectionId', {
+    config: { scopes: ['user:update'] },
+    schema: {
+      tags, summary: "Renew the user's consent to the client (expiresAt at most 90 days ahead)", security: security('user:update'),
+      params: ConnectionParams, body: PatchConnectionBody, response: { 204: Type.Null(), ...errorResponses },
+    },
+  }, async (req, reply) => {
+    await deps.users.assertOwned(authOf(req).clientId, req.params.userId);
+    await deps.connections.renewConsent(req.params.userId, req.params.connectionId, req.body.expiresAt);
+    return reply.code(204).send(null);
+  });
+
+  app.get('/users/:userId/connections/:connectionId/syncs', {
+    config: { scopes: ['user:read'] },
+    schema: {
+      tags: ['syncs'], summary: "A connection's sync attempts, newest first", security: security('user:read'),
+      params: ConnectionParams, querystring: Pagination, response: { 200: listOf(Sync), ...errorResponses },
+    },
+  }, async (req) => {
+    const { userId, connectionId } = req.params;
+    await deps.users.assertOwned(authOf(req).clientId, userId);
+    await deps.connections.assertKnown(userId, connectionId);
+    const page = pageOf(req.query);
+    const { syncs, total } = await deps.syncs.listForConnection(connectionId, page);
+    return { data: syncs, links: pageLinks(deps.publicUrl, `/users/${userId}/connections/${connectionId}/syncs`, page, total), meta: { total } };
+  });
+
+  app.get('/users/:userId/syncs/:syncId', {
+    config: { scopes: ['user:read'] },
+    schema: {
+      tags: ['syncs'], summary: 'Get one sync', security: security('user:read'),
+      params: Type.Object({ userId: Type.String(), syncId: Type.String() }), response: { 200: dataOf(Sync), ...errorResponses },
+    },
+  }, async (req) => {
+    await deps.users.assertOwned(authOf(req).clientId, req.params.userId);
+    return { data: await deps.syncs.get(req.params.userId, req.params.syncId) };
+  });
+}

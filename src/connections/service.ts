@@ -1,0 +1,135 @@
+/** Connections: reading them with a truthful status, renewing consent, and deleting them. */
+import type { Clock } from '../clock.ts';
+import { badRequest, notFound } from '../errors.ts';
+import type { Catalog, CatalogEntry } from '../providers/catalog.ts';
+import type { ProviderAdapter } from '../providers/provider.ts';
+import type { AdapterKind } from '../providers/catalog.ts';
+import { LONGEST_WINDOW_MS, syncBudget } from '../syncs/cadence.ts';
+import type { ConnectionsRepository, ConnectionView } from './repository.ts';
+import type { ConnectionJson } from './schemas.ts';
+import { CONSENT_DAYS, describeConnection } from './status.ts';
+
+const DAY_MS = 86_400_000;
+
+/** What the API shows for a provider that has left the catalog altogether. */
+const UNKNOWN_PROVIDER: Pick<CatalogEntry, 'name' | 'type'> = { name: 'Unknown provider', type: 'api' };
+
+export function toConnectionJson(c: ConnectionView, provider: CatalogEntry | undefined, now: Date): ConnectionJson {
+  const p = provider ?? UNKNOWN_PROVIDER;
+  const state = describeConnection(
+    {
+      providerName: p.name,
+      providerType: p.type,
+      retired: provider === undefined || c.retired_at !== null,
+      tppConsent: c.tpp_consent,
+      connectedOn: c.connected_on,
+      lastUpdated: c.last_updated,
+      expiresAt: c.expires_at,
+      lastFetchStatus: c.last_fetch_status,
+      consecutiveFailures: c.consecutive_failures,
+      stateSince: c.state_since,
+      nextSyncAt: c.next_sync_at,
+    },
+    now,
+  );
+  return {
+    id: c.id,
+    name: p.name,
+    type: p.type,
+    connectedOn: c.connected_on.toISOString(),
+    lastUpdated: c.last_updated?.toISOString() ?? null,
+    expiresAt: c.expires_at?.toISOString() ?? null,
+    accountIds: c.account_ids,
+    status: state.status,
+    error: state.error,
+    userConsentedAt: c.user_consented_at.toISOString(),
+    tppConsent: c.tpp_consent,
+    extendedStatus: state.extendedStatus,
+    lastAttemptAt: c.last_attempt_at?.toISOString() ?? null,
+    nextSyncAt: state.status === 'never' ? null : (c.next_sync_at?.toISOString() ?? null),
+    syncBudget: syncBudget(p.type, c.unattended_sync_times, now),
+    remediation: state.remediation,
+  };
+}
+
+export interface ConnectionsServiceDeps {
+  connections: ConnectionsRepository;
+  catalog: Catalog;
+  adapters: Record<AdapterKind, ProviderAdapter>;
+  clock: Clock;
+  log: { warn(obj: object, msg: string): void };
+}
+
+export function connectionsService(deps: ConnectionsServiceDeps) {
+  const budgetSince = (now: Date): Date => new Date(now.getTime() - LONGEST_WINDOW_MS);
+
+  async function findOrThrow(userId: string, connectionId: string): Promise<ConnectionView> {
+    const c = await deps.connections.findForUser(userId, connectionId, budgetSince(deps.clock.now()));
+    if (c === undefined) throw notFound('Connection');
+    return c;
+  }
+
+  /** Revokes the grant at the provider; a provider that cannot be reached must not block deletion. */
+  async function revokeAtProvider(connectionId: string, providerId: string, grant: Parameters<ProviderAdapter['revoke']>[1]): Promise<void> {
+    const provider = deps.catalog.get(providerId);
+    if (provider === undefined) return;
+    try {
+      await deps.adapters[provider.adapter].revoke(provider, grant);
+    } catch (err) {
+      deps.log.warn({ connectionId, providerId, err: err instanceof Error ? err.message : String(err) }, 'could not revoke the grant at the provider; deleting the connection anyway');
+    }
+  }
+
+  return {
+    async list(userId: string): Promise<ConnectionJson[]> {
+      const now = deps.clock.now();
+      const rows = await deps.connections.listForUser(userId, budgetSince(now));
+      return rows.map((c) => toConnectionJson(c, deps.catalog.get(c.provider_id), now));
+    },
+
+    async get(userId: string, connectionId: string): Promise<ConnectionJson> {
+      const c = await findOrThrow(userId, connectionId);
+      return toConnectionJson(c, deps.catalog.get(c.provider_id), deps.clock.now());
+    },
+
+    /** PATCH: the user renewed consent to the client outside Mooring's pages. */
+    async renewConsent(userId: string, connectionId: string, expiresAtRaw: string): Promise<void> {
+      const c = await findOrThrow(userId, connectionId);
+      const now = deps.clock.now();
+      const expiresAt = parseDateTime(expiresAtRaw);
+      if (expiresAt === null) throw badRequest('invalid_expires_at', 'expiresAt must be an ISO 8601 date-time such as 2026-12-01T00:00:00Z', { field: 'expiresAt' });
+      const provider = deps.catalog.get(c.provider_id);
+      if (provider === undefined || c.retired_at !== null) throw badRequest('provider_retired', 'The provider of this connection has been removed; consent cannot be renewed', { field: 'connectionId' });
+      if (provider.consentDays === null) throw badRequest('no_consent_expiry', `${provider.name} sets no consent expiry, so there is nothing to renew`, { field: 'expiresAt' });
+      if (expiresAt.getTime() <= now.getTime()) throw badRequest('invalid_expires_at', 'expiresAt must be in the future', { field: 'expiresAt', now: now.toISOString() });
+      const max = new Date(now.getTime() + CONSENT_DAYS * DAY_MS);
+      if (expiresAt.getTime() > max.getTime()) {
+        throw badRequest('invalid_expires_at', `expiresAt must be at most ${CONSENT_DAYS} days from now`, { field: 'expiresAt', max: max.toISOString() });
+      }
+      await deps.connections.renewConsent(connectionId, expiresAt, now);
+    },
+
+    async delete(userId: string, connectionId: string): Promise<void> {
+      const c = await findOrThrow(userId, connectionId);
+      const grant = await deps.connections.grantOf(connectionId);
+      if (grant !== undefined) await revokeAtProvider(connectionId, c.provider_id, grant);
+      await deps.connections.delete(connectionId);
+    },
+
+    /** Revokes every grant of a user (before the user and, by cascade, its connections are deleted). */
+    async revokeAllOfUser(userId: string): Promise<void> {
+      for (const g of await deps.connections.grantsOfUser(userId)) await revokeAtProvider(g.id, g.provider_id, g.provider_grant);
+    },
+
+    assertKnown: findOrThrow,
+  };
+}
+export type ConnectionsService = ReturnType<typeof connectionsService>;
+
+/** Strict ISO 8601 date-time with a time zone; anything else (e.g. "tomorrow", 1700000000) is rejected. */
+export function parseDateTime(raw: string): Date | null {
+  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/.test(raw)) return null;
+  const d = new Date(raw);
+  return Number.isNaN(d.getTime()) ? null : d;
+}
+

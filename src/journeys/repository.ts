@@ -1,0 +1,50 @@
+import type { Queryable } from '../db/db.ts';
+import type { JsonObject } from '../providers/provider.ts';
+import type { JourneyKind } from './request.ts';
+
+export const JOURNEY_STEPS = ['consent', 'provider', 'done', 'failed'] as const;
+export type JourneyStepName = (typeof JOURNEY_STEPS)[number];
+
+export interface JourneyRow {
+  uid: string;
+  client_id: string;
+  user_id: string | null;
+  kind: JourneyKind;
+  provider_id: string | null;
+  connection_id: string | null;
+  consent_expires_at: Date | null;
+  enable_async: boolean;
+  step: JourneyStepName;
+  provider_state: string | null;
+  pending: JsonObject;
+}
+
+export function journeysRepository(db: Queryable) {
+  return {
+    async upsert(j: Omit<JourneyRow, 'pending' | 'provider_state'> & { now: Date }): Promise<void> {
+      await db.query(
+        `insert into journeys (uid, client_id, user_id, kind, provider_id, connection_id, consent_expires_at, enable_async, step, created_at, updated_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
+         on conflict (uid) do nothing`,
+        [j.uid, j.client_id, j.user_id, j.kind, j.provider_id, j.connection_id, j.consent_expires_at, j.enable_async, j.step, j.now],
+      );
+    },
+    async find(uid: string): Promise<JourneyRow | undefined> {
+      const r = await db.query<JourneyRow>('select * from journeys where uid = $1', [uid]);
+      return r.rows[0];
+    },
+    async update(uid: string, u: { step: JourneyStepName; pending?: JsonObject; providerState?: string | null; userId?: string; connectionId?: string; now: Date }): Promise<void> {
+      await db.query(
+        `update journeys set step = $2, pending = coalesce($3, pending), provider_state = case when $4 then $5 else provider_state end,
+           user_id = coalesce($6, user_id), connection_id = coalesce($7, connection_id), updated_at = $8
+         where uid = $1`,
+        [uid, u.step, u.pending === undefined ? null : JSON.stringify(u.pending), u.providerState !== undefined, u.providerState ?? null, u.userId ?? null, u.connectionId ?? null, u.now],
+      );
+    },
+    /** Journeys are short-lived; drop those untouched for a day. */
+    async purgeOlderThan(cutoff: Date): Promise<number> {
+      return (await db.query('delete from journeys where updated_at < $1', [cutoff])).rowCount;
+    },
+  };
+}
+export type JourneysRepository = ReturnType<typeof journeysRepository>;

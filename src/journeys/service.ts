@@ -1,0 +1,253 @@
+/**
+ * The browser journeys of SPEC section 8: connect, reauth, reconsent and refresh. Each runs inside
+ * an OpenID interaction: Mooring's consent page, then the provider (a redirect to the bank, or a
+ * form Mooring renders), then back to the client with a code whose ID token names the connection.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import type Provider from 'oidc-provider';
+import type { InteractionResults } from 'oidc-provider';
+import type { Clock } from '../clock.ts';
+import type { Db } from '../db/db.ts';
+import { connectionsRepository } from '../connections/repository.ts';
+import { parseDateTime } from '../connections/service.ts';
+import { consentExpiry } from '../connections/status.ts';
+import type { AdapterKind, Catalog, CatalogEntry } from '../providers/catalog.ts';
+import { ProviderError, type FormField, type Json, type JsonObject, type JourneyStep, type ProviderAdapter } from '../providers/provider.ts';
+import type { RunSync } from '../syncs/runner.ts';
+import { usersRepository } from '../users/repository.ts';
+import { newUserId } from '../users/service.ts';
+import { consentPage, messagePage, providerFormPage } from './pages.ts';
+import { journeysRepository, type JourneyRow } from './repository.ts';
+import { parseJourneyRequest, type JourneyRequest } from './request.ts';
+
+const DAY_MS = 86_400_000;
+
+const isJsonObject = (v: Json | undefined): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+export type JourneyResponse =
+  | { kind: 'page'; html: string; status?: number }
+  | { kind: 'redirect'; url: string }
+  /** Finish the interaction: back to the client with a code, or with an OAuth error. */
+  | { kind: 'finish'; result: InteractionResults };
+
+export interface InteractionInfo {
+  uid: string;
+  clientId: string;
+  params: Record<string, unknown>;
+}
+
+export interface JourneysDeps {
+  db: Db;
+  oidc: Provider;
+  catalog: Catalog;
+  adapters: Record<AdapterKind, ProviderAdapter>;
+  clock: Clock;
+  runSync: RunSync;
+  publicUrl: string;
+  sandbox: boolean;
+  log: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
+}
+
+const fail = (error: string, description: string): JourneyResponse => ({ kind: 'finish', result: { error, error_description: description } });
+
+export function journeysService(deps: JourneysDeps) {
+  const journeys = journeysRepository(deps.db);
+  const connections = connectionsRepository(deps.db);
+  const users = usersRepository(deps.db);
+  const callbackUrl = (uid: string): string => `${deps.publicUrl}/connect/${uid}/callback`;
+
+  async function clientName(clientId: string): Promise<string> {
+    const client = await deps.oidc.Client.find(clientId);
+    const name = client?.metadata().client_name;
+    return typeof name === 'string' && name !== '' ? name : clientId;
+  }
+
+  /** The consent expiry a journey asks for: the requested one (at most 90 days), else the provider's default. */
+  function expiryFor(req: JourneyRequest, provider: CatalogEntry, now: Date): Date | null | 'invalid' {
+    if (provider.consentDays === null) return null;
+    if (req.requestedExpiry === null) return consentExpiry(now, provider.consentDays);
+    const d = parseDateTime(req.requestedExpiry);
+    if (d === null || d.getTime() <= now.getTime() || d.getTime() > now.getTime() + provider.consentDays * DAY_MS) return 'invalid';
+    return d;
+  }
+
+  /** Validates the request against stored data; answers the provider and the connection to repair, if any. */
+  async function resolve(info: InteractionInfo, req: JourneyRequest): Promise<{ provider: CatalogEntry; connectionId: string | null } | JourneyResponse> {
+    if (req.userId !== null && !(await users.existsForClient(req.userId, info.clientId))) {
+      return fail('invalid_request', 'the user in claims.id_token.sub is not a user of this client');
+    }
+    if (req.kind === 'connect') {
+      const provider = deps.catalog.get(req.bankId ?? '');
+      if (provider === undefined) return fail('invalid_scope', `no provider has the id ${req.bankId ?? ''}`);
+      const retired = await deps.db.query('select 1 from provider_overrides where provider_id = $1 and retired_at is not null', [provider.id]);
+      if (retired.rowCount > 0) return fail('invalid_request', `${provider.name} has been removed and accepts no new connections`);
+      return { provider, connectionId: null };
+    }
+    const conn = req.connectionId === null ? undefined : await connections.findById(req.connectionId);
+    if (conn === undefined || conn.user_id !== req.userId) return fail('invalid_request', 'the connection in claims.id_token["mh:con_id"] does not exist for this user');
+    const provider = deps.catalog.get(conn.provider_id);
+    if (provider === undefined) return fail('invalid_request', 'the provider of this connection has been removed; connect a different provider');
+    if (req.kind === 'reconsent' && !conn.tpp_consent) {
+      return fail('invalid_request', `reconsent is not available for this ${provider.name} connection (tppConsent is false); use reauth`);
+    }
+    if (req.kind === 'reconsent' && provider.consentDays === null) return fail('invalid_request', `${provider.name} sets no consent expiry; there is nothing to reconsent`);
+    if (req.kind === 'refresh' && provider.type !== 'legacy') return fail('invalid_request', `refresh is only for legacy connections; ${provider.name} is ${provider.type}, use reauth`);
+    return { provider, connectionId: conn.id };
+  }
+
+  async function load(uid: string): Promise<{ journey: JourneyRow; provider: CatalogEntry } | JourneyResponse> {
+    const journey = await journeys.find(uid);
+    const provider = journey?.provider_id == null ? undefined : deps.catalog.get(journey.provider_id);
+    if (journey === undefined || provider === undefined) return { kind: 'page', status: 400, html: messagePage('This page has expired', 'Go back to the app and start again.') };
+    if (journey.step === 'done' || journey.step === 'failed') return { kind: 'page', status: 400, html: messagePage('Already finished', 'This journey has finished. Go back to the app.') };
+    return { journey, provider };
+  }
+
+  /** Creates or updates the connection once the provider granted access, runs its sync, and finishes. */
+  async function complete(journey: JourneyRow, provider: CatalogEntry, granted: { grant: JourneyStep & { kind: 'done' } }): Promise<JourneyResponse> {
+    const now = deps.clock.now();
+    let userId = journey.user_id;
+    if (userId === null) {
+      userId = newUserId();
+      await users.insert({ id: userId, clientId: journey.client_id, clientUserId: null, userType: deps.sandbox ? 'test' : 'live', scopes: '', now });
+    }
+    let connectionId = journey.connection_id;
+    if (connectionId === null) {
+      connectionId = `${provider.id}:${randomUUID()}`;
+      await connections.insert({
+        id: connectionId, userId, providerId: provider.id, now, expiresAt: journey.consent_expires_at,
+        tppConsent: provider.tppConsent, providerRef: granted.grant.ref, grant: granted.grant.grant, nextSyncAt: null,
+      });
+    } else {
+      await connections.replaceGrant(connectionId, { grant: granted.grant.grant, providerRef: granted.grant.ref, expiresAt: journey.consent_expires_at, now });
+    }
+    await users.touch(userId, now);
+    const outcome = await deps.runSync({ connectionId, action: 'auto-update', attended: true });
+    const syncId = outcome.kind === 'ran' ? outcome.sync.id : null;
+    return finishWithGrant(journey, userId, connectionId, journey.enable_async ? syncId : null);
+  }
+
+  async function finishWithGrant(journey: JourneyRow, userId: string, connectionId: string, syncId: string | null): Promise<JourneyResponse> {
+    const grant = new deps.oidc.Grant({ accountId: userId, clientId: journey.client_id });
+    grant.addOIDCScope('openid offline_access');
+    grant.addOIDCClaims(['sub', 'mh:con_id', 'mh:sync', 'mh:consent']);
+    const grantId = await grant.save();
+    await deps.db.query('insert into grant_connections (grant_id, connection_id, sync_id) values ($1, $2, $3)', [grantId, connectionId, syncId]);
+    await journeys.update(journey.uid, { step: 'done', userId, connectionId, now: deps.clock.now() });
+    return { kind: 'finish', result: { login: { accountId: userId }, consent: { grantId } } };
+  }
+
+  async function handleStep(journey: JourneyRow, provider: CatalogEntry, step: JourneyStep): Promise<JourneyResponse> {
+    const now = deps.clock.now();
+    if (step.kind === 'redirect') {
+      await journeys.update(journey.uid, { step: 'provider', pending: { adapter: step.pending }, now });
+      return { kind: 'redirect', url: step.url };
+    }
+    if (step.kind === 'form') {
+      await journeys.update(journey.uid, { step: 'provider', pending: { adapter: step.pending, fields: step.fields as unknown as Json }, now });
+      return { kind: 'page', html: providerFormPage({ uid: journey.uid, providerName: provider.name, fields: step.fields, ...(step.message !== undefined ? { message: step.message } : {}) }) };
+    }
+    return complete(journey, provider, { grant: step });
+  }
+
+  async function providerFailure(journey: JourneyRow, provider: CatalogEntry, err: unknown): Promise<JourneyResponse> {
+    if (!(err instanceof ProviderError)) {
+      deps.log.error({ uid: journey.uid, err: err instanceof Error ? err.stack : String(err) }, 'journey failed with an unexpected error');
+      await journeys.update(journey.uid, { step: 'failed', now: deps.clock.now() });
+      return fail('server_error', 'Mooring could not complete the journey');
+    }
+    if (err.kind === 'invalid_input') {
+      const fields = journey.pending.fields;
+      if (Array.isArray(fields)) {
+        return { kind: 'page', status: 400, html: providerFormPage({ uid: journey.uid, providerName: provider.name, fields: fields as unknown as FormField[], error: err.safeDetail }) };
+      }
+    }
+    await journeys.update(journey.uid, { step: 'failed', now: deps.clock.now() });
+    if (err.kind === 'journey_rejected') return fail('access_denied', `the user did not authorise access at ${provider.name}`);
+    if (err.kind === 'credentials' || err.kind === 'invalid_input') return fail('access_denied', `${provider.name} did not accept the user's credentials`);
+    return fail('temporarily_unavailable', `${provider.name} is not available right now (${err.safeDetail}); try again later`);
+  }
+
+  return {
+    /** GET /connect/:uid — validate the request and show the consent page. */
+    async start(info: InteractionInfo): Promise<JourneyResponse> {
+      const parsed = parseJourneyRequest(info.params);
+      if (!parsed.ok) return fail(parsed.error, parsed.description);
+      const req = parsed.request;
+      const resolved = await resolve(info, req);
+      if ('kind' in resolved) return resolved;
+      const now = deps.clock.now();
+      const expiresAt = req.kind === 'refresh' ? null : expiryFor(req, resolved.provider, now);
+      if (expiresAt === 'invalid') return fail('invalid_request', 'mh:consent expirationDateTime must be a date-time in the future, at most 90 days from now');
+      await journeys.upsert({
+        uid: info.uid, client_id: info.clientId, user_id: req.userId, kind: req.kind, provider_id: resolved.provider.id,
+        connection_id: resolved.connectionId, consent_expires_at: expiresAt, enable_async: req.enableAsync, step: 'consent', now,
+      });
+      const journey = await journeys.find(info.uid);
+      if (journey === undefined || journey.step !== 'consent') return { kind: 'page', status: 400, html: messagePage('Already in progress', 'This journey has already started. Go back to the app and start again.') };
+      return {
+        kind: 'page',
+        html: consentPage({ uid: info.uid, kind: req.kind, clientName: await clientName(info.clientId), providerName: resolved.provider.name, expiresAt: journey.consent_expires_at }),
+      };
+    },
+
+    /** POST /connect/:uid/consent — the user allowed or declined. */
+    async consent(uid: string, decision: string): Promise<JourneyResponse> {
+      const loaded = await load(uid);
+      if ('kind' in loaded) return loaded;
+      const { journey, provider } = loaded;
+      if (journey.step !== 'consent') return { kind: 'page', status: 400, html: messagePage('Already answered', 'You have already answered this page.') };
+      if (decision !== 'allow') {
+        await journeys.update(uid, { step: 'failed', now: deps.clock.now() });
+        return fail('access_denied', 'the user declined to share their data');
+      }
+      if (journey.kind === 'reconsent') {
+        const connectionId = journey.connection_id ?? '';
+        await connections.renewConsent(connectionId, journey.consent_expires_at, deps.clock.now());
+        return finishWithGrant(journey, journey.user_id ?? '', connectionId, null);
+      }
+      const state = randomBytes(16).toString('base64url');
+      await journeys.update(uid, { step: 'provider', providerState: state, now: deps.clock.now() });
+      const existingGrant = journey.connection_id === null ? undefined : await connections.grantOf(journey.connection_id);
+      try {
+        const step = await deps.adapters[provider.adapter].startAuthorisation({
+          provider, callbackUrl: callbackUrl(uid), state, consentExpiresAt: journey.consent_expires_at,
+          ...(existingGrant !== undefined ? { existingGrant } : {}),
+        });
+        return await handleStep({ ...journey, provider_state: state }, provider, step);
+      } catch (err) {
+        return providerFailure(journey, provider, err);
+      }
+    },
+
+    /** GET /connect/:uid/callback — the provider sent the user back (redirect journeys). */
+    async callback(uid: string, query: Record<string, string>): Promise<JourneyResponse> {
+      const loaded = await load(uid);
+      if ('kind' in loaded) return loaded;
+      const { journey, provider } = loaded;
+      if (journey.step !== 'provider' || journey.provider_state === null || query.state !== journey.provider_state) {
+        return { kind: 'page', status: 400, html: messagePage('Something went wrong', 'The answer from the provider does not match this journey. Go back to the app and start again.') };
+      }
+      return this.provide(journey, provider, query);
+    },
+
+    /** POST /connect/:uid/provider — the user filled in a provider form (form journeys). */
+    async providerForm(uid: string, fields: Record<string, string>): Promise<JourneyResponse> {
+      const loaded = await load(uid);
+      if ('kind' in loaded) return loaded;
+      if (loaded.journey.step !== 'provider') return { kind: 'page', status: 400, html: messagePage('Something went wrong', 'This form is not expected now. Go back to the app and start again.') };
+      return this.provide(loaded.journey, loaded.provider, fields);
+    },
+
+    async provide(journey: JourneyRow, provider: CatalogEntry, input: Record<string, string>): Promise<JourneyResponse> {
+      try {
+        const pending = journey.pending.adapter;
+        const step = await deps.adapters[provider.adapter].completeAuthorisation({ provider, pending: isJsonObject(pending) ? pending : {}, input, callbackUrl: callbackUrl(journey.uid) });
+        return await handleStep(journey, provider, step);
+      } catch (err) {
+        return providerFailure(journey, provider, err);
+      }
+    },
+  };
+}
+export type JourneysService = ReturnType<typeof journeysService>;

@@ -1,0 +1,39 @@
+/**
+ * The client_credentials grant, re-registered to accept Moneyhub's non-standard `sub` parameter:
+ * the user the token acts for. The user must belong to the requesting client, else the grant fails
+ * exactly as it would for a user that does not exist.
+ */
+import { errors, type Provider, type TokenEndpointGrantContext } from 'oidc-provider';
+import type { Db } from '../db/db.ts';
+import { isApiScope, splitScope } from './scopes.ts';
+
+export function registerClientCredentialsGrant(provider: Provider, db: Db): void {
+  const handler = async (ctx: TokenEndpointGrantContext<{ sub?: string }>): Promise<void> => {
+    const { client, params } = ctx.oidc;
+    const requested = splitScope(params.scope);
+    const allowed = new Set(splitScope(client.scope));
+    for (const scope of requested) {
+      if (!isApiScope(scope)) throw new errors.InvalidScope('requested scope is not supported', scope);
+      if (allowed.size > 0 && !allowed.has(scope)) throw new errors.InvalidScope('requested scope is not allowed for this client', scope);
+    }
+    const sub = params.sub;
+    if (sub !== undefined && sub !== '') {
+      const owned = await db.query('select 1 from users where id = $1 and client_id = $2', [sub, client.clientId]);
+      if (owned.rowCount === 0) throw new errors.InvalidGrant('sub is not a user of this client');
+    }
+    const token = new provider.ClientCredentials({
+      client,
+      scope: requested.join(' ') || undefined,
+      ...(sub !== undefined && sub !== '' ? { extra: { sub } } : {}),
+    });
+    ctx.oidc.entity('ClientCredentials', token);
+    const value = await token.save();
+    ctx.body = {
+      access_token: value,
+      expires_in: token.expiration,
+      token_type: 'Bearer',
+      scope: token.scope ?? '',
+    };
+  };
+  provider.registerGrantType('client_credentials', handler, ['scope', 'sub']);
+}

@@ -1,0 +1,139 @@
+/**
+ * The OpenID provider (oidc-provider) that issues Mooring's tokens: discovery, JWKS, RFC 7591
+ * registration guarded by the admin token, client authentication, request objects, PAR, the
+ * claims parameter, client_credentials with `sub`, and the browser journeys' interactions.
+ */
+import Provider, { interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import type { Db } from '../db/db.ts';
+import { oidcAdapterFactory } from './adapter.ts';
+import { registerClientCredentialsGrant } from './client-credentials.ts';
+import type { ServerKeys } from './keys.ts';
+import { ALL_STATIC_SCOPES, API_SCOPES, BANK_SCOPE_PREFIX, JOURNEY_SCOPES, splitScope } from './scopes.ts';
+import { renderPage, escapeHtml } from '../web/html.ts';
+
+export const OIDC_PREFIX = '/oidc';
+export const MH_CLAIMS = ['mh:con_id', 'mh:sync', 'mh:consent', 'mh:cat_type', 'mh:payment'] as const;
+
+/** Journey scopes that always need Mooring's pages, even when an earlier grant would cover them. */
+const needsJourney = (scope: string | undefined): boolean =>
+  splitScope(scope).some((s) => s.startsWith(BANK_SCOPE_PREFIX) || s === 'reauth' || s === 'reconsent' || s === 'refresh');
+
+export interface ProviderDeps {
+  db: Db;
+  issuer: string;
+  keys: ServerKeys;
+  adminToken: string;
+  /** Looks up which connection (and first sync) the journey behind a grant produced. */
+  journeyOutcome(grantId: string): Promise<{ connectionId: string; syncId: string | null } | null>;
+}
+
+function policy(): interactionPolicy.Prompt[] {
+  const prompts = interactionPolicy.base();
+  const consent = prompts.get('consent');
+  if (consent === undefined) throw new Error('oidc-provider has no consent prompt');
+  consent.checks.add(
+    new interactionPolicy.Check('mooring_journey', 'a connection journey is required', (ctx: KoaContextWithOIDC) =>
+      needsJourney(ctx.oidc.params?.scope as string | undefined) && !ctx.oidc.result?.consent
+        ? interactionPolicy.Check.REQUEST_PROMPT
+        : interactionPolicy.Check.NO_NEED_TO_PROMPT,
+    ),
+  );
+  return [...prompts];
+}
+
+export function createOidcProvider(deps: ProviderDeps): Provider {
+  const configuration: Configuration = {
+    adapter: oidcAdapterFactory(deps.db),
+    jwks: deps.keys.jwks as Configuration['jwks'],
+    cookies: {
+      keys: deps.keys.cookieKeys,
+      long: { signed: true, sameSite: 'lax' },
+      short: { signed: true, sameSite: 'lax' },
+    },
+    scopes: [...ALL_STATIC_SCOPES],
+    claims: {
+      openid: ['sub'],
+      ...Object.fromEntries(MH_CLAIMS.map((c) => [c, null])),
+    },
+    extraParams: ['expirationDateTime', 'transactionFromDateTime', 'enableAsync'],
+    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
+    enabledJWA: {
+      clientAuthSigningAlgValues: ['RS256', 'PS256', 'ES256', 'HS256'],
+      requestObjectSigningAlgValues: ['HS256', 'RS256', 'PS256', 'ES256'],
+      idTokenSigningAlgValues: ['RS256', 'PS256', 'ES256'],
+    },
+    responseTypes: ['code', 'code id_token', 'id_token', 'none'],
+    pkce: { required: () => false },
+    clientDefaults: {
+      grant_types: ['authorization_code', 'refresh_token', 'client_credentials'],
+      response_types: ['code'],
+      id_token_signed_response_alg: 'RS256',
+      token_endpoint_auth_method: 'client_secret_basic',
+    },
+    extraClientMetadata: {
+      // `scope` is standard metadata, but oidc-provider offers no hook to default it; this validator
+      // (run for the listed property on every registration) adds the journey scopes every client may use.
+      properties: ['software_id'],
+      validator(_ctx, key, _value, metadata) {
+        if (key !== 'software_id') return;
+        const requested = splitScope(metadata.scope as string | undefined);
+        const api = requested.length === 0 ? [...API_SCOPES] : requested.filter((s) => !(JOURNEY_SCOPES as readonly string[]).includes(s));
+        metadata.scope = [...JOURNEY_SCOPES, ...api].join(' ');
+      },
+    },
+    features: {
+      devInteractions: { enabled: false },
+      registration: { enabled: true, initialAccessToken: deps.adminToken, issueRegistrationAccessToken: false },
+      claimsParameter: { enabled: true },
+      clientCredentials: { enabled: true },
+      pushedAuthorizationRequests: { enabled: true },
+      requestObjects: { enabled: true, requireSignedRequestObject: false },
+      resourceIndicators: { enabled: false },
+      introspection: { enabled: false },
+      revocation: { enabled: false },
+      rpInitiatedLogout: { enabled: false },
+      userinfo: { enabled: true },
+    },
+    interactions: {
+      policy: policy(),
+      url: (_ctx, interaction) => `/connect/${interaction.uid}`,
+    },
+    ttl: {
+      AccessToken: 3600,
+      ClientCredentials: 3600,
+      AuthorizationCode: 600,
+      IdToken: 3600,
+      RefreshToken: 30 * 24 * 3600,
+      Interaction: 3600,
+      Session: 24 * 3600,
+      Grant: 365 * 24 * 3600,
+      PushedAuthorizationRequest: 300,
+    },
+    async findAccount(_ctx, sub, token) {
+      const grantId = token?.grantId;
+      const outcome = grantId === undefined ? null : await deps.journeyOutcome(grantId);
+      return {
+        accountId: sub,
+        async claims() {
+          const claims: Record<string, unknown> = { sub };
+          if (outcome !== null) {
+            claims['mh:con_id'] = outcome.connectionId;
+            if (outcome.syncId !== null) claims['mh:sync'] = outcome.syncId;
+          }
+          return claims as { sub: string };
+        },
+      };
+    },
+    async renderError(ctx, out) {
+      ctx.type = 'html';
+      ctx.body = renderPage({
+        title: 'Something went wrong',
+        body: `<p>${escapeHtml(String(out.error_description ?? out.error))}</p><p class="muted">Error code: <code>${escapeHtml(String(out.error))}</code></p>`,
+      });
+    },
+  };
+  const provider = new Provider(deps.issuer, configuration);
+  provider.proxy = true;
+  registerClientCredentialsGrant(provider, deps.db);
+  return provider;
+}

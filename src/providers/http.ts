@@ -1,0 +1,174 @@
+/**
+ * The HTTP edge every provider adapter shares: one way to call a provider (time-out, size limit,
+ * JSON parsing, shape checks) and ONE function, toProviderError, that turns whatever went wrong
+ * into the closed set of ProviderErrors. Adapters add only a classifier for their provider's own
+ * error bodies; nothing else decides error kinds.
+ */
+import { ProviderError, type ProviderErrorKind } from './provider.ts';
+
+/** Providers that answer with more than this are not trusted. */
+const MAX_RESPONSE_BYTES = 5 * 1024 * 1024;
+
+/** The provider answered with a non-2xx status. `body` is its parsed JSON (or undefined). */
+export class HttpStatusFailure extends Error {
+  readonly status: number;
+  readonly body: unknown;
+  constructor(status: number, body: unknown, url: string) {
+    super(`HTTP ${status} from ${url}`);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+/** The provider answered 2xx, but not with anything we can read. */
+export class ResponseShapeFailure extends Error {}
+
+export interface HttpCall {
+  method: 'GET' | 'POST' | 'DELETE';
+  url: string;
+  headers?: Record<string, string>;
+  json?: unknown;
+  form?: Record<string, string>;
+  timeoutMs: number;
+}
+
+async function readLimited(res: Response, limitBytes: number): Promise<string> {
+  if (res.body === null) return '';
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > limitBytes) {
+      await reader.cancel().catch(() => undefined);
+      throw new ResponseShapeFailure(`response larger than ${limitBytes} bytes`);
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Calls a provider and answers its parsed JSON body (undefined when empty). Throws raw failures; see toProviderError. */
+export async function callProvider(call: HttpCall): Promise<unknown> {
+  const headers: Record<string, string> = { accept: 'application/json', ...call.headers };
+  let body: string | undefined;
+  if (call.json !== undefined) {
+    headers['content-type'] = 'application/json';
+    body = JSON.stringify(call.json);
+  } else if (call.form !== undefined) {
+    headers['content-type'] = 'application/x-www-form-urlencoded';
+    body = new URLSearchParams(call.form).toString();
+  }
+  const signal = AbortSignal.timeout(call.timeoutMs);
+  const res = await fetch(call.url, { method: call.method, headers, body, signal, redirect: 'manual' });
+  const text = await readLimited(res, MAX_RESPONSE_BYTES);
+  let parsed: unknown;
+  let unreadable = false;
+  if (text.trim() !== '') {
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      unreadable = true;
+    }
+  }
+  if (res.status < 200 || res.status >= 300) throw new HttpStatusFailure(res.status, parsed, call.url);
+  if (unreadable) throw new ResponseShapeFailure(`unparsable JSON from ${call.url}`);
+  return parsed;
+}
+
+/** Checks a provider's answer against a compiled TypeBox schema; the provider is never trusted. */
+export function checkShape<T>(validator: { Check(value: unknown): value is T }, value: unknown, what: string): T {
+  if (!validator.Check(value)) throw new ResponseShapeFailure(`${what} did not have the expected shape`);
+  return value;
+}
+
+/** Parses a provider's date-time; a bad one makes the whole answer unreadable. */
+export function providerDate(value: string, what: string): Date {
+  const d = new Date(value);
+  if (Number.isNaN(d.getTime())) throw new ResponseShapeFailure(`${what} is not a date-time`);
+  return d;
+}
+
+/** An adapter's reading of its provider's own error bodies; undefined falls back to the HTTP status. */
+export type FailureClassifier = (failure: HttpStatusFailure) => ProviderErrorKind | { kind: ProviderErrorKind; detail: string } | undefined;
+
+const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
+
+function kindForStatus(status: number): ProviderErrorKind {
+  if (status === 401 || status === 403) return 'credentials';
+  if (status === 429) return 'rate_limited';
+  if (status === 408) return 'timeout';
+  if (status >= 500) return 'unavailable';
+  return 'bad_response';
+}
+
+const safeDetail = (kind: ProviderErrorKind, name: string): string => {
+  switch (kind) {
+    case 'credentials':
+      return `${name} no longer accepts this connection's authorisation; the user must authorise again`;
+    case 'mfa_required':
+      return `${name} needs the user to be present to confirm with a one-time code`;
+    case 'unavailable':
+      return `${name} is temporarily unavailable`;
+    case 'bad_response':
+      return `${name} answered with something Mooring could not read`;
+    case 'timeout':
+      return `${name} did not answer in time`;
+    case 'rate_limited':
+      return `${name} limited how often Mooring may ask; it will try again later`;
+    case 'journey_rejected':
+      return `The authorisation was cancelled or declined at ${name}`;
+    case 'invalid_input':
+      return `${name} did not accept what was entered`;
+  }
+};
+
+const errorCode = (err: unknown): string | undefined => {
+  const cause = (err as { cause?: { code?: unknown } }).cause;
+  return typeof cause?.code === 'string' ? cause.code : undefined;
+};
+
+/** The one place a provider failure becomes a ProviderError. `cause` keeps the raw failure for logs only. */
+export function toProviderError(err: unknown, providerName: string, classify?: FailureClassifier): ProviderError {
+  if (err instanceof ProviderError) return err;
+  if (err instanceof HttpStatusFailure) {
+    const withdrawn = err.status === 410 ? { kind: 'unavailable' as const, detail: `${providerName} has withdrawn this service` } : undefined;
+    const c = classify?.(err) ?? withdrawn ?? kindForStatus(err.status);
+    const kind = typeof c === 'string' ? c : c.kind;
+    return new ProviderError(kind, typeof c === 'string' ? safeDetail(kind, providerName) : c.detail, { cause: err });
+  }
+  if (err instanceof ResponseShapeFailure) return new ProviderError('bad_response', safeDetail('bad_response', providerName), { cause: err });
+  const name = (err as { name?: unknown }).name;
+  if (name === 'TimeoutError' || name === 'AbortError' || TIMEOUT_CODES.has(errorCode(err) ?? '')) {
+    return new ProviderError('timeout', safeDetail('timeout', providerName), { cause: err });
+  }
+  if (err instanceof TypeError && err.message === 'fetch failed') {
+    return new ProviderError('unavailable', `${providerName} could not be reached`, { cause: err });
+  }
+  return new ProviderError('bad_response', safeDetail('bad_response', providerName), { cause: err });
+}
+
+/** Runs one adapter operation and translates any failure at the edge. */
+export async function atEdge<T>(providerName: string, classify: FailureClassifier | undefined, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw toProviderError(err, providerName, classify);
+  }
+}
+
+/** Turns a provider's decimal amount ("-12.3", "1000.00") into integer minor units, exactly. */
+export function decimalToMinor(amount: string, currency: string): number {
+  const m = /^(-?)(\d{1,13})(?:\.(\d{1,5}))?$/.exec(amount.trim());
+  if (m === null) throw new ResponseShapeFailure('an amount is not a decimal number');
+  const exponent = ZERO_DECIMAL_CURRENCIES.has(currency) ? 0 : 2;
+  const fraction = (m[3] ?? '').padEnd(5, '0');
+  const whole = Number(m[2]) * 10 ** exponent + Number(fraction.slice(0, exponent) || '0');
+  // Sub-minor digits are rounded half away from zero.
+  const rounded = Number(fraction[exponent] ?? '0') >= 5 ? whole + 1 : whole;
+  return m[1] === '-' && rounded !== 0 ? -rounded : rounded;
+}
+
+const ZERO_DECIMAL_CURRENCIES = new Set(['JPY', 'KRW', 'ISK', 'CLP', 'VND']);

@@ -1,0 +1,85 @@
+/**
+ * Open Banking data → Mooring's provider data: account types, balances, transactions. Amounts become
+ * integer minor units; transactions without a bank id get one derived from their content, so ids
+ * stay stable across fetches either way.
+ */
+import { createHash } from 'node:crypto';
+import { decimalToMinor, providerDate, ResponseShapeFailure } from '../http.ts';
+import type { ProviderAccount, ProviderTransaction } from '../provider.ts';
+import type { ObAccount, ObBalance, ObTransaction } from './schemas.ts';
+
+const MONEYHUB_TYPE: Record<string, string> = {
+  CurrentAccount: 'cash:current',
+  EMoney: 'cash:current',
+  Savings: 'savings',
+  CreditCard: 'card',
+  ChargeCard: 'card',
+  PrePaidCard: 'card',
+  Loan: 'loan',
+  Mortgage: 'mortgage',
+};
+
+/** The balance types Mooring prefers, most preferred first. */
+const BALANCE_PREFERENCE = ['InterimBooked', 'ClosingBooked', 'InterimAvailable', 'ClosingAvailable', 'Expected', 'OpeningBooked'];
+
+const signed = (amount: { Amount: string; Currency: string }, indicator: 'Credit' | 'Debit'): number => {
+  const minor = decimalToMinor(amount.Amount, amount.Currency);
+  if (minor < 0) throw new ResponseShapeFailure('an Open Banking amount carries a sign');
+  return indicator === 'Debit' && minor !== 0 ? -minor : minor;
+};
+
+export function toProviderAccount(account: ObAccount, balances: ObBalance[]): ProviderAccount {
+  const own = balances.filter((b) => b.AccountId === account.AccountId);
+  const pool = own.length > 0 ? own : balances;
+  const balance = BALANCE_PREFERENCE.map((t) => pool.find((b) => b.Type === t)).find((b) => b !== undefined) ?? pool[0];
+  if (balance === undefined) throw new ResponseShapeFailure('an account has no balance');
+  const identification = account.Account?.[0];
+  return {
+    providerAccountId: account.AccountId,
+    accountName: account.Nickname ?? identification?.Name ?? account.AccountSubType ?? 'Account',
+    type: MONEYHUB_TYPE[account.AccountSubType ?? ''] ?? 'cash:current',
+    accountType: account.AccountType === 'Business' ? 'business' : 'personal',
+    currency: account.Currency,
+    balanceMinor: signed(balance.Amount, balance.CreditDebitIndicator),
+    balanceDate: providerDate(balance.DateTime, 'a balance date'),
+    ...(identification !== undefined && identification.Identification.length >= 4
+      ? { accountReference: identification.Identification.slice(-4) }
+      : {}),
+  };
+}
+
+/** Maps one account's transactions; repeated ids (across pages) are kept once. */
+export function toProviderTransactions(accountId: string, transactions: ObTransaction[]): ProviderTransaction[] {
+  const seen = new Map<string, number>();
+  const out: ProviderTransaction[] = [];
+  for (const t of transactions) {
+    const amountMinor = signed(t.Amount, t.CreditDebitIndicator);
+    let id = t.TransactionId;
+    if (id === undefined) {
+      // No bank id: derive one from the content; identical twins get an occurrence suffix.
+      const base = `ob-${createHash('sha256')
+        .update([accountId, t.BookingDateTime, t.Amount.Amount, t.Amount.Currency, t.CreditDebitIndicator, t.TransactionInformation ?? '', t.TransactionReference ?? ''].join('|'))
+        .digest('hex')
+        .slice(0, 32)}`;
+      const n = (seen.get(base) ?? 0) + 1;
+      seen.set(base, n);
+      id = n === 1 ? base : `${base}-${n}`;
+    } else if (seen.has(id)) {
+      continue;
+    } else {
+      seen.set(id, 1);
+    }
+    const short = t.TransactionInformation ?? t.MerchantDetails?.MerchantName ?? t.TransactionReference ?? (amountMinor < 0 ? 'Payment' : 'Credit');
+    out.push({
+      providerAccountId: accountId,
+      providerTransactionId: id,
+      amountMinor,
+      currency: t.Amount.Currency,
+      date: providerDate(t.BookingDateTime, 'a booking date'),
+      status: t.Status === 'Pending' ? 'pending' : 'posted',
+      shortDescription: short,
+      longDescription: [t.TransactionInformation, t.TransactionReference].filter((x) => x !== undefined && x !== '').join(' ') || short,
+    });
+  }
+  return out;
+}

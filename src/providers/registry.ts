@@ -1,0 +1,27 @@
+/**
+ * The provider adapters, one per adapter kind of the catalog (CatalogEntry.adapter). See README.md
+ * in this directory for adding a provider.
+ */
+import type { AdapterKind } from './catalog.ts';
+import { createLegacyAdapter } from './legacy/adapter.ts';
+import { createOpenBankingAdapter } from './openbanking/adapter.ts';
+import type { ProviderAdapter } from './provider.ts';
+import { createValuationAdapter } from './valuation/adapter.ts';
+
+/** Each HTTP call to a provider may take this long (user_slow's calls take 2 s). */
+export const DEFAULT_PROVIDER_TIMEOUT_MS = 10_000;
+
+export interface ProviderAdapterOptions {
+  /** Mooring's client secret at the sandbox banks (client id `mooring`). */
+  sandboxClientSecret: string;
+  timeoutMs?: number;
+}
+
+export function createProviderAdapters(opts: ProviderAdapterOptions): Record<AdapterKind, ProviderAdapter> {
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_PROVIDER_TIMEOUT_MS;
+  return {
+    openbanking: createOpenBankingAdapter({ clientSecret: opts.sandboxClientSecret, timeoutMs }),
+    legacy: createLegacyAdapter({ timeoutMs }),
+    valuation: createValuationAdapter({ clientSecret: opts.sandboxClientSecret, timeoutMs }),
+  };
+}

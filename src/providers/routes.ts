@@ -1,0 +1,104 @@
+/** The provider catalog lists (no authentication; bare arrays, as the official client expects). */
+import { Type, type Static } from 'typebox';
+import type { Clock } from '../clock.ts';
+import type { Db } from '../db/db.ts';
+import { ErrorBody, literals } from '../http/schemas.ts';
+import type { App } from '../http/types.ts';
+import { escapeHtml } from '../web/html.ts';
+import { AVAILABILITY, PROVIDER_TYPES, type Catalog, type CatalogEntry } from './catalog.ts';
+import { availability, HEALTH_WINDOW_MS } from './health.ts';
+
+export const WellKnownConnection = Type.Object(
+  {
+    id: Type.String(),
+    name: Type.String(),
+    type: literals(PROVIDER_TYPES),
+    country: Type.String(),
+    bankRef: Type.String(),
+    parentRef: Type.String(),
+    isBeta: Type.Boolean(),
+    accountTypes: Type.Array(Type.Object({ name: Type.String(), beta: Type.Boolean() })),
+    iconUrl: Type.String(),
+    userTypes: Type.Array(Type.String()),
+    payments: Type.Array(Type.String()),
+    status: Type.Object({ sync: literals(AVAILABILITY), auth: literals(AVAILABILITY) }),
+  },
+  { $id: 'WellKnownConnection' },
+);
+type WellKnownConnectionJson = Static<typeof WellKnownConnection>;
+
+const LISTS: Record<string, (e: CatalogEntry) => boolean> = {
+  'all-connections': () => true,
+  'api-connections': (e) => e.type === 'api',
+  'legacy-connections': (e) => e.type === 'legacy',
+  'test-connections': (e) => e.type === 'test',
+  'beta-connections': (e) => e.isBeta,
+  'payments-connections': (e) => e.payments.length > 0,
+};
+
+interface HealthRow {
+  provider_id: string;
+  retired_at: Date | null;
+  outage_until: Date | null;
+  sync_attempts: string;
+  sync_successes: string;
+}
+
+export function catalogRoutes(app: App, deps: { db: Db; catalog: Catalog; clock: Clock; publicUrl: string }): void {
+  async function listEntries(filter: (e: CatalogEntry) => boolean): Promise<WellKnownConnectionJson[]> {
+    const now = deps.clock.now();
+    const health = await deps.db.query<HealthRow>(
+      `select p.provider_id, po.retired_at, po.outage_until,
+              count(s.id) as sync_attempts, count(s.id) filter (where s.fetch_status = 'success') as sync_successes
+         from (select unnest($1::text[]) as provider_id) p
+         left join provider_overrides po on po.provider_id = p.provider_id
+         left join syncs s on s.provider_id = p.provider_id and s.state = 'done' and s.finished_at > $2
+        group by p.provider_id, po.retired_at, po.outage_until`,
+      [deps.catalog.all().map((e) => e.id), new Date(now.getTime() - HEALTH_WINDOW_MS)],
+    );
+    const byId = new Map(health.rows.map((h) => [h.provider_id, h]));
+    return deps.catalog.all().filter(filter).map((e) => {
+      const h = byId.get(e.id);
+      const facts = { retired: h?.retired_at != null, outageUntil: h?.outage_until ?? null };
+      return {
+        id: e.id,
+        name: e.name,
+        type: e.type,
+        country: 'GB',
+        bankRef: e.bankRef,
+        parentRef: e.bankRef,
+        isBeta: e.isBeta,
+        accountTypes: e.accountTypes,
+        iconUrl: `${deps.publicUrl}/bank-icons/${e.bankRef}`,
+        userTypes: e.userTypes,
+        payments: e.payments,
+        status: {
+          sync: availability({ ...facts, attempts: Number(h?.sync_attempts ?? 0), successes: Number(h?.sync_successes ?? 0) }, now),
+          auth: availability({ ...facts, attempts: 0, successes: 0 }, now),
+        },
+      };
+    });
+  }
+
+  for (const [name, filter] of Object.entries(LISTS)) {
+    app.get(`/oidc/.well-known/${name}`, {
+      schema: {
+        tags: ['catalog'],
+        summary: `Provider catalog: ${name.replace('-', ' ')}`,
+        querystring: Type.Object({ clientId: Type.Optional(Type.String()) }),
+        response: { 200: Type.Array(WellKnownConnection) },
+      },
+    }, async () => listEntries(filter));
+  }
+
+  app.get('/bank-icons/:bankRef', {
+    schema: { tags: ['catalog'], summary: "A provider's icon (SVG)", params: Type.Object({ bankRef: Type.String() }), response: { 200: Type.String(), 404: ErrorBody } },
+  }, async (req, reply) => {
+    const entry = deps.catalog.all().find((e) => e.bankRef === req.params.bankRef);
+    if (entry === undefined) return reply.code(404).type('application/json').send({ code: 'not_found', message: 'No icon for that provider' });
+    const initials = entry.name.split(/\s+/).map((w) => w[0] ?? '').join('').slice(0, 2).toUpperCase();
+    return reply.type('image/svg+xml').send(
+      `<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64" viewBox="0 0 64 64"><rect width="64" height="64" rx="12" fill="#0b6e99"/><text x="32" y="40" font-family="sans-serif" font-size="24" fill="#fff" text-anchor="middle">${escapeHtml(initials)}</text></svg>`,
+    );
+  });
+}

@@ -1,0 +1,61 @@
+/**
+ * How a sandbox bank behaves for each sandbox username (SPEC section 7), and the decision each
+ * sync gets. A "sync" is counted on the bank side by the call that lists a customer's accounts
+ * (Open Banking `GET /aisp/accounts`, legacy `GET /portfolio`, valuation `GET …/valuation`);
+ * the other calls of that sync (balances, transactions) share its number.
+ */
+export const SANDBOX_USERNAMES = [
+  'user_ok',
+  'user_partial',
+  'user_flaky',
+  'user_mfa',
+  'user_revoked',
+  'user_stale',
+  'user_slow',
+] as const;
+export type SandboxUsername = (typeof SANDBOX_USERNAMES)[number];
+
+export const isSandboxUsername = (s: string): s is SandboxUsername => (SANDBOX_USERNAMES as readonly string[]).includes(s);
+
+/** An unknown username behaves like `user_ok`. */
+export const behaviourFor = (username: string): SandboxUsername => {
+  const u = username.trim().toLowerCase();
+  return isSandboxUsername(u) ? u : 'user_ok';
+};
+
+/** How long `user_slow` makes every provider call take. */
+export const SLOW_CALL_DELAY_MS = 2_000;
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Waits as long as the behaviour makes a provider call take. */
+export async function behaviourDelay(behaviour: string | null): Promise<void> {
+  if (behaviour === 'user_slow') await sleep(SLOW_CALL_DELAY_MS);
+}
+
+export const SYNC_OUTCOMES = ['ok', 'partial', 'provider_error', 'mfa_required', 'revoked'] as const;
+export type SyncOutcome = (typeof SYNC_OUTCOMES)[number];
+
+/**
+ * What the bank does with sync number `syncNumber` (1 for the first accounts-list call of a consent)
+ * of a customer with this behaviour. `attended`: the request carried the customer-present signal.
+ */
+export function syncOutcome(behaviour: string | null, syncNumber: number, attended: boolean): SyncOutcome {
+  switch (behaviour) {
+    case 'user_partial':
+      return 'partial';
+    case 'user_flaky':
+      // The first sync (the one a connect journey runs) succeeds; every second one fails.
+      return syncNumber % 2 === 0 ? 'provider_error' : 'ok';
+    case 'user_mfa':
+      return attended ? 'ok' : 'mfa_required';
+    case 'user_revoked':
+      return syncNumber >= 2 ? 'revoked' : 'ok';
+    default:
+      return 'ok';
+  }
+}
+
+/** The bank's as-of time for the data it serves now: `user_stale` stays at the day of connection. */
+export const dataAsOf = (behaviour: string | null, authorisedAt: Date, now: Date): Date =>
+  behaviour === 'user_stale' ? authorisedAt : now;

@@ -1,0 +1,135 @@
+/**
+ * What every sandbox bank shares: finding the catalog entry a request is for, refusing every call
+ * while the provider is retired or in a declared outage, bank-side errors, and client credentials.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Clock } from '../../clock.ts';
+import type { Db } from '../../db/db.ts';
+import type { AdapterKind, Catalog, CatalogEntry } from '../../providers/catalog.ts';
+import { providerOverride } from './store.ts';
+
+export interface SandboxBankDeps {
+  db: Db;
+  /** The domain clock: business times (as-of, transactions, consent expiry) follow it. */
+  clock: Clock;
+  /** Read on every request, so a catalog built after the server listens works too. */
+  catalog: Catalog;
+  /** The secret Mooring's adapters authenticate with (client id `mooring`). */
+  sandboxClientSecret: string;
+}
+
+export const SANDBOX_CLIENT_ID = 'mooring';
+
+/** An answer the bank gives on purpose; each bank kind renders it in its own error shape. */
+export class BankError extends Error {
+  readonly status: number;
+  readonly code: string;
+  readonly headers: Record<string, string>;
+  constructor(status: number, code: string, message: string, headers: Record<string, string> = {}) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.headers = headers;
+  }
+}
+
+const resolved = new WeakMap<FastifyRequest, CatalogEntry>();
+
+/**
+ * An onRequest hook: resolves `:slug` to the catalog entry of this bank kind, then refuses everything
+ * with 410 when the provider is retired and 503 while the domain clock is inside a declared outage.
+ */
+export function providerGate(deps: SandboxBankDeps, kind: AdapterKind) {
+  return async (req: FastifyRequest): Promise<void> => {
+    const slug = (req.params as { slug?: unknown }).slug;
+    const provider = deps.catalog.all().find((e) => e.adapter === kind && e.bankRef === slug);
+    if (provider === undefined) throw new BankError(404, 'not_found', 'No such provider');
+    const override = await providerOverride(deps.db, provider.id);
+    if (override.retiredAt !== null) throw new BankError(410, 'provider_retired', `${provider.name} no longer offers this service`);
+    const now = deps.clock.now();
+    if (override.outageUntil !== null && override.outageUntil > now) {
+      const retryAfterSeconds = Math.ceil((override.outageUntil.getTime() - now.getTime()) / 1000);
+      throw new BankError(503, 'service_unavailable', `${provider.name} is temporarily unavailable`, { 'retry-after': String(retryAfterSeconds) });
+    }
+    resolved.set(req, provider);
+  };
+}
+
+/** The catalog entry providerGate resolved for this request. */
+export function providerOf(req: FastifyRequest): CatalogEntry {
+  const provider = resolved.get(req);
+  if (provider === undefined) throw new BankError(404, 'not_found', 'No such provider');
+  return provider;
+}
+
+export interface BankFailure {
+  status: number;
+  code: string;
+  message: string;
+  headers: Record<string, string>;
+}
+
+/** Turns whatever a handler threw into the bank's answer; bad input is a 400, never a 500. */
+export function toBankFailure(err: unknown): BankFailure {
+  if (err instanceof BankError) return { status: err.status, code: err.code, message: err.message, headers: err.headers };
+  const e = err as { validation?: unknown; statusCode?: unknown; message?: unknown };
+  if (e.validation !== undefined) return { status: 400, code: 'invalid_request', message: String(e.message), headers: {} };
+  if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
+    return { status: e.statusCode, code: 'invalid_request', message: String(e.message), headers: {} };
+  }
+  return { status: 500, code: 'internal_error', message: 'Something went wrong at the bank', headers: {} };
+}
+
+/** Installs an error handler that renders BankFailures in this bank kind's shape. */
+export function renderBankErrors(
+  app: FastifyInstance,
+  render: (f: BankFailure, req: FastifyRequest, reply: FastifyReply) => unknown,
+): void {
+  app.setErrorHandler((err, req, reply) => {
+    const f = toBankFailure(err);
+    if (f.status >= 500 && !(err instanceof BankError)) req.log.error({ err }, 'sandbox bank failure');
+    return reply.status(f.status).headers(f.headers).send(render(f, req, reply));
+  });
+}
+
+const sameSecret = (a: string, b: string): boolean => {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+};
+
+/** HTTP Basic client authentication (or client_secret_post fields) as client `mooring`. */
+export function clientAuthenticated(req: FastifyRequest, secret: string, body?: { client_id?: string; client_secret?: string }): boolean {
+  const header = req.headers.authorization;
+  if (header !== undefined && header.toLowerCase().startsWith('basic ')) {
+    const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    if (colon < 0) return false;
+    const id = decodeURIComponent(decoded.slice(0, colon));
+    const given = decodeURIComponent(decoded.slice(colon + 1));
+    return id === SANDBOX_CLIENT_ID && sameSecret(given, secret);
+  }
+  return body?.client_id === SANDBOX_CLIENT_ID && body.client_secret !== undefined && sameSecret(body.client_secret, secret);
+}
+
+export function bearerToken(req: FastifyRequest): string | null {
+  const header = req.headers.authorization;
+  if (header === undefined || !header.toLowerCase().startsWith('bearer ')) return null;
+  const token = header.slice(7).trim();
+  return token === '' ? null : token;
+}
+
+/** True when the request carries a non-empty customer-present header (e.g. x-fapi-customer-ip-address). */
+export function headerPresent(req: FastifyRequest, name: string): boolean {
+  const v = req.headers[name];
+  return typeof v === 'string' && v.trim() !== '';
+}
+
+/** Parses an ISO 8601 date-time query parameter; a bad one is the caller's 400. */
+export function parseDateParam(value: string | undefined, name: string, code = 'invalid_request'): Date | null {
+  if (value === undefined || value === '') return null;
+  const d = new Date(value);
+  if (Number.isNaN(d.getTime())) throw new BankError(400, code, `${name} must be an ISO 8601 date-time`);
+  return d;
+}

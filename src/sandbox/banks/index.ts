@@ -1,0 +1,30 @@
+/**
+ * The sandbox banks (SPEC section 7): real HTTP counterparts that Mooring serves itself and talks to
+ * through its provider adapters exactly as it would to real providers.
+ *   /sandbox/ob/:slug/…         Open Banking AIS banks (openbanking.ts, openbanking-data.ts)
+ *   /sandbox/legacy/:slug/…     credential-based providers (legacy.ts)
+ *   /sandbox/valuation/:slug/…  property and vehicle valuations (valuation.ts)
+ * `:slug` is the catalog entry's bankRef; the catalog is read per request. Behaviours per sandbox
+ * username are in behaviours.ts, generated data in generator.ts, bank state in store.ts.
+ */
+import type { FastifyInstance } from 'fastify';
+import formbody from '@fastify/formbody';
+import type { SandboxBankDeps } from './http.ts';
+import { legacyRoutes } from './legacy.ts';
+import { openBankingRoutes } from './openbanking.ts';
+import { valuationRoutes } from './valuation.ts';
+
+export type { SandboxBankDeps } from './http.ts';
+export { SANDBOX_USERNAMES, isSandboxUsername, type SandboxUsername } from './behaviours.ts';
+export { setSandboxBehaviour } from './store.ts';
+export { SANDBOX_ONE_TIME_CODE } from './legacy.ts';
+
+export async function registerSandboxBanks(app: FastifyInstance, deps: SandboxBankDeps): Promise<void> {
+  await app.register(async (banks) => {
+    // The login page and the OAuth token endpoint post forms; the app may already parse them.
+    if (!banks.hasContentTypeParser('application/x-www-form-urlencoded')) await banks.register(formbody);
+    await banks.register(async (ob) => openBankingRoutes(ob, deps));
+    await banks.register(async (legacy) => legacyRoutes(legacy, deps));
+    await banks.register(async (valuation) => valuationRoutes(valuation, deps));
+  });
+}

@@ -1,0 +1,180 @@
+/**
+ * The Open Banking sandbox banks' data endpoints: accounts, balances, transactions. Each answer
+ * carries Meta.LastAvailableDateTime, the bank's as-of time for the data (domain clock). The
+ * accounts-list call counts one sync of the consent (behaviours.ts).
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Type from 'typebox';
+import type { CatalogEntry } from '../../providers/catalog.ts';
+import { behaviourDelay, dataAsOf, syncOutcome, type SyncOutcome } from './behaviours.ts';
+import {
+  accountKindOf, customerSeed, decimalAmount, sandboxAccounts, sandboxBalanceMinor, sandboxTransactions,
+  type SandboxAccount, type SandboxAccountKind,
+} from './generator.ts';
+import { BankError, bearerToken, headerPresent, parseDateParam, providerOf, type SandboxBankDeps } from './http.ts';
+import { countSync, findToken, getConsent, type ConsentRow } from './store.ts';
+
+/** The real UK Open Banking header a TPP sends when the customer is present. */
+export const CUSTOMER_PRESENT_HEADER = 'x-fapi-customer-ip-address';
+const TRANSACTIONS_PAGE_SIZE = 100;
+
+const OB_SUBTYPE: Record<SandboxAccountKind, string> = {
+  current: 'CurrentAccount',
+  savings: 'Savings',
+  card: 'CreditCard',
+  pension: 'Savings',
+  investment: 'Savings',
+};
+
+const Slug = Type.Object({ slug: Type.String() });
+const SlugAndAccount = Type.Object({ slug: Type.String(), accountId: Type.String() });
+const TransactionsQuery = Type.Object({
+  fromBookingDateTime: Type.Optional(Type.String()),
+  toBookingDateTime: Type.Optional(Type.String()),
+  page: Type.Optional(Type.Integer({ minimum: 1 })),
+});
+
+interface ConsentContext {
+  provider: CatalogEntry;
+  consent: ConsentRow;
+  seed: string;
+  accounts: [SandboxAccount, SandboxAccount];
+  authorisedAt: Date;
+  asOf: Date;
+}
+
+/** The consent behind the bearer token, checked for status, expiry and the permission this call needs. */
+async function consentContext(deps: SandboxBankDeps, req: FastifyRequest, anyOf: string[]): Promise<ConsentContext> {
+  const provider = providerOf(req);
+  const token = bearerToken(req);
+  const found = token === null ? null : await findToken(deps.db, token, 'access', provider.id);
+  const consent = found?.subjectId == null ? null : await getConsent(deps.db, found.subjectId, provider.id);
+  if (consent === null) {
+    throw new BankError(401, 'UK.OBIE.Unauthorised', 'The access token is not valid', { 'www-authenticate': 'Bearer error="invalid_token"' });
+  }
+  if (consent.status !== 'Authorised' || consent.authorisedAt === null || consent.username === null) {
+    throw new BankError(403, 'UK.OBIE.Resource.InvalidConsentStatus', `The consent is ${consent.status}`);
+  }
+  const now = deps.clock.now();
+  if (consent.expiresAt !== null && consent.expiresAt <= now) {
+    throw new BankError(403, 'UK.OBIE.Resource.InvalidConsentStatus', 'The consent has expired');
+  }
+  if (!anyOf.some((p) => consent.permissions.includes(p))) {
+    throw new BankError(403, 'UK.OBIE.Resource.ConsentMismatch', `The consent does not grant ${anyOf.join(' or ')}`);
+  }
+  await behaviourDelay(consent.behaviour);
+  const seed = customerSeed(provider.id, consent.username);
+  return {
+    provider,
+    consent,
+    seed,
+    accounts: sandboxAccounts(seed, provider.accountTypes.map((t) => accountKindOf(t.name))),
+    authorisedAt: consent.authorisedAt,
+    asOf: dataAsOf(consent.behaviour, consent.authorisedAt, now),
+  };
+}
+
+/** Refuses the call as the behaviour's outcome for this sync demands ('partial' is decided per account). */
+function enforce(outcome: SyncOutcome): void {
+  if (outcome === 'provider_error') throw new BankError(500, 'UK.OBIE.UnexpectedError', 'The bank could not answer; try again later');
+  if (outcome === 'mfa_required') {
+    throw new BankError(403, 'UK.OBIE.Reauthenticate', 'Strong customer authentication is required: the customer must be present');
+  }
+  if (outcome === 'revoked') throw new BankError(403, 'UK.OBIE.Resource.InvalidConsentStatus', 'The customer has revoked this consent');
+}
+
+function accountOf(ctx: ConsentContext, accountId: string): SandboxAccount {
+  const account = ctx.accounts.find((a) => a.id === accountId);
+  if (account === undefined) throw new BankError(404, 'UK.OBIE.Resource.NotFound', 'No such account');
+  return account;
+}
+
+const meta = (asOf: Date, totalPages = 1): unknown => ({ TotalPages: totalPages, LastAvailableDateTime: asOf.toISOString() });
+
+const money = (minor: number): { Amount: { Amount: string; Currency: string }; CreditDebitIndicator: 'Credit' | 'Debit' } => ({
+  Amount: { Amount: decimalAmount(Math.abs(minor)), Currency: 'GBP' },
+  CreditDebitIndicator: minor < 0 ? 'Debit' : 'Credit',
+});
+
+export async function openBankingDataRoutes(app: FastifyInstance, deps: SandboxBankDeps): Promise<void> {
+  const r = app.withTypeProvider<TypeBoxTypeProvider>();
+  const P = '/sandbox/ob/:slug/aisp/accounts';
+  const attended = (req: FastifyRequest): boolean => headerPresent(req, CUSTOMER_PRESENT_HEADER);
+
+  r.get(P, { schema: { params: Slug } }, async (req) => {
+    const ctx = await consentContext(deps, req, ['ReadAccountsBasic', 'ReadAccountsDetail']);
+    const syncNumber = await countSync(deps.db, 'sandbox_consents', ctx.consent.id);
+    enforce(syncOutcome(ctx.consent.behaviour, syncNumber, attended(req)));
+    const detail = ctx.consent.permissions.includes('ReadAccountsDetail');
+    return {
+      Data: {
+        Account: ctx.accounts.map((a) => ({
+          AccountId: a.id,
+          Status: 'Enabled',
+          Currency: 'GBP',
+          AccountType: 'Personal',
+          AccountSubType: OB_SUBTYPE[a.kind],
+          Nickname: a.name,
+          ...(detail
+            ? { Account: [{ SchemeName: 'UK.OBIE.SortCodeAccountNumber', Identification: `${a.sortCode}${a.accountNumber}`, Name: a.name }] }
+            : {}),
+        })),
+      },
+      Links: { Self: `${ctx.provider.baseUrl}/aisp/accounts` },
+      Meta: meta(ctx.asOf),
+    };
+  });
+
+  r.get(`${P}/:accountId/balances`, { schema: { params: SlugAndAccount } }, async (req) => {
+    const ctx = await consentContext(deps, req, ['ReadBalances']);
+    enforce(syncOutcome(ctx.consent.behaviour, Math.max(ctx.consent.fetchCount, 1), attended(req)));
+    const account = accountOf(ctx, req.params.accountId);
+    const balance = sandboxBalanceMinor(ctx.seed, ctx.accounts, account, ctx.asOf);
+    const entry = (type: string): unknown => ({ AccountId: account.id, ...money(balance), Type: type, DateTime: ctx.asOf.toISOString() });
+    return {
+      Data: { Balance: [entry('InterimAvailable'), entry('InterimBooked')] },
+      Links: { Self: `${ctx.provider.baseUrl}/aisp/accounts/${account.id}/balances` },
+      Meta: meta(ctx.asOf),
+    };
+  });
+
+  r.get(`${P}/:accountId/transactions`, { schema: { params: SlugAndAccount, querystring: TransactionsQuery } }, async (req) => {
+    const ctx = await consentContext(deps, req, ['ReadTransactionsBasic', 'ReadTransactionsDetail']);
+    const outcome = syncOutcome(ctx.consent.behaviour, Math.max(ctx.consent.fetchCount, 1), attended(req));
+    enforce(outcome);
+    const account = accountOf(ctx, req.params.accountId);
+    // user_partial: the second account's transactions cannot be served.
+    if (outcome === 'partial' && account.id === ctx.accounts[1].id) {
+      throw new BankError(500, 'UK.OBIE.UnexpectedError', 'Transactions for this account are temporarily unavailable');
+    }
+    const from = parseDateParam(req.query.fromBookingDateTime, 'fromBookingDateTime', 'UK.OBIE.Field.InvalidDate');
+    const to = parseDateParam(req.query.toBookingDateTime, 'toBookingDateTime', 'UK.OBIE.Field.InvalidDate');
+    const all = sandboxTransactions(ctx.seed, ctx.accounts, { authorisedAt: ctx.authorisedAt, asOf: ctx.asOf, from, to }, account.id).reverse();
+    const page = req.query.page ?? 1;
+    const totalPages = Math.max(1, Math.ceil(all.length / TRANSACTIONS_PAGE_SIZE));
+    const detail = ctx.consent.permissions.includes('ReadTransactionsDetail');
+    const link = (p: number): string => {
+      const u = new URL(`${ctx.provider.baseUrl}/aisp/accounts/${account.id}/transactions`);
+      if (from !== null) u.searchParams.set('fromBookingDateTime', from.toISOString());
+      if (to !== null) u.searchParams.set('toBookingDateTime', to.toISOString());
+      if (p > 1) u.searchParams.set('page', String(p));
+      return u.toString();
+    };
+    return {
+      Data: {
+        Transaction: all.slice((page - 1) * TRANSACTIONS_PAGE_SIZE, page * TRANSACTIONS_PAGE_SIZE).map((t) => ({
+          AccountId: account.id,
+          TransactionId: t.id,
+          ...money(t.amountMinor),
+          Status: 'Booked',
+          BookingDateTime: t.bookedAt.toISOString(),
+          ValueDateTime: t.bookedAt.toISOString(),
+          ...(detail ? { TransactionInformation: t.description } : {}),
+        })),
+      },
+      Links: { Self: link(page), ...(page < totalPages ? { Next: link(page + 1) } : {}) },
+      Meta: meta(ctx.asOf, totalPages),
+    };
+  });
+}

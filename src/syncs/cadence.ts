@@ -1,0 +1,43 @@
+/**
+ * How often a connection may be synced without the user present (SPEC section 5), as pure rules.
+ * api/test: 4 unattended syncs per rolling 24 hours (the UK Open Banking limit); legacy: nightly;
+ * valuation: monthly.
+ */
+import { isValuationType, type ProviderType } from '../providers/catalog.ts';
+
+const HOUR_MS = 3_600_000;
+const DAY_MS = 24 * HOUR_MS;
+
+export interface Cadence {
+  /** Unattended syncs allowed per window. */
+  maxUnattended: number;
+  windowMs: number;
+}
+
+export const UNATTENDED_SYNCS_PER_DAY_OPEN_BANKING = 4;
+export const VALUATION_WINDOW_DAYS = 30;
+/** The longest budget window of any provider type: how far back budget queries must look. */
+export const LONGEST_WINDOW_MS = VALUATION_WINDOW_DAYS * DAY_MS;
+
+export function cadenceFor(type: ProviderType): Cadence {
+  if (type === 'legacy') return { maxUnattended: 1, windowMs: DAY_MS };
+  if (isValuationType(type)) return { maxUnattended: 1, windowMs: VALUATION_WINDOW_DAYS * DAY_MS };
+  return { maxUnattended: UNATTENDED_SYNCS_PER_DAY_OPEN_BANKING, windowMs: DAY_MS };
+}
+
+export interface SyncBudget {
+  remaining: number;
+  /** When the next unattended sync becomes available again, or null when none is used. */
+  resetsAt: string | null;
+}
+
+/** The unattended budget left, given the start times of the connection's recent unattended syncs. */
+export function syncBudget(type: ProviderType, unattendedSyncTimes: readonly Date[], now: Date): SyncBudget {
+  const { maxUnattended, windowMs } = cadenceFor(type);
+  const inWindow = unattendedSyncTimes.filter((t) => t.getTime() > now.getTime() - windowMs && t.getTime() <= now.getTime()).sort((a, b) => a.getTime() - b.getTime());
+  const oldest = inWindow[0];
+  return {
+    remaining: Math.max(0, maxUnattended - inWindow.length),
+    resetsAt: oldest === undefined ? null : new Date(oldest.getTime() + windowMs).toISOString(),
+  };
+}

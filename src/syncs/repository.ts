@@ -1,0 +1,141 @@
+/** SQL for sync records and for storing what a sync brought in (accounts, transactions). */
+import { randomUUID } from 'node:crypto';
+import type { Queryable } from '../db/db.ts';
+import type { FetchStatus } from '../connections/status.ts';
+import type { JsonObject, ProviderAccount, ProviderTransaction } from '../providers/provider.ts';
+import type { SyncAction, SyncMethod, SyncState } from './schemas.ts';
+
+export interface SyncRow {
+  id: string;
+  connection_id: string;
+  user_id: string;
+  provider_id: string;
+  action: SyncAction;
+  method: SyncMethod;
+  state: SyncState;
+  attended: boolean;
+  fetch_status: FetchStatus | null;
+  created_at: Date;
+  fetched_at: Date | null;
+  finished_at: Date | null;
+  counts: { accounts: number; transactionsAdded: number; transactionsUpdated: number };
+  error_detail: string | null;
+  accounts: { providerId: string; accountId: string }[];
+}
+
+export interface SyncCounts {
+  accounts: number;
+  transactionsAdded: number;
+  transactionsUpdated: number;
+}
+
+export function syncsRepository(db: Queryable) {
+  return {
+    async insertRunning(s: { id: string; connectionId: string; userId: string; providerId: string; action: SyncAction; attended: boolean; now: Date }): Promise<SyncRow> {
+      const r = await db.query<SyncRow>(
+        `insert into syncs (id, connection_id, user_id, provider_id, action, method, state, attended, created_at)
+         values ($1, $2, $3, $4, $5,
+                 case when exists (select 1 from syncs where connection_id = $2) then 'UPDATE' else 'ADD' end,
+                 'running', $6, $7)
+         returning *`,
+        [s.id, s.connectionId, s.userId, s.providerId, s.action, s.attended, s.now],
+      );
+      const row = r.rows[0];
+      if (row === undefined) throw new Error('sync insert returned nothing');
+      return row;
+    },
+
+    async finish(id: string, f: { fetchStatus: FetchStatus; fetchedAt: Date | null; finishedAt: Date; counts: SyncCounts; errorDetail: string | null; accounts: { providerId: string; accountId: string }[] }): Promise<void> {
+      await db.query(
+        `update syncs set state = 'done', fetch_status = $2, fetched_at = $3, finished_at = $4, counts = $5, error_detail = $6, accounts = $7
+         where id = $1`,
+        [id, f.fetchStatus, f.fetchedAt, f.finishedAt, JSON.stringify(f.counts), f.errorDetail, JSON.stringify(f.accounts)],
+      );
+    },
+
+    async listForConnection(connectionId: string, limit: number, offset: number): Promise<{ rows: SyncRow[]; total: number }> {
+      const [page, count] = await Promise.all([
+        db.query<SyncRow>('select * from syncs where connection_id = $1 order by created_at desc, id desc limit $2 offset $3', [connectionId, limit, offset]),
+        db.query<{ n: string }>('select count(*) as n from syncs where connection_id = $1', [connectionId]),
+      ]);
+      return { rows: page.rows, total: Number(count.rows[0]?.n ?? 0) };
+    },
+
+    async findForUser(userId: string, syncId: string): Promise<SyncRow | undefined> {
+      const r = await db.query<SyncRow>('select * from syncs where user_id = $1 and id::text = $2', [userId, syncId]);
+      return r.rows[0];
+    },
+
+    /** Upserts accounts; answers Mooring's account id for each provider account id. */
+    async upsertAccounts(connectionId: string, userId: string, accounts: ProviderAccount[], now: Date): Promise<Map<string, string>> {
+      const ids = new Map<string, string>();
+      if (accounts.length === 0) return ids;
+      const rows = accounts.map((a) => ({
+        id: randomUUID(),
+        provider_account_id: a.providerAccountId,
+        account_name: a.accountName,
+        type: a.type,
+        account_type: a.accountType,
+        currency: a.currency,
+        balance_minor: a.balanceMinor,
+        balance_date: a.balanceDate.toISOString(),
+        provider_reference: a.providerReference ?? null,
+        account_reference: a.accountReference ?? null,
+        details: a.details ?? {},
+      }));
+      const r = await db.query<{ id: string; provider_account_id: string }>(
+        `insert into accounts (id, connection_id, user_id, provider_account_id, account_name, type, account_type, currency,
+            balance_minor, balance_date, provider_reference, account_reference, details, created_at, updated_at)
+         select x.id, $2, $3, x.provider_account_id, x.account_name, x.type, x.account_type, x.currency,
+            x.balance_minor, x.balance_date, x.provider_reference, x.account_reference, x.details, $4, $4
+         from jsonb_to_recordset($1::jsonb) as x(id uuid, provider_account_id text, account_name text, type text, account_type text,
+            currency text, balance_minor bigint, balance_date timestamptz, provider_reference text, account_reference text, details jsonb)
+         on conflict (connection_id, provider_account_id) do update set
+            account_name = excluded.account_name, type = excluded.type, account_type = excluded.account_type,
+            currency = excluded.currency, balance_minor = excluded.balance_minor, balance_date = excluded.balance_date,
+            provider_reference = excluded.provider_reference, account_reference = excluded.account_reference,
+            details = excluded.details, updated_at = excluded.updated_at
+         returning id::text as id, provider_account_id`,
+        [JSON.stringify(rows), connectionId, userId, now],
+      );
+      for (const row of r.rows) ids.set(row.provider_account_id, row.id);
+      return ids;
+    },
+
+    /** Upserts transactions; a re-fetched transaction never duplicates, and only real changes count as updates. */
+    async upsertTransactions(userId: string, accountIds: Map<string, string>, txs: ProviderTransaction[], now: Date): Promise<{ added: number; updated: number }> {
+      const rows = txs
+        .filter((t) => accountIds.has(t.providerAccountId))
+        .map((t) => ({
+          id: randomUUID(),
+          account_id: accountIds.get(t.providerAccountId),
+          provider_transaction_id: t.providerTransactionId,
+          amount_minor: t.amountMinor,
+          currency: t.currency,
+          date: t.date.toISOString(),
+          status: t.status,
+          short_description: t.shortDescription,
+          long_description: t.longDescription,
+        }));
+      if (rows.length === 0) return { added: 0, updated: 0 };
+      const r = await db.query<{ inserted: boolean }>(
+        `insert into transactions (id, account_id, user_id, provider_transaction_id, amount_minor, currency, date, status,
+            short_description, long_description, created_at, updated_at)
+         select x.id, x.account_id, $2, x.provider_transaction_id, x.amount_minor, x.currency, x.date, x.status,
+            x.short_description, x.long_description, $3, $3
+         from jsonb_to_recordset($1::jsonb) as x(id uuid, account_id uuid, provider_transaction_id text, amount_minor bigint,
+            currency text, date timestamptz, status text, short_description text, long_description text)
+         on conflict (account_id, provider_transaction_id) do update set
+            amount_minor = excluded.amount_minor, currency = excluded.currency, date = excluded.date, status = excluded.status,
+            short_description = excluded.short_description, long_description = excluded.long_description, updated_at = excluded.updated_at
+         where (transactions.amount_minor, transactions.currency, transactions.date, transactions.status, transactions.short_description, transactions.long_description)
+            is distinct from (excluded.amount_minor, excluded.currency, excluded.date, excluded.status, excluded.short_description, excluded.long_description)
+         returning (xmax = 0) as inserted`,
+        [JSON.stringify(rows), userId, now],
+      );
+      const added = r.rows.filter((x) => x.inserted).length;
+      return { added, updated: r.rows.length - added };
+    },
+  };
+}
+export type SyncsRepository = ReturnType<typeof syncsRepository>;

@@ -1,0 +1,29 @@
+/** Sync history and client-requested syncs. */
+import { notFound } from '../errors.ts';
+import type { Page } from '../http/schemas.ts';
+import type { SyncsRepository } from './repository.ts';
+import { toSyncJson, type RunSync } from './runner.ts';
+import type { SyncJson } from './schemas.ts';
+
+export function syncsService(deps: { syncs: SyncsRepository; runSync: RunSync }) {
+  return {
+    async listForConnection(connectionId: string, page: Page): Promise<{ syncs: SyncJson[]; total: number }> {
+      const { rows, total } = await deps.syncs.listForConnection(connectionId, page.limit, page.offset);
+      return { syncs: rows.map(toSyncJson), total };
+    },
+
+    async get(userId: string, syncId: string): Promise<SyncJson> {
+      const row = await deps.syncs.findForUser(userId, syncId);
+      if (row === undefined) throw notFound('Sync');
+      return toSyncJson(row);
+    },
+
+    /** A sync the client asked for; answers Moneyhub's `{ status }` once it has run (or could not). */
+    async requestSync(connectionId: string, attended: boolean): Promise<{ status: 'ok' | 'error'; syncId: string | null }> {
+      const outcome = await deps.runSync({ connectionId, action: 'client-update', attended });
+      if (outcome.kind === 'skipped') return { status: 'error', syncId: null };
+      return { status: outcome.sync.fetch_status === 'success' ? 'ok' : 'error', syncId: outcome.sync.id };
+    },
+  };
+}
+export type SyncsService = ReturnType<typeof syncsService>;

@@ -1,0 +1,59 @@
+/** Starts a real Mooring server on a free loopback port over a fresh test database. */
+import net from 'node:net';
+import { loadConfig, type Config } from '../../src/config.ts';
+import { createLogger } from '../../src/logger.ts';
+import { createServer, type Server } from '../../src/server.ts';
+import { createTestDb, type TestDb } from './db.ts';
+
+export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export interface TestServer {
+  baseUrl: string;
+  server: Server;
+  testDb: TestDb;
+  config: Config;
+  stop(): Promise<void>;
+}
+
+export async function startTestServer(overrides: Partial<Config> = {}): Promise<TestServer> {
+  const testDb = await createTestDb();
+  const port = await freePort();
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const config = loadConfig({}, { port, host: '127.0.0.1', publicUrl: baseUrl, adminToken: ADMIN_TOKEN, dataDir: '/nonexistent', ...overrides });
+  const server = await createServer({ config, logger: createLogger(process.env.TEST_LOG_LEVEL === undefined ? 'silent' : config.logLevel), adminToken: ADMIN_TOKEN, db: testDb.db });
+  await server.app.listen({ port, host: '127.0.0.1' });
+  return {
+    baseUrl,
+    server,
+    testDb,
+    config,
+    async stop() {
+      await server.close();
+      await testDb.drop();
+    },
+  };
+}
+
+/** Registers an API client over RFC 7591 with the admin token. */
+export async function registerClient(baseUrl: string, body: Record<string, unknown>): Promise<Record<string, unknown> & { client_id: string; client_secret?: string }> {
+  const res = await fetch(`${baseUrl}/oidc/reg`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const json = (await res.json()) as Record<string, unknown> & { client_id: string; client_secret?: string };
+  if (res.status !== 201) throw new Error(`registration failed: ${res.status} ${JSON.stringify(json)}`);
+  return json;
+}

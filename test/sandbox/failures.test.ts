@@ -1,0 +1,137 @@
+/**
+ * How the adapters translate what a misbehaving provider does into ProviderError kinds. A throwaway
+ * HTTP server plays the provider; the sandbox banks play user_slow.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CatalogEntry } from '../../src/providers/catalog.ts';
+import { createProviderAdapters } from '../../src/providers/registry.ts';
+import { setSandboxBehaviour } from '../../src/sandbox/banks/index.ts';
+import { connectOb, errorKind, fetchData, startSandbox, type Harness } from './harness.ts';
+
+type Responder = (req: http.IncomingMessage, res: http.ServerResponse) => void;
+
+let respond: Responder = (_req, res) => res.end();
+const fake = http.createServer((req, res) => respond(req, res));
+let fakeUrl = '';
+let h: Harness;
+const TIMEOUT_MS = 300;
+const adapters = createProviderAdapters({ sandboxClientSecret: 'x', timeoutMs: TIMEOUT_MS });
+
+beforeAll(async () => {
+  await new Promise<void>((resolve) => fake.listen(0, '127.0.0.1', resolve));
+  fakeUrl = `http://127.0.0.1:${(fake.address() as AddressInfo).port}`;
+  h = await startSandbox();
+});
+afterAll(async () => {
+  fake.closeAllConnections();
+  await new Promise((resolve) => fake.close(resolve));
+  await h.close();
+});
+
+const json = (status: number, body: unknown): Responder => (_req, res) => {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(body));
+};
+const fakeProvider = (name: string): CatalogEntry => ({ ...h.provider(name), baseUrl: fakeUrl });
+const obGrant = { consentId: 'c1', accessToken: 'a', accessTokenExpiresAt: new Date(Date.now() + 3_600_000).toISOString(), refreshToken: 'r' };
+const fetchOb = () => adapters.openbanking.fetch({ provider: fakeProvider('Modelo Open Banking Mock'), grant: obGrant, attended: false, since: null, now: new Date() });
+
+const account = { AccountId: 'A1', Currency: 'GBP', AccountSubType: 'CurrentAccount', Nickname: 'Main' };
+/** A bank whose accounts list works; `rest` answers everything else. */
+const bankWith = (rest: Responder): Responder => (req, res) =>
+  req.url === '/aisp/accounts' ? json(200, { Data: { Account: [account] }, Meta: { LastAvailableDateTime: new Date().toISOString() } })(req, res) : rest(req, res);
+
+describe('provider failures become ProviderError kinds', () => {
+  it('garbage instead of JSON is bad_response', async () => {
+    respond = (_req, res) => res.end('<html>we are having a moment</html>');
+    expect(await errorKind(fetchOb())).toBe('bad_response');
+  });
+
+  it('JSON of the wrong shape is bad_response', async () => {
+    respond = json(200, { Data: { Account: [{ Currency: 'GBP' }] } });
+    expect(await errorKind(fetchOb())).toBe('bad_response');
+    respond = json(200, { Data: { Account: [account, account] } });
+    expect(await errorKind(fetchOb())).toBe('bad_response');
+  });
+
+  it('a provider that does not answer in time is timeout', async () => {
+    respond = (_req, res) => setTimeout(() => json(200, { Data: {} })(_req, res), TIMEOUT_MS * 3);
+    const started = Date.now();
+    expect(await errorKind(fetchOb())).toBe('timeout');
+    expect(Date.now() - started).toBeLessThan(TIMEOUT_MS * 3);
+  });
+
+  it('5xx is unavailable, 429 is rate_limited, 401/403 are credentials, SCA-required is mfa_required', async () => {
+    respond = json(503, { Code: '503' });
+    expect(await errorKind(fetchOb())).toBe('unavailable');
+    respond = json(500, {});
+    expect(await errorKind(fetchOb())).toBe('unavailable');
+    respond = json(429, {});
+    expect(await errorKind(fetchOb())).toBe('rate_limited');
+    respond = json(403, { Errors: [{ ErrorCode: 'UK.OBIE.Resource.InvalidConsentStatus' }] });
+    expect(await errorKind(fetchOb())).toBe('credentials');
+    respond = json(403, { Errors: [{ ErrorCode: 'UK.OBIE.Reauthenticate' }] });
+    expect(await errorKind(fetchOb())).toBe('mfa_required');
+    respond = (req, res) => (req.url === '/token' ? json(400, { error: 'invalid_grant' }) : json(401, {}))(req, res);
+    expect(await errorKind(fetchOb())).toBe('credentials');
+  });
+
+  it('a provider that cannot be reached is unavailable', async () => {
+    const closed = http.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((resolve) => closed.close(resolve));
+    const provider = { ...h.provider('Modelo Open Banking Mock'), baseUrl: `http://127.0.0.1:${port}` };
+    expect(await errorKind(adapters.openbanking.fetch({ provider, grant: obGrant, attended: false, since: null, now: new Date() }))).toBe('unavailable');
+  });
+
+  it('an account whose transactions fail makes the sync partial, not failed; a bad amount or a foreign next link too', async () => {
+    respond = bankWith((req, res) =>
+      req.url?.includes('/balances')
+        ? json(200, { Data: { Balance: [{ AccountId: 'A1', Amount: { Amount: '10.50', Currency: 'GBP' }, CreditDebitIndicator: 'Debit', Type: 'InterimBooked', DateTime: new Date().toISOString() }] } })(req, res)
+        : json(502, {})(req, res),
+    );
+    const r = await fetchOb();
+    expect(r.partial).toBe(true);
+    expect(r.accounts).toEqual([expect.objectContaining({ providerAccountId: 'A1', balanceMinor: -1050, type: 'cash:current' })]);
+    respond = bankWith((req, res) =>
+      req.url?.includes('/balances')
+        ? json(200, { Data: { Balance: [{ AccountId: 'A1', Amount: { Amount: '10,50', Currency: 'GBP' }, CreditDebitIndicator: 'Credit', Type: 'InterimBooked', DateTime: new Date().toISOString() }] } })(req, res)
+        : json(200, { Data: { Transaction: [] }, Links: { Next: 'http://evil.example/steal' } })(req, res),
+    );
+    const odd = await fetchOb();
+    expect(odd.partial).toBe(true);
+    expect(odd.accounts).toEqual([]);
+  });
+
+  it('legacy and valuation providers translate the same way', async () => {
+    respond = (_req, res) => res.end('not json');
+    const aviva = fakeProvider('Aviva');
+    const legacyGrant = { credentialId: 'c', credentialToken: 't' };
+    expect(await errorKind(adapters.legacy.fetch({ provider: aviva, grant: legacyGrant, attended: false, since: null, now: new Date() }))).toBe('bad_response');
+    respond = json(401, { error: 'otp_required' });
+    expect(await errorKind(adapters.legacy.fetch({ provider: aviva, grant: legacyGrant, attended: false, since: null, now: new Date() }))).toBe('mfa_required');
+    respond = json(200, { value: '-5.00', currency: 'GBP', valuationDate: new Date().toISOString() });
+    const zoopla = fakeProvider('Zoopla');
+    expect(await errorKind(adapters.valuation.fetch({ provider: zoopla, grant: { assetId: 'a', description: 'd' }, attended: false, since: null, now: new Date() }))).toBe('bad_response');
+    respond = (_req, res) => setTimeout(() => res.end('{}'), TIMEOUT_MS * 3);
+    expect(await errorKind(adapters.valuation.fetch({ provider: zoopla, grant: { assetId: 'a', description: 'd' }, attended: false, since: null, now: new Date() }))).toBe('timeout');
+  });
+});
+
+describe('user_slow', () => {
+  it('makes every bank call take 2 s: a sync still succeeds, and a tight time limit turns it into timeout', async () => {
+    const modelo = h.provider('Modelo Open Banking Mock');
+    const { done } = await connectOb(h, modelo, 'user_ok');
+    await setSandboxBehaviour(h.db, done.ref, 'user_slow');
+    const started = Date.now();
+    const slow = await fetchData(h, 'openbanking', modelo, done.grant);
+    // The accounts list, then each account's balances and transactions in parallel: two rounds of 2 s.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(4_000);
+    expect(slow.transactions).toHaveLength(30);
+    const impatient = createProviderAdapters({ sandboxClientSecret: 'sandbox-test-secret', timeoutMs: 1_000 });
+    expect(await errorKind(impatient.openbanking.fetch({ provider: modelo, grant: slow.grant, attended: false, since: null, now: h.clock.now() }))).toBe('timeout');
+  });
+});
