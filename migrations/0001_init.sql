@@ -138,6 +138,8 @@ create table journeys (
   client_id text not null,
   user_id text,
   kind text not null,
+  -- The scope the client asked for; the grant given at the end covers it.
+  scope text not null,
   provider_id text,
   connection_id text,
   consent_expires_at timestamptz,

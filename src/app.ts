@@ -18,6 +18,7 @@ import type { App } from './http/types.ts';
 import { registerBearerAuth } from './oauth/bearer.ts';
 import type { ServerKeys } from './oauth/keys.ts';
 import { mountOidc } from './oauth/mount.ts';
+import { BANK_SCOPE_PREFIX } from './oauth/scopes.ts';
 import { createOidcProvider, OIDC_PREFIX } from './oauth/provider.ts';
 import type { Catalog, AdapterKind } from './providers/catalog.ts';
 import type { ProviderAdapter } from './providers/provider.ts';
@@ -93,6 +94,7 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
     issuer: `${config.publicUrl}${OIDC_PREFIX}`,
     keys: deps.keys,
     adminToken: deps.adminToken,
+    bankScopes: catalog.all().map((e) => `${BANK_SCOPE_PREFIX}${e.id}`),
     async journeyOutcome(grantId) {
       const r = await db.query<{ connection_id: string; sync_id: string | null }>('select connection_id, sync_id from grant_connections where grant_id = $1', [grantId]);
       const row = r.rows[0];

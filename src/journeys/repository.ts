@@ -10,6 +10,7 @@ export interface JourneyRow {
   client_id: string;
   user_id: string | null;
   kind: JourneyKind;
+  scope: string;
   provider_id: string | null;
   connection_id: string | null;
   consent_expires_at: Date | null;
@@ -23,10 +24,10 @@ export function journeysRepository(db: Queryable) {
   return {
     async upsert(j: Omit<JourneyRow, 'pending' | 'provider_state'> & { now: Date }): Promise<void> {
       await db.query(
-        `insert into journeys (uid, client_id, user_id, kind, provider_id, connection_id, consent_expires_at, enable_async, step, created_at, updated_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
+        `insert into journeys (uid, client_id, user_id, kind, scope, provider_id, connection_id, consent_expires_at, enable_async, step, created_at, updated_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)
          on conflict (uid) do nothing`,
-        [j.uid, j.client_id, j.user_id, j.kind, j.provider_id, j.connection_id, j.consent_expires_at, j.enable_async, j.step, j.now],
+        [j.uid, j.client_id, j.user_id, j.kind, j.scope, j.provider_id, j.connection_id, j.consent_expires_at, j.enable_async, j.step, j.now],
       );
     },
     async find(uid: string): Promise<JourneyRow | undefined> {

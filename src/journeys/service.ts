@@ -62,14 +62,17 @@ export function journeysService(deps: JourneysDeps) {
     return typeof name === 'string' && name !== '' ? name : clientId;
   }
 
-  /** The consent expiry a journey asks for: the requested one (at most 90 days), else the provider's default. */
-  function expiryFor(req: JourneyRequest, provider: CatalogEntry, now: Date): Date | null | 'invalid' {
-    if (provider.consentDays === null) return null;
-    if (req.requestedExpiry === null) return consentExpiry(now, provider.consentDays);
+  /** The consent expiry the journey asked for (at most the provider's consent length), null for the default. */
+  function requestedExpiry(req: JourneyRequest, provider: CatalogEntry, now: Date): Date | null | 'invalid' {
+    if (provider.consentDays === null || req.requestedExpiry === null) return null;
     const d = parseDateTime(req.requestedExpiry);
     if (d === null || d.getTime() <= now.getTime() || d.getTime() > now.getTime() + provider.consentDays * DAY_MS) return 'invalid';
     return d;
   }
+
+  /** Consent runs from the moment it is given: the requested expiry, or the provider's length from now. */
+  const expiryAt = (journey: JourneyRow, provider: CatalogEntry, now: Date): Date | null =>
+    provider.consentDays === null ? null : (journey.consent_expires_at ?? consentExpiry(now, provider.consentDays));
 
   /** Validates the request against stored data; answers the provider and the connection to repair, if any. */
   async function resolve(info: InteractionInfo, req: JourneyRequest): Promise<{ provider: CatalogEntry; connectionId: string | null } | JourneyResponse> {
@@ -115,11 +118,11 @@ export function journeysService(deps: JourneysDeps) {
     if (connectionId === null) {
       connectionId = `${provider.id}:${randomUUID()}`;
       await connections.insert({
-        id: connectionId, userId, providerId: provider.id, now, expiresAt: journey.consent_expires_at,
+        id: connectionId, userId, providerId: provider.id, now, expiresAt: expiryAt(journey, provider, now),
         tppConsent: provider.tppConsent, providerRef: granted.grant.ref, grant: granted.grant.grant, nextSyncAt: null,
       });
     } else {
-      await connections.replaceGrant(connectionId, { grant: granted.grant.grant, providerRef: granted.grant.ref, expiresAt: journey.consent_expires_at, now });
+      await connections.replaceGrant(connectionId, { grant: granted.grant.grant, providerRef: granted.grant.ref, expiresAt: expiryAt(journey, provider, now), now });
     }
     await users.touch(userId, now);
     const outcome = await deps.runSync({ connectionId, action: 'auto-update', attended: true });
@@ -129,7 +132,7 @@ export function journeysService(deps: JourneysDeps) {
 
   async function finishWithGrant(journey: JourneyRow, userId: string, connectionId: string, syncId: string | null): Promise<JourneyResponse> {
     const grant = new deps.oidc.Grant({ accountId: userId, clientId: journey.client_id });
-    grant.addOIDCScope('openid offline_access');
+    grant.addOIDCScope(journey.scope);
     grant.addOIDCClaims(['sub', 'mh:con_id', 'mh:sync', 'mh:consent']);
     const grantId = await grant.save();
     await deps.db.query('insert into grant_connections (grant_id, connection_id, sync_id) values ($1, $2, $3)', [grantId, connectionId, syncId]);
@@ -177,17 +180,17 @@ export function journeysService(deps: JourneysDeps) {
       const resolved = await resolve(info, req);
       if ('kind' in resolved) return resolved;
       const now = deps.clock.now();
-      const expiresAt = req.kind === 'refresh' ? null : expiryFor(req, resolved.provider, now);
+      const expiresAt = req.kind === 'refresh' ? null : requestedExpiry(req, resolved.provider, now);
       if (expiresAt === 'invalid') return fail('invalid_request', 'mh:consent expirationDateTime must be a date-time in the future, at most 90 days from now');
       await journeys.upsert({
-        uid: info.uid, client_id: info.clientId, user_id: req.userId, kind: req.kind, provider_id: resolved.provider.id,
+        uid: info.uid, client_id: info.clientId, user_id: req.userId, kind: req.kind, scope: typeof info.params.scope === 'string' ? info.params.scope : 'openid', provider_id: resolved.provider.id,
         connection_id: resolved.connectionId, consent_expires_at: expiresAt, enable_async: req.enableAsync, step: 'consent', now,
       });
       const journey = await journeys.find(info.uid);
       if (journey === undefined || journey.step !== 'consent') return { kind: 'page', status: 400, html: messagePage('Already in progress', 'This journey has already started. Go back to the app and start again.') };
       return {
         kind: 'page',
-        html: consentPage({ uid: info.uid, kind: req.kind, clientName: await clientName(info.clientId), providerName: resolved.provider.name, expiresAt: journey.consent_expires_at }),
+        html: consentPage({ uid: info.uid, kind: req.kind, clientName: await clientName(info.clientId), providerName: resolved.provider.name, expiresAt: req.kind === 'refresh' ? null : expiryAt(journey, resolved.provider, now) }),
       };
     },
 
@@ -203,7 +206,8 @@ export function journeysService(deps: JourneysDeps) {
       }
       if (journey.kind === 'reconsent') {
         const connectionId = journey.connection_id ?? '';
-        await connections.renewConsent(connectionId, journey.consent_expires_at, deps.clock.now());
+        const now = deps.clock.now();
+        await connections.renewConsent(connectionId, expiryAt(journey, provider, now), now);
         return finishWithGrant(journey, journey.user_id ?? '', connectionId, null);
       }
       const state = randomBytes(16).toString('base64url');
@@ -211,7 +215,7 @@ export function journeysService(deps: JourneysDeps) {
       const existingGrant = journey.connection_id === null ? undefined : await connections.grantOf(journey.connection_id);
       try {
         const step = await deps.adapters[provider.adapter].startAuthorisation({
-          provider, callbackUrl: callbackUrl(uid), state, consentExpiresAt: journey.consent_expires_at,
+          provider, callbackUrl: callbackUrl(uid), state, consentExpiresAt: expiryAt(journey, provider, deps.clock.now()),
           ...(existingGrant !== undefined ? { existingGrant } : {}),
         });
         return await handleStep({ ...journey, provider_state: state }, provider, step);

@@ -23,6 +23,8 @@ export interface ProviderDeps {
   issuer: string;
   keys: ServerKeys;
   adminToken: string;
+  /** `id:<bankId>` for every provider in the catalog: the connect journeys' scopes. */
+  bankScopes: readonly string[];
   /** Looks up which connection (and first sync) the journey behind a grant produced. */
   journeyOutcome(grantId: string): Promise<{ connectionId: string; syncId: string | null } | null>;
 }
@@ -50,7 +52,8 @@ export function createOidcProvider(deps: ProviderDeps): Provider {
       long: { signed: true, sameSite: 'lax' },
       short: { signed: true, sameSite: 'lax' },
     },
-    scopes: [...ALL_STATIC_SCOPES],
+    // The id:<bankId> scopes are declared so oidc-provider keeps them in the request (it drops unknown scopes).
+    scopes: [...ALL_STATIC_SCOPES, ...deps.bankScopes],
     claims: {
       openid: ['sub'],
       ...Object.fromEntries(MH_CLAIMS.map((c) => [c, null])),
@@ -71,14 +74,17 @@ export function createOidcProvider(deps: ProviderDeps): Provider {
       token_endpoint_auth_method: 'client_secret_basic',
     },
     extraClientMetadata: {
-      // `scope` is standard metadata, but oidc-provider offers no hook to default it; this validator
-      // (run for the listed property on every registration) adds the journey scopes every client may use.
+      // `scope` is standard metadata, but oidc-provider offers no hook to default it. This validator runs
+      // for the listed property whenever a client is registered or loaded, and adds the journey scopes
+      // (including id:<bankId> for the current catalog) to the API scopes the client registered.
       properties: ['software_id'],
       validator(_ctx, key, _value, metadata) {
         if (key !== 'software_id') return;
-        const requested = splitScope(metadata.scope as string | undefined);
-        const api = requested.length === 0 ? [...API_SCOPES] : requested.filter((s) => !(JOURNEY_SCOPES as readonly string[]).includes(s));
-        metadata.scope = [...JOURNEY_SCOPES, ...api].join(' ');
+        const requested = splitScope(metadata.scope as string | undefined).filter(
+          (s) => !(JOURNEY_SCOPES as readonly string[]).includes(s) && !s.startsWith(BANK_SCOPE_PREFIX),
+        );
+        const api = requested.length === 0 ? [...API_SCOPES] : requested;
+        metadata.scope = [...JOURNEY_SCOPES, ...deps.bankScopes, ...api].join(' ');
       },
     },
     features: {
@@ -109,6 +115,8 @@ export function createOidcProvider(deps: ProviderDeps): Provider {
       Grant: 365 * 24 * 3600,
       PushedAuthorizationRequest: 300,
     },
+    // Opaque tokens store what this answers as their `extra`; keep the `sub` the client_credentials grant bound.
+    extraTokenClaims: (_ctx, token) => (token.kind === 'ClientCredentials' ? token.extra : undefined),
     async findAccount(_ctx, sub, token) {
       const grantId = token?.grantId;
       const outcome = grantId === undefined ? null : await deps.journeyOutcome(grantId);

@@ -6,6 +6,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CatalogEntry } from '../../src/providers/catalog.ts';
+import { decimalToMinor } from '../../src/providers/http.ts';
 import { createProviderAdapters } from '../../src/providers/registry.ts';
 import { setSandboxBehaviour } from '../../src/sandbox/banks/index.ts';
 import { connectOb, errorKind, fetchData, startSandbox, type Harness } from './harness.ts';
@@ -118,6 +119,18 @@ describe('provider failures become ProviderError kinds', () => {
     expect(await errorKind(adapters.valuation.fetch({ provider: zoopla, grant: { assetId: 'a', description: 'd' }, attended: false, since: null, now: new Date() }))).toBe('bad_response');
     respond = (_req, res) => setTimeout(() => res.end('{}'), TIMEOUT_MS * 3);
     expect(await errorKind(adapters.valuation.fetch({ provider: zoopla, grant: { assetId: 'a', description: 'd' }, attended: false, since: null, now: new Date() }))).toBe('timeout');
+  });
+});
+
+describe('provider amounts', () => {
+  it('become exact integer minor units, or an unreadable answer', () => {
+    expect(decimalToMinor('12.3', 'GBP')).toBe(1230);
+    expect(decimalToMinor('1000000.01', 'GBP')).toBe(100_000_001);
+    expect(decimalToMinor('-0.00', 'GBP')).toBe(0);
+    expect(decimalToMinor('0.005', 'GBP')).toBe(1);
+    expect(decimalToMinor('1500', 'JPY')).toBe(1500);
+    expect(() => decimalToMinor('12,30', 'GBP')).toThrow();
+    expect(() => decimalToMinor('1e5', 'GBP')).toThrow();
   });
 });
 

@@ -21,6 +21,10 @@ export { SANDBOX_ONE_TIME_CODE } from './legacy.ts';
 
 export async function registerSandboxBanks(app: FastifyInstance, deps: SandboxBankDeps): Promise<void> {
   await app.register(async (banks) => {
+    // The banks stand in for other organisations' APIs: they are not part of Mooring's OpenAPI document.
+    banks.addHook('onRoute', (route) => {
+      route.schema = Object.assign(route.schema ?? {}, { hide: true });
+    });
     // The login page and the OAuth token endpoint post forms; the app may already parse them.
     if (!banks.hasContentTypeParser('application/x-www-form-urlencoded')) await banks.register(formbody);
     await banks.register(async (ob) => openBankingRoutes(ob, deps));

@@ -68,18 +68,17 @@ function assetIdentity(provider: CatalogEntry, body: { postcode?: string; houseN
 export async function valuationRoutes(app: FastifyInstance, deps: SandboxBankDeps): Promise<void> {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
   r.addHook('onRequest', providerGate(deps, 'valuation'));
+  r.addHook('onRequest', async (req) => requirePartner(deps, req));
   renderBankErrors(r, (f) => ({ error: f.code, message: f.message }));
   const P = '/sandbox/valuation/:slug/assets';
 
   const liveAsset = async (req: FastifyRequest, assetId: string): Promise<AssetRow> => {
-    requirePartner(deps, req);
     const asset = await getAsset(deps.db, assetId, providerOf(req).id);
     if (asset === null || asset.status !== 'active') throw new BankError(404, 'asset_not_found', 'This asset is not tracked');
     return asset;
   };
 
   r.post(P, { schema: { params: Slug, body: AssetBody } }, async (req, reply) => {
-    requirePartner(deps, req);
     const provider = providerOf(req);
     const identity = assetIdentity(provider, req.body);
     const asset = { providerId: provider.id, ...identity, behaviour: 'user_ok', createdAt: deps.clock.now() };
