@@ -43,20 +43,20 @@ export function journeyRoutes(app: App, deps: { journeys: JourneysService; oidc:
     schema: { tags, summary: 'Answer the consent page', params: Uid, body: Type.Object({ decision: Type.String() }), response: html },
   }, async (req, reply) => {
     if ((await interaction(req, reply, req.params.uid)) === null) return expired(reply);
-    return send(req, reply, await deps.journeys.consent(req.params.uid, req.body.decision));
+    return send(req, reply, await deps.journeys.consent(req.params.uid, req.body.decision, req.ip));
   });
 
   app.get('/connect/:uid/callback', {
     schema: { tags, summary: 'Where the provider sends the user back', params: Uid, querystring: Type.Record(Type.String(), Type.String()), response: html },
   }, async (req, reply) => {
     if ((await interaction(req, reply, req.params.uid)) === null) return expired(reply);
-    return send(req, reply, await deps.journeys.callback(req.params.uid, req.query));
+    return send(req, reply, await deps.journeys.callback(req.params.uid, req.query, req.ip));
   });
 
   app.post('/connect/:uid/provider', {
     schema: { tags, summary: 'Submit a provider form (credentials, one-time code, asset)', params: Uid, body: Type.Record(Type.String(), Type.String({ maxLength: 500 })), response: html },
   }, async (req, reply) => {
     if ((await interaction(req, reply, req.params.uid)) === null) return expired(reply);
-    return send(req, reply, await deps.journeys.providerForm(req.params.uid, req.body));
+    return send(req, reply, await deps.journeys.providerForm(req.params.uid, req.body, req.ip));
   });
 }

@@ -107,7 +107,7 @@ export function journeysService(deps: JourneysDeps) {
   }
 
   /** Creates or updates the connection once the provider granted access, runs its sync, and finishes. */
-  async function complete(journey: JourneyRow, provider: CatalogEntry, granted: { grant: JourneyStep & { kind: 'done' } }): Promise<JourneyResponse> {
+  async function complete(journey: JourneyRow, provider: CatalogEntry, granted: { grant: JourneyStep & { kind: 'done' } }, ip: string): Promise<JourneyResponse> {
     const now = deps.clock.now();
     let userId = journey.user_id;
     if (userId === null) {
@@ -125,7 +125,7 @@ export function journeysService(deps: JourneysDeps) {
       await connections.replaceGrant(connectionId, { grant: granted.grant.grant, providerRef: granted.grant.ref, expiresAt: expiryAt(journey, provider, now), now });
     }
     await users.touch(userId, now);
-    const outcome = await deps.runSync({ connectionId, action: 'auto-update', attended: true });
+    const outcome = await deps.runSync({ connectionId, action: 'auto-update', attended: true, customerIpAddress: ip });
     const syncId = outcome.kind === 'ran' ? outcome.sync.id : null;
     return finishWithGrant(journey, userId, connectionId, journey.enable_async ? syncId : null);
   }
@@ -140,7 +140,7 @@ export function journeysService(deps: JourneysDeps) {
     return { kind: 'finish', result: { login: { accountId: userId }, consent: { grantId } } };
   }
 
-  async function handleStep(journey: JourneyRow, provider: CatalogEntry, step: JourneyStep): Promise<JourneyResponse> {
+  async function handleStep(journey: JourneyRow, provider: CatalogEntry, step: JourneyStep, ip: string): Promise<JourneyResponse> {
     const now = deps.clock.now();
     if (step.kind === 'redirect') {
       await journeys.update(journey.uid, { step: 'provider', pending: { adapter: step.pending }, now });
@@ -150,7 +150,7 @@ export function journeysService(deps: JourneysDeps) {
       await journeys.update(journey.uid, { step: 'provider', pending: { adapter: step.pending, fields: step.fields as unknown as Json }, now });
       return { kind: 'page', html: providerFormPage({ uid: journey.uid, providerName: provider.name, fields: step.fields, ...(step.message !== undefined ? { message: step.message } : {}) }) };
     }
-    return complete(journey, provider, { grant: step });
+    return complete(journey, provider, { grant: step }, ip);
   }
 
   async function providerFailure(journey: JourneyRow, provider: CatalogEntry, err: unknown): Promise<JourneyResponse> {
@@ -195,7 +195,7 @@ export function journeysService(deps: JourneysDeps) {
     },
 
     /** POST /connect/:uid/consent — the user allowed or declined. */
-    async consent(uid: string, decision: string): Promise<JourneyResponse> {
+    async consent(uid: string, decision: string, ip: string): Promise<JourneyResponse> {
       const loaded = await load(uid);
       if ('kind' in loaded) return loaded;
       const { journey, provider } = loaded;
@@ -218,36 +218,36 @@ export function journeysService(deps: JourneysDeps) {
           provider, callbackUrl: callbackUrl(uid), state, consentExpiresAt: expiryAt(journey, provider, deps.clock.now()),
           ...(existingGrant !== undefined ? { existingGrant } : {}),
         });
-        return await handleStep({ ...journey, provider_state: state }, provider, step);
+        return await handleStep({ ...journey, provider_state: state }, provider, step, ip);
       } catch (err) {
         return providerFailure(journey, provider, err);
       }
     },
 
     /** GET /connect/:uid/callback — the provider sent the user back (redirect journeys). */
-    async callback(uid: string, query: Record<string, string>): Promise<JourneyResponse> {
+    async callback(uid: string, query: Record<string, string>, ip: string): Promise<JourneyResponse> {
       const loaded = await load(uid);
       if ('kind' in loaded) return loaded;
       const { journey, provider } = loaded;
       if (journey.step !== 'provider' || journey.provider_state === null || query.state !== journey.provider_state) {
         return { kind: 'page', status: 400, html: messagePage('Something went wrong', 'The answer from the provider does not match this journey. Go back to the app and start again.') };
       }
-      return this.provide(journey, provider, query);
+      return this.provide(journey, provider, query, ip);
     },
 
     /** POST /connect/:uid/provider — the user filled in a provider form (form journeys). */
-    async providerForm(uid: string, fields: Record<string, string>): Promise<JourneyResponse> {
+    async providerForm(uid: string, fields: Record<string, string>, ip: string): Promise<JourneyResponse> {
       const loaded = await load(uid);
       if ('kind' in loaded) return loaded;
       if (loaded.journey.step !== 'provider') return { kind: 'page', status: 400, html: messagePage('Something went wrong', 'This form is not expected now. Go back to the app and start again.') };
-      return this.provide(loaded.journey, loaded.provider, fields);
+      return this.provide(loaded.journey, loaded.provider, fields, ip);
     },
 
-    async provide(journey: JourneyRow, provider: CatalogEntry, input: Record<string, string>): Promise<JourneyResponse> {
+    async provide(journey: JourneyRow, provider: CatalogEntry, input: Record<string, string>, ip: string): Promise<JourneyResponse> {
       try {
         const pending = journey.pending.adapter;
         const step = await deps.adapters[provider.adapter].completeAuthorisation({ provider, pending: isJsonObject(pending) ? pending : {}, input, callbackUrl: callbackUrl(journey.uid) });
-        return await handleStep(journey, provider, step);
+        return await handleStep(journey, provider, step, ip);
       } catch (err) {
         return providerFailure(journey, provider, err);
       }

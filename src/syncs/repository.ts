@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Queryable } from '../db/db.ts';
 import type { FetchStatus } from '../connections/status.ts';
-import type { JsonObject, ProviderAccount, ProviderTransaction } from '../providers/provider.ts';
+import type { ProviderAccount, ProviderTransaction } from '../providers/provider.ts';
 import type { SyncAction, SyncMethod, SyncState } from './schemas.ts';
 
 export interface SyncRow {

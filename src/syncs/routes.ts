@@ -27,7 +27,6 @@ export function resourceSyncRoutes(app: App, deps: { syncs: SyncsService; connec
     const auth = authOf(req);
     const userId = auth.userId ?? '';
     await deps.connections.assertKnown(userId, req.params.connectionId);
-    const attended = req.body?.customerIpAddress !== undefined;
-    return { data: await deps.syncs.requestSync(req.params.connectionId, attended) };
+    return { data: await deps.syncs.requestSync(req.params.connectionId, req.body?.customerIpAddress) };
   });
 }

@@ -26,6 +26,8 @@ export interface SyncRequest {
   action: SyncAction;
   /** The user is present (journeys, or a client sync sent with customerIpAddress). */
   attended: boolean;
+  /** The user's IP address when attended; providers are told the customer is present. */
+  customerIpAddress?: string;
 }
 
 export type SyncOutcome =
@@ -94,6 +96,7 @@ export function syncRunner(deps: SyncRunnerDeps) {
         provider,
         grant,
         attended: req.attended,
+        ...(req.customerIpAddress !== undefined ? { customerIpAddress: req.customerIpAddress } : {}),
         since: conn.last_updated === null ? null : new Date(conn.last_updated.getTime() - OVERLAP_MS),
         now: startedAt,
       });

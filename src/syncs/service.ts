@@ -19,8 +19,13 @@ export function syncsService(deps: { syncs: SyncsRepository; runSync: RunSync })
     },
 
     /** A sync the client asked for; answers Moneyhub's `{ status }` once it has run (or could not). */
-    async requestSync(connectionId: string, attended: boolean): Promise<{ status: 'ok' | 'error'; syncId: string | null }> {
-      const outcome = await deps.runSync({ connectionId, action: 'client-update', attended });
+    async requestSync(connectionId: string, customerIpAddress: string | undefined): Promise<{ status: 'ok' | 'error'; syncId: string | null }> {
+      const outcome = await deps.runSync({
+        connectionId,
+        action: 'client-update',
+        attended: customerIpAddress !== undefined,
+        ...(customerIpAddress !== undefined ? { customerIpAddress } : {}),
+      });
       if (outcome.kind === 'skipped') return { status: 'error', syncId: null };
       return { status: outcome.sync.fetch_status === 'success' ? 'ok' : 'error', syncId: outcome.sync.id };
     },
