@@ -30,9 +30,11 @@ import { connectionsRepository } from './connections/repository.ts';
 import { connectionsService } from './connections/service.ts';
 import { connectionsRoutes } from './connections/routes.ts';
 import { syncsRepository } from './syncs/repository.ts';
-import { syncRunner } from './syncs/runner.ts';
+import type { SyncEngine } from './syncs/engine.ts';
+import { sandboxControlRoutes } from './sandbox/control.ts';
 import { syncsService } from './syncs/service.ts';
 import { resourceSyncRoutes } from './syncs/routes.ts';
+import { accountsRoutes } from './accounts/routes.ts';
 import { journeysService } from './journeys/service.ts';
 import { journeyRoutes } from './journeys/routes.ts';
 import { registerSandboxBanks } from './sandbox/banks/index.ts';
@@ -48,6 +50,7 @@ export interface AppDeps {
   adminToken: string;
   /** Secret the sandbox banks expect from Mooring's Open Banking client (sandbox mode only). */
   sandboxClientSecret: string;
+  engine: SyncEngine;
 }
 
 export interface BuiltApp {
@@ -104,20 +107,22 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   oidc.on('server_error', (_ctx, err) => log.error({ err }, 'OpenID provider error'));
   registerBearerAuth(fastify, oidc);
 
-  const runSync = syncRunner({ db, catalog, adapters, clock, log });
+  const { engine } = deps;
   const connections = connectionsService({ connections: connectionsRepository(db), catalog, adapters, clock, log });
   const userSvc = usersService({ users, clock, sandbox: config.sandbox, deleteUserConnections: (userId) => connections.revokeAllOfUser(userId) });
-  const syncs = syncsService({ syncs: syncsRepository(db), runSync });
-  const journeys = journeysService({ db, oidc, catalog, adapters, clock, runSync, publicUrl: config.publicUrl, sandbox: config.sandbox, log });
+  const syncs = syncsService({ syncs: syncsRepository(db), engine });
+  const journeys = journeysService({ db, oidc, catalog, adapters, clock, engine, publicUrl: config.publicUrl, sandbox: config.sandbox, log });
 
   await mountOidc(fastify, oidc);
   catalogRoutes(app, { db, catalog, clock, publicUrl: config.publicUrl });
   usersRoutes(app, { users: userSvc, publicUrl: config.publicUrl });
   connectionsRoutes(app, { users: userSvc, connections, syncs, publicUrl: config.publicUrl });
   resourceSyncRoutes(app, { syncs, connections });
+  accountsRoutes(app, { db, catalog, publicUrl: config.publicUrl });
   journeyRoutes(app, { journeys, oidc });
   if (config.sandbox) {
     await registerSandboxBanks(fastify, { db, clock, catalog, sandboxClientSecret: deps.sandboxClientSecret });
+    sandboxControlRoutes(app, { db, clock, catalog, engine, adminToken: deps.adminToken, concurrency: config.workerConcurrency });
   }
 
   app.get('/health', { schema: { hide: true } }, async () => {

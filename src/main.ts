@@ -5,15 +5,15 @@
 import { loadConfig, ConfigError, type Config } from './config.ts';
 import { createLogger } from './logger.ts';
 import { adminTokenPath, resolveAdminToken } from './admin/token.ts';
-import { createServer } from './server.ts';
+import { createServer, type Role } from './server.ts';
 import { openDb } from './db/db.ts';
 import { migrate } from './db/migrate.ts';
 import { runCli } from './cli/index.ts';
 
-async function start(config: Config): Promise<void> {
+async function start(config: Config, role: Role): Promise<void> {
   const logger = createLogger(config.logLevel);
   const admin = resolveAdminToken(config.adminToken, config.dataDir);
-  const server = await createServer({ config, logger, adminToken: admin.token, onProgress: (m) => console.log(`mooring: ${m}`) });
+  const server = await createServer({ config, logger, adminToken: admin.token, role, onProgress: (m) => console.log(`mooring: ${m}`) });
   let closing = false;
   const shutdown = async (signal: string): Promise<void> => {
     if (closing) return;
@@ -29,12 +29,17 @@ async function start(config: Config): Promise<void> {
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
+  if (server.app === null) {
+    console.log(`mooring: sync worker running (concurrency ${config.workerConcurrency}); stop it with Ctrl-C or SIGTERM`);
+    return;
+  }
   await server.app.listen({ port: config.port, host: config.host });
 
   const lines = [
     '',
     `Mooring is running at ${config.publicUrl}`,
     `  storage:   ${config.databaseUrl === null ? `embedded PostgreSQL (PGlite) in ${config.dataDir}` : 'PostgreSQL (DATABASE_URL)'}`,
+    `  role:      ${role === 'all' ? 'API and sync worker' : 'API only (run workers with: npx mooring worker)'}`,
     `  sandbox:   ${config.sandbox ? `on — ${server.catalog.all().length} sandbox providers, see ${config.publicUrl}/oidc/.well-known/all-connections` : 'off'}`,
     `  API docs:  ${config.publicUrl}/docs`,
     `  discovery: ${config.publicUrl}/oidc/.well-known/openid-configuration`,
@@ -70,7 +75,9 @@ async function main(argv: string[]): Promise<void> {
     }
     throw err;
   }
-  if (command === 'start') return start(config);
+  if (command === 'start') return start(config, 'all');
+  if (command === 'api') return start(config, 'api');
+  if (command === 'worker') return start(config, 'worker');
   if (command === 'migrate') {
     const db = await openDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 2 });
     const report = await migrate(db, (m) => console.log(`mooring: ${m}`));

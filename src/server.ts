@@ -1,28 +1,40 @@
 /**
- * Assembles a Mooring server from a Config: database (migrated), keys, clock, catalog, adapters and
- * the app. main.ts calls it to run; tests call it to get a real server on a real database.
+ * Assembles Mooring from a Config: database (migrated), keys, clock, catalog, adapters, the sync
+ * engine, the job queue and — by role — the HTTP app and/or a sync worker. main.ts calls it to run;
+ * tests call it to get a real server on a real database.
  */
 import { randomBytes } from 'node:crypto';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type Provider from 'oidc-provider';
+import type { PgBoss } from 'pg-boss';
 import { buildApp } from './app.ts';
 import { systemClock, type MovableClock } from './clock.ts';
 import type { Config } from './config.ts';
 import { openDb, type Db } from './db/db.ts';
 import { migrate } from './db/migrate.ts';
 import { readSetting, settingOrCreate } from './db/settings.ts';
+import { startBoss } from './jobs/boss.ts';
 import { loadOrCreateKeys } from './oauth/keys.ts';
 import { createCatalog, sandboxCatalog, type Catalog } from './providers/catalog.ts';
 import { createProviderAdapters } from './providers/registry.ts';
+import { CLOCK_OFFSET_SETTING } from './sandbox/control.ts';
+import { syncEngine, type SyncEngine } from './syncs/engine.ts';
+import { syncRunner } from './syncs/runner.ts';
+import { bossSyncQueue, startWorker, type Worker } from './syncs/worker.ts';
 
-export const CLOCK_OFFSET_SETTING = 'sandbox_clock_offset_ms';
+/** How often a process picks up a sandbox clock moved by another process. */
+const CLOCK_REFRESH_MS = 1_000;
+
+export type Role = 'all' | 'api' | 'worker';
 
 export interface Server {
-  app: FastifyInstance;
-  oidc: Provider;
+  /** The HTTP app (null for a worker-only process). */
+  app: FastifyInstance | null;
+  oidc: Provider | null;
   db: Db;
   clock: MovableClock;
   catalog: Catalog;
+  engine: SyncEngine;
   close(): Promise<void>;
 }
 
@@ -30,39 +42,73 @@ export interface ServerOptions {
   config: Config;
   logger: FastifyBaseLogger;
   adminToken: string;
+  role?: Role;
+  /** Start the durable job queue (pg-boss). Off: syncs run in the requesting process only. */
+  jobs?: boolean;
   /** An already-open database (tests); otherwise one is opened from the config. */
   db?: Db;
   onProgress?: (msg: string) => void;
 }
 
 export async function createServer(opts: ServerOptions): Promise<Server> {
-  const { config } = opts;
+  const { config, logger: log } = opts;
+  const role = opts.role ?? 'all';
   const progress = opts.onProgress ?? (() => undefined);
   const ownsDb = opts.db === undefined;
   progress(config.databaseUrl === null ? `opening the embedded database in ${config.dataDir}` : 'connecting to PostgreSQL');
   const db = opts.db ?? (await openDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize }));
+  const closers: (() => Promise<void>)[] = [];
+  const closeAll = async (): Promise<void> => {
+    for (const c of closers.reverse()) await c().catch((err: unknown) => log.warn({ err: String(err) }, 'error while closing'));
+    if (ownsDb) await db.close();
+  };
   try {
     await migrate(db, progress);
     const keys = await loadOrCreateKeys(db);
     const clock = systemClock();
-    clock.setOffsetMs((await readSetting<number>(db, CLOCK_OFFSET_SETTING)) ?? 0);
+    const refreshClock = async (): Promise<void> => clock.setOffsetMs((await readSetting<number>(db, CLOCK_OFFSET_SETTING)) ?? 0);
+    await refreshClock();
+    if (config.sandbox) {
+      const timer = setInterval(() => void refreshClock().catch(() => undefined), CLOCK_REFRESH_MS);
+      timer.unref();
+      closers.push(async () => clearInterval(timer));
+    }
     const sandboxClientSecret = (await settingOrCreate(db, 'sandbox_client_secret', () => randomBytes(24).toString('base64url'))).value;
     const catalog = createCatalog(config.sandbox ? sandboxCatalog(config.publicUrl) : []);
     const adapters = createProviderAdapters({ sandboxClientSecret });
-    const { app, oidc } = await buildApp({ config, db, clock, logger: opts.logger, catalog, adapters, keys, adminToken: opts.adminToken, sandboxClientSecret });
-    return {
-      app,
-      oidc,
-      db,
-      clock,
-      catalog,
-      async close() {
-        await app.close();
-        if (ownsDb) await db.close();
-      },
-    };
+
+    let boss: PgBoss | null = null;
+    if (opts.jobs ?? true) {
+      progress('starting the job queue');
+      boss = await startBoss({ db, databaseUrl: config.databaseUrl, poolSize: config.databasePoolSize, log });
+      const b = boss;
+      closers.push(() => b.stop({ graceful: true, timeout: 10_000 }));
+    }
+    const engine = syncEngine({
+      db, catalog, clock, log,
+      runClaimed: syncRunner({ db, catalog, adapters, clock, log }),
+      queue: boss === null ? null : bossSyncQueue(boss),
+    });
+
+    let worker: Worker | null = null;
+    if (role !== 'api' && boss !== null) {
+      worker = await startWorker({ boss, engine, concurrency: config.workerConcurrency, beforeTick: refreshClock, log });
+      const w = worker;
+      closers.push(() => w.stop());
+    }
+
+    let app: FastifyInstance | null = null;
+    let oidc: Provider | null = null;
+    if (role !== 'worker') {
+      const built = await buildApp({ config, db, clock, logger: log, catalog, adapters, keys, adminToken: opts.adminToken, sandboxClientSecret, engine });
+      app = built.app;
+      oidc = built.oidc;
+      const a = built.app;
+      closers.push(() => a.close());
+    }
+    return { app, oidc, db, clock, catalog, engine, close: closeAll };
   } catch (err) {
-    if (ownsDb) await db.close().catch(() => undefined);
+    await closeAll().catch(() => undefined);
     throw err;
   }
 }

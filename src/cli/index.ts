@@ -10,7 +10,9 @@ import { resolveAdminToken } from '../admin/token.ts';
 const HELP = `Usage: mooring <command> [options]
 
 Commands:
-  start                      Run the server (API, OpenID provider, sandbox banks, background work)
+  start                      Run the server: API, OpenID provider, sandbox banks and a sync worker
+  api                        Run only the API (for deployments with separate workers)
+  worker                     Run only a sync worker (scheduler, sync jobs); needs DATABASE_URL to share work
   migrate                    Apply database migrations and exit
   register-client            Register an API client (RFC 7591) on a running server
       --name NAME                client_name (required)

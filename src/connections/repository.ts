@@ -2,6 +2,7 @@
 import type { Queryable } from '../db/db.ts';
 import type { JsonObject } from '../providers/provider.ts';
 import type { FetchStatus } from './status.ts';
+import { LONGEST_WINDOW_MS } from '../syncs/cadence.ts';
 
 export interface ConnectionRow {
   id: string;
@@ -36,6 +37,17 @@ const SELECT_VIEW = `
               where s.connection_id = c.id and not s.attended and s.created_at > $2), '{}') as unattended_sync_times,
     po.retired_at
   from connections c left join provider_overrides po on po.provider_id = c.provider_id`;
+
+export interface DueConnection {
+  id: string;
+  user_id: string;
+  provider_id: string;
+  expires_at: Date | null;
+  next_sync_at: Date;
+  retired_at: Date | null;
+  outage_until: Date | null;
+  unattended_sync_times: Date[];
+}
 
 export interface NewConnection {
   id: string;
@@ -121,6 +133,39 @@ export function connectionsRepository(db: Queryable) {
          where id = $1`,
         [connectionId, o.fetchStatus, o.lastUpdated, o.grant === null ? null : JSON.stringify(o.grant), o.attemptAt, o.failed],
       );
+    },
+
+    /**
+     * Connections whose next sync is due, locked for this transaction (other schedulers skip them).
+     * Served by the partial index on next_sync_at, so the cost follows the number due, not the total.
+     */
+    async lockDue(now: Date, limit: number): Promise<DueConnection[]> {
+      const r = await db.query<DueConnection>(
+        `select c.id, c.user_id, c.provider_id, c.expires_at, c.next_sync_at, po.retired_at, po.outage_until,
+                coalesce((select array_agg(s.created_at) from syncs s
+                          where s.connection_id = c.id and not s.attended and s.created_at > $3), '{}') as unattended_sync_times
+           from connections c left join provider_overrides po on po.provider_id = c.provider_id
+          where c.next_sync_at <= $1
+          order by c.next_sync_at
+          limit $2
+          for update of c skip locked`,
+        [now, limit, new Date(now.getTime() - LONGEST_WINDOW_MS)],
+      );
+      return r.rows;
+    },
+
+    async setNextSyncTimes(updates: { id: string; next: Date | null }[]): Promise<void> {
+      if (updates.length === 0) return;
+      await db.query(
+        `update connections c set next_sync_at = x.next
+           from jsonb_to_recordset($1::jsonb) as x(id text, next timestamptz) where c.id = x.id`,
+        [JSON.stringify(updates.map((u) => ({ id: u.id, next: u.next?.toISOString() ?? null })))],
+      );
+    },
+
+    /** Puts a connection back on the schedule (after its consent was renewed), unless it already is. */
+    async scheduleIfIdle(connectionId: string, next: Date): Promise<void> {
+      await db.query('update connections set next_sync_at = $2 where id = $1 and next_sync_at is null', [connectionId, next]);
     },
 
     async delete(connectionId: string): Promise<boolean> {

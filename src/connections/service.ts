@@ -4,7 +4,7 @@ import { badRequest, notFound } from '../errors.ts';
 import type { Catalog, CatalogEntry } from '../providers/catalog.ts';
 import type { ProviderAdapter } from '../providers/provider.ts';
 import type { AdapterKind } from '../providers/catalog.ts';
-import { LONGEST_WINDOW_MS, syncBudget } from '../syncs/cadence.ts';
+import { LONGEST_WINDOW_MS, nextScheduledSync, syncBudget } from '../syncs/cadence.ts';
 import type { ConnectionsRepository, ConnectionView } from './repository.ts';
 import type { ConnectionJson } from './schemas.ts';
 import { CONSENT_DAYS, describeConnection } from './status.ts';
@@ -107,6 +107,7 @@ export function connectionsService(deps: ConnectionsServiceDeps) {
         throw badRequest('invalid_expires_at', `expiresAt must be at most ${CONSENT_DAYS} days from now`, { field: 'expiresAt', max: max.toISOString() });
       }
       await deps.connections.renewConsent(connectionId, expiresAt, now);
+      await deps.connections.scheduleIfIdle(connectionId, nextScheduledSync(provider.type, now));
     },
 
     async delete(userId: string, connectionId: string): Promise<void> {

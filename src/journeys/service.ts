@@ -13,7 +13,8 @@ import { parseDateTime } from '../connections/service.ts';
 import { consentExpiry } from '../connections/status.ts';
 import type { AdapterKind, Catalog, CatalogEntry } from '../providers/catalog.ts';
 import { ProviderError, type FormField, type Json, type JsonObject, type JourneyStep, type ProviderAdapter } from '../providers/provider.ts';
-import type { RunSync } from '../syncs/runner.ts';
+import type { SyncEngine } from '../syncs/engine.ts';
+import { nextScheduledSync } from '../syncs/cadence.ts';
 import { usersRepository } from '../users/repository.ts';
 import { newUserId } from '../users/service.ts';
 import { consentPage, messagePage, providerFormPage } from './pages.ts';
@@ -42,7 +43,7 @@ export interface JourneysDeps {
   catalog: Catalog;
   adapters: Record<AdapterKind, ProviderAdapter>;
   clock: Clock;
-  runSync: RunSync;
+  engine: SyncEngine;
   publicUrl: string;
   sandbox: boolean;
   log: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
@@ -119,14 +120,16 @@ export function journeysService(deps: JourneysDeps) {
       connectionId = `${provider.id}:${randomUUID()}`;
       await connections.insert({
         id: connectionId, userId, providerId: provider.id, now, expiresAt: expiryAt(journey, provider, now),
-        tppConsent: provider.tppConsent, providerRef: granted.grant.ref, grant: granted.grant.grant, nextSyncAt: null,
+        tppConsent: provider.tppConsent, providerRef: granted.grant.ref, grant: granted.grant.grant, nextSyncAt: nextScheduledSync(provider.type, now),
       });
     } else {
       await connections.replaceGrant(connectionId, { grant: granted.grant.grant, providerRef: granted.grant.ref, expiresAt: expiryAt(journey, provider, now), now });
+      await connections.scheduleIfIdle(connectionId, nextScheduledSync(provider.type, now));
     }
     await users.touch(userId, now);
-    const outcome = await deps.runSync({ connectionId, action: 'auto-update', attended: true, customerIpAddress: ip });
-    const syncId = outcome.kind === 'ran' ? outcome.sync.id : null;
+    // The first sync runs before the user returns to the client, unless the client asked for async.
+    const outcome = await deps.engine.sync({ connectionId, action: 'auto-update', attended: true, customerIpAddress: ip }, { wait: !journey.enable_async, enforceBudget: false });
+    const syncId = outcome.kind === 'skipped' ? null : outcome.sync.id;
     return finishWithGrant(journey, userId, connectionId, journey.enable_async ? syncId : null);
   }
 
@@ -208,6 +211,7 @@ export function journeysService(deps: JourneysDeps) {
         const connectionId = journey.connection_id ?? '';
         const now = deps.clock.now();
         await connections.renewConsent(connectionId, expiryAt(journey, provider, now), now);
+        await connections.scheduleIfIdle(connectionId, nextScheduledSync(provider.type, now));
         return finishWithGrant(journey, journey.user_id ?? '', connectionId, null);
       }
       const state = randomBytes(16).toString('base64url');

@@ -41,3 +41,28 @@ export function syncBudget(type: ProviderType, unattendedSyncTimes: readonly Dat
     resetsAt: oldest === undefined ? null : new Date(oldest.getTime() + windowMs).toISOString(),
   };
 }
+
+/** Legacy providers are synced once a night, at this hour (UTC). */
+export const LEGACY_SYNC_HOUR_UTC = 2;
+
+/**
+ * When the next unattended sync should run after one at `after`: api/test spread their four daily
+ * syncs every 6 hours; legacy at the next night's sync hour; valuation a month later. Never before
+ * the unattended budget allows (`budgetResetsAt` when the budget is used up).
+ */
+export function nextScheduledSync(type: ProviderType, after: Date, budget: SyncBudget | null = null): Date {
+  let next: Date;
+  if (type === 'legacy') {
+    next = new Date(Date.UTC(after.getUTCFullYear(), after.getUTCMonth(), after.getUTCDate(), LEGACY_SYNC_HOUR_UTC));
+    // At least a few hours after the last one, so a sync just before 02:00 does not repeat at once.
+    while (next.getTime() <= after.getTime() + 6 * HOUR_MS) next = new Date(next.getTime() + DAY_MS);
+  } else {
+    const { maxUnattended, windowMs } = cadenceFor(type);
+    next = new Date(after.getTime() + windowMs / maxUnattended);
+  }
+  if (budget !== null && budget.remaining === 0 && budget.resetsAt !== null) {
+    const resets = Date.parse(budget.resetsAt);
+    if (resets > next.getTime()) next = new Date(resets);
+  }
+  return next;
+}

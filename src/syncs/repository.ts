@@ -21,7 +21,14 @@ export interface SyncRow {
   counts: { accounts: number; transactionsAdded: number; transactionsUpdated: number };
   error_detail: string | null;
   accounts: { providerId: string; accountId: string }[];
+  customer_ip: string | null;
+  attempts: number;
 }
+
+/** How long a queued sync may wait for a worker before it is handed out again. */
+export const QUEUED_LEASE_SECONDS = 120;
+/** How long a running sync's lease lasts; its runner renews it well before then. */
+export const RUNNING_LEASE_SECONDS = 30;
 
 export interface SyncCounts {
   accounts: number;
@@ -31,23 +38,79 @@ export interface SyncCounts {
 
 export function syncsRepository(db: Queryable) {
   return {
-    async insertRunning(s: { id: string; connectionId: string; userId: string; providerId: string; action: SyncAction; attended: boolean; now: Date }): Promise<SyncRow> {
+    /**
+     * Queues a sync unless the connection already has one queued or running (then answers null:
+     * the caller joins that one). `method` is ADD for a connection's first sync.
+     */
+    async insertQueued(s: { id: string; connectionId: string; userId: string; providerId: string; action: SyncAction; attended: boolean; customerIp: string | null; now: Date }): Promise<SyncRow | null> {
       const r = await db.query<SyncRow>(
-        `insert into syncs (id, connection_id, user_id, provider_id, action, method, state, attended, created_at)
+        `insert into syncs (id, connection_id, user_id, provider_id, action, method, state, attended, customer_ip, created_at, lease_until)
          values ($1, $2, $3, $4, $5,
                  case when exists (select 1 from syncs where connection_id = $2) then 'UPDATE' else 'ADD' end,
-                 'running', $6, $7)
+                 'queued', $6, $7, $8, now() + make_interval(secs => $9))
+         on conflict (connection_id) where state <> 'done' do nothing
          returning *`,
-        [s.id, s.connectionId, s.userId, s.providerId, s.action, s.attended, s.now],
+        [s.id, s.connectionId, s.userId, s.providerId, s.action, s.attended, s.customerIp, s.now, QUEUED_LEASE_SECONDS],
       );
-      const row = r.rows[0];
-      if (row === undefined) throw new Error('sync insert returned nothing');
-      return row;
+      return r.rows[0] ?? null;
+    },
+
+    async findActiveForConnection(connectionId: string): Promise<SyncRow | undefined> {
+      const r = await db.query<SyncRow>(`select * from syncs where connection_id = $1 and state <> 'done'`, [connectionId]);
+      return r.rows[0];
+    },
+
+    /** Every sync queued or running now. */
+    async activeSyncs(): Promise<SyncRow[]> {
+      return (await db.query<SyncRow>(`select * from syncs where state <> 'done' order by created_at`)).rows;
+    },
+
+    async findById(syncId: string): Promise<SyncRow | undefined> {
+      const r = await db.query<SyncRow>('select * from syncs where id = $1', [syncId]);
+      return r.rows[0];
+    },
+
+    /** Takes a queued sync to run it, under a lease that its runner keeps renewing. Null: not ours to run. */
+    async claim(syncId: string): Promise<SyncRow | null> {
+      const r = await db.query<SyncRow>(
+        `update syncs set state = 'running', attempts = attempts + 1, lease_until = now() + make_interval(secs => $2)
+         where id = $1 and state = 'queued' returning *`,
+        [syncId, RUNNING_LEASE_SECONDS],
+      );
+      return r.rows[0] ?? null;
+    },
+
+    async renewLease(syncId: string): Promise<void> {
+      await db.query(`update syncs set lease_until = now() + make_interval(secs => $2) where id = $1 and state = 'running'`, [syncId, RUNNING_LEASE_SECONDS]);
+    },
+
+    /**
+     * Sends syncs whose lease ran out back to the queue: a running one whose process died, or a
+     * queued one nobody picked up. Answers them so they can be handed to workers again.
+     */
+    async requeueExpired(limit: number): Promise<{ id: string; provider_id: string; was: string }[]> {
+      const r = await db.query<{ id: string; provider_id: string; was: string }>(
+        `with expired as (
+           select id, state from syncs where state <> 'done' and lease_until < now() order by lease_until limit $1 for update skip locked
+         )
+         update syncs s set state = 'queued', lease_until = now() + make_interval(secs => $2)
+         from expired e where s.id = e.id
+         returning s.id::text as id, s.provider_id, e.state as was`,
+        [limit, QUEUED_LEASE_SECONDS],
+      );
+      return r.rows;
+    },
+
+    /** Start times of a connection's unattended syncs since `since` (for the budget). */
+    async unattendedTimes(connectionId: string, since: Date): Promise<Date[]> {
+      const r = await db.query<{ created_at: Date }>('select created_at from syncs where connection_id = $1 and not attended and created_at > $2', [connectionId, since]);
+      return r.rows.map((x) => x.created_at);
     },
 
     async finish(id: string, f: { fetchStatus: FetchStatus; fetchedAt: Date | null; finishedAt: Date; counts: SyncCounts; errorDetail: string | null; accounts: { providerId: string; accountId: string }[] }): Promise<void> {
       await db.query(
-        `update syncs set state = 'done', fetch_status = $2, fetched_at = $3, finished_at = $4, counts = $5, error_detail = $6, accounts = $7
+        `update syncs set state = 'done', fetch_status = $2, fetched_at = $3, finished_at = $4, counts = $5, error_detail = $6, accounts = $7,
+           lease_until = null, customer_ip = null
          where id = $1`,
         [id, f.fetchStatus, f.fetchedAt, f.finishedAt, JSON.stringify(f.counts), f.errorDetail, JSON.stringify(f.accounts)],
       );

@@ -3,7 +3,6 @@
  * records the attempt, and updates the connection's freshness and failure streak. Provider
  * failures arrive as ProviderErrors and are decided by kind; nothing here parses messages.
  */
-import { randomUUID } from 'node:crypto';
 import type { Clock } from '../clock.ts';
 import type { Db } from '../db/db.ts';
 import { connectionsRepository } from '../connections/repository.ts';
@@ -11,7 +10,7 @@ import { nextLastUpdated, type FetchStatus } from '../connections/status.ts';
 import type { AdapterKind, Catalog } from '../providers/catalog.ts';
 import { ProviderError, type ProviderAdapter, type ProviderErrorKind } from '../providers/provider.ts';
 import { syncsRepository, type SyncRow } from './repository.ts';
-import type { SyncAction, SyncJson } from './schemas.ts';
+import type { SyncJson } from './schemas.ts';
 
 export interface SyncRunnerDeps {
   db: Db;
@@ -20,20 +19,6 @@ export interface SyncRunnerDeps {
   clock: Clock;
   log: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
 }
-
-export interface SyncRequest {
-  connectionId: string;
-  action: SyncAction;
-  /** The user is present (journeys, or a client sync sent with customerIpAddress). */
-  attended: boolean;
-  /** The user's IP address when attended; providers are told the customer is present. */
-  customerIpAddress?: string;
-}
-
-export type SyncOutcome =
-  | { kind: 'ran'; sync: SyncRow }
-  /** No sync was attempted: the connection cannot sync now (provider retired, consent expired). */
-  | { kind: 'skipped'; reason: 'retired' | 'expired' | 'not_found' };
 
 /** Transactions are re-read from this long before lastUpdated, to pick up late bookings and changes. */
 const OVERLAP_MS = 7 * 86_400_000;
@@ -66,37 +51,47 @@ export function toSyncJson(s: SyncRow): SyncJson {
   };
 }
 
+/**
+ * Runs a sync that has been claimed (state running): fetches from the provider, stores the data,
+ * finishes the sync record and updates the connection. Never throws for provider failures.
+ */
 export function syncRunner(deps: SyncRunnerDeps) {
   const connections = connectionsRepository(deps.db);
-  const syncs = syncsRepository(deps.db);
 
-  return async function runSync(req: SyncRequest): Promise<SyncOutcome> {
-    const conn = await connections.findById(req.connectionId);
-    if (conn === undefined) return { kind: 'skipped', reason: 'not_found' };
-    const provider = deps.catalog.get(conn.provider_id);
-    const retired = await deps.db.query('select 1 from provider_overrides where provider_id = $1 and retired_at is not null', [conn.provider_id]);
-    if (provider === undefined || retired.rowCount > 0) return { kind: 'skipped', reason: 'retired' };
-    const startedAt = deps.clock.now();
-    if (conn.expires_at !== null && conn.expires_at.getTime() <= startedAt.getTime()) return { kind: 'skipped', reason: 'expired' };
-
-    const sync = await syncs.insertRunning({
-      id: randomUUID(),
-      connectionId: conn.id,
-      userId: conn.user_id,
-      providerId: conn.provider_id,
-      action: req.action,
-      attended: req.attended,
-      now: startedAt,
+  async function finishFailed(sync: SyncRow, connectionId: string, startedAt: Date, fetchStatus: FetchStatus, detail: string): Promise<void> {
+    await deps.db.transaction(async (tx) => {
+      await connectionsRepository(tx).recordSyncOutcome(connectionId, { fetchStatus, lastUpdated: null, grant: null, attemptAt: startedAt, failed: true });
+      await syncsRepository(tx).finish(sync.id, {
+        fetchStatus,
+        fetchedAt: null,
+        finishedAt: deps.clock.now(),
+        counts: { accounts: 0, transactionsAdded: 0, transactionsUpdated: 0 },
+        errorDetail: detail,
+        accounts: [],
+      });
     });
-    const grant = (await connections.grantOf(conn.id)) ?? {};
-    const adapter = deps.adapters[provider.adapter];
+  }
 
+  return async function runClaimed(sync: SyncRow): Promise<void> {
+    const startedAt = deps.clock.now();
+    const conn = await connections.findById(sync.connection_id);
+    if (conn === undefined) return; // deleted meanwhile; its syncs went with it
+    const provider = deps.catalog.get(conn.provider_id);
+    if (provider === undefined) {
+      await finishFailed(sync, conn.id, startedAt, 'error', 'The provider is no longer available');
+      return;
+    }
+    if (conn.expires_at !== null && conn.expires_at.getTime() <= startedAt.getTime()) {
+      await finishFailed(sync, conn.id, startedAt, 'credentials-error', 'Consent expired before the sync ran');
+      return;
+    }
+    const grant = (await connections.grantOf(conn.id)) ?? {};
     try {
-      const result = await adapter.fetch({
+      const result = await deps.adapters[provider.adapter].fetch({
         provider,
         grant,
-        attended: req.attended,
-        ...(req.customerIpAddress !== undefined ? { customerIpAddress: req.customerIpAddress } : {}),
+        attended: sync.attended,
+        ...(sync.customer_ip !== null ? { customerIpAddress: sync.customer_ip } : {}),
         since: conn.last_updated === null ? null : new Date(conn.last_updated.getTime() - OVERLAP_MS),
         now: startedAt,
       });
@@ -127,23 +122,9 @@ export function syncRunner(deps: SyncRunnerDeps) {
       if (!(err instanceof ProviderError)) {
         deps.log.error({ connectionId: conn.id, syncId: sync.id, err: err instanceof Error ? err.stack : String(err) }, 'sync failed with an unexpected error');
       }
-      const fetchStatus = FETCH_STATUS_BY_ERROR[kind];
-      const detail = err instanceof ProviderError ? err.safeDetail : 'Mooring could not process the provider\'s answer';
-      await deps.db.transaction(async (tx) => {
-        await connectionsRepository(tx).recordSyncOutcome(conn.id, { fetchStatus, lastUpdated: null, grant: null, attemptAt: startedAt, failed: true });
-        await syncsRepository(tx).finish(sync.id, {
-          fetchStatus,
-          fetchedAt: null,
-          finishedAt: deps.clock.now(),
-          counts: { accounts: 0, transactionsAdded: 0, transactionsUpdated: 0 },
-          errorDetail: detail,
-          accounts: [],
-        });
-      });
+      const detail = err instanceof ProviderError ? err.safeDetail : "Mooring could not process the provider's answer";
+      await finishFailed(sync, conn.id, startedAt, FETCH_STATUS_BY_ERROR[kind], detail);
     }
-    const done = await syncs.findForUser(conn.user_id, sync.id);
-    if (done === undefined) throw new Error('sync record vanished');
-    return { kind: 'ran', sync: done };
   };
 }
-export type RunSync = ReturnType<typeof syncRunner>;
+export type RunClaimed = ReturnType<typeof syncRunner>;

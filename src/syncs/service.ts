@@ -2,10 +2,11 @@
 import { notFound } from '../errors.ts';
 import type { Page } from '../http/schemas.ts';
 import type { SyncsRepository } from './repository.ts';
-import { toSyncJson, type RunSync } from './runner.ts';
+import { toSyncJson } from './runner.ts';
+import type { SyncEngine } from './engine.ts';
 import type { SyncJson } from './schemas.ts';
 
-export function syncsService(deps: { syncs: SyncsRepository; runSync: RunSync }) {
+export function syncsService(deps: { syncs: SyncsRepository; engine: SyncEngine }) {
   return {
     async listForConnection(connectionId: string, page: Page): Promise<{ syncs: SyncJson[]; total: number }> {
       const { rows, total } = await deps.syncs.listForConnection(connectionId, page.limit, page.offset);
@@ -20,13 +21,11 @@ export function syncsService(deps: { syncs: SyncsRepository; runSync: RunSync })
 
     /** A sync the client asked for; answers Moneyhub's `{ status }` once it has run (or could not). */
     async requestSync(connectionId: string, customerIpAddress: string | undefined): Promise<{ status: 'ok' | 'error'; syncId: string | null }> {
-      const outcome = await deps.runSync({
-        connectionId,
-        action: 'client-update',
-        attended: customerIpAddress !== undefined,
-        ...(customerIpAddress !== undefined ? { customerIpAddress } : {}),
-      });
-      if (outcome.kind === 'skipped') return { status: 'error', syncId: null };
+      const outcome = await deps.engine.sync(
+        { connectionId, action: 'client-update', attended: customerIpAddress !== undefined, ...(customerIpAddress !== undefined ? { customerIpAddress } : {}) },
+        { wait: true, enforceBudget: true },
+      );
+      if (outcome.kind !== 'done') return { status: 'error', syncId: null };
       return { status: outcome.sync.fetch_status === 'success' ? 'ok' : 'error', syncId: outcome.sync.id };
     },
   };

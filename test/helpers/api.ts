@@ -114,6 +114,7 @@ export async function connectBank(client: ApiClient, userId: string, bankId = MO
   const nonce = `nonce-${Math.random().toString(36).slice(2)}`;
   const url = await client.mh.getAuthorizeUrlForCreatedUser({ bankId, userId, state, nonce });
   const callback = await runJourney(url, username);
+  if (callback.get('code') === null) throw new Error(`the connect journey returned no code: ${callback.toString()}`);
   const tokens = await client.mh.exchangeCodeForTokens({
     paramsFromCallback: { code: callback.get('code'), state: callback.get('state') },
     localParams: { state, nonce, sub: userId },

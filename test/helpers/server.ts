@@ -27,12 +27,18 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
-export async function startTestServer(overrides: Partial<Config> = {}): Promise<TestServer> {
+export interface TestServerOptions {
+  /** Run the durable job queue and a sync worker in the server process (default: off; syncs run inline). */
+  jobs?: boolean;
+}
+
+export async function startTestServer(overrides: Partial<Config> = {}, opts: TestServerOptions = {}): Promise<TestServer> {
   const testDb = await createTestDb();
   const port = await freePort();
   const baseUrl = `http://127.0.0.1:${port}`;
   const config = loadConfig({}, { port, host: '127.0.0.1', publicUrl: baseUrl, adminToken: ADMIN_TOKEN, dataDir: '/nonexistent', ...overrides });
-  const server = await createServer({ config, logger: createLogger(process.env.TEST_LOG_LEVEL === undefined ? 'silent' : config.logLevel), adminToken: ADMIN_TOKEN, db: testDb.db });
+  const server = await createServer({ config, logger: createLogger(process.env.TEST_LOG_LEVEL === undefined ? 'silent' : config.logLevel), adminToken: ADMIN_TOKEN, db: testDb.db, jobs: opts.jobs ?? false });
+  if (server.app === null) throw new Error('the test server has no HTTP app');
   await server.app.listen({ port, host: '127.0.0.1' });
   return {
     baseUrl,

@@ -1,0 +1,126 @@
+/**
+ * The sandbox control API (SPEC section 7): switch a connection's behaviour, retire a provider,
+ * declare an outage, move the domain clock, and run the scheduler now. Admin token required.
+ */
+import { Type } from 'typebox';
+import type { MovableClock } from '../clock.ts';
+import type { Db } from '../db/db.ts';
+import { writeSetting } from '../db/settings.ts';
+import { badRequest, notFound } from '../errors.ts';
+import { DateTime, ErrorBody } from '../http/schemas.ts';
+import type { App } from '../http/types.ts';
+import type { Catalog } from '../providers/catalog.ts';
+import { parseDateTime } from '../connections/service.ts';
+import { toSyncJson } from '../syncs/runner.ts';
+import { Sync } from '../syncs/schemas.ts';
+import type { SyncEngine } from '../syncs/engine.ts';
+import { adminGuard } from '../admin/auth.ts';
+import { setSandboxBehaviour, SANDBOX_USERNAMES } from './banks/index.ts';
+import { parseDurationMs } from './duration.ts';
+
+export const CLOCK_OFFSET_SETTING = 'sandbox_clock_offset_ms';
+const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody };
+
+export interface SandboxControlDeps {
+  db: Db;
+  clock: MovableClock;
+  catalog: Catalog;
+  engine: SyncEngine;
+  adminToken: string;
+  concurrency: number;
+}
+
+export function sandboxControlRoutes(app: App, deps: SandboxControlDeps): void {
+  const tags = ['sandbox'];
+  const security = [{ admin: [] }];
+  const onRequest = adminGuard(deps.adminToken);
+  const ProviderParams = Type.Object({ providerId: Type.String() });
+
+  const provider = (id: string) => {
+    const p = deps.catalog.get(id);
+    if (p === undefined) throw notFound('Provider');
+    return p;
+  };
+
+  app.post('/sandbox/connections/:connectionId/behaviour', {
+    onRequest,
+    schema: {
+      tags, security, summary: "Switch an existing connection's sandbox behaviour",
+      params: Type.Object({ connectionId: Type.String() }),
+      body: Type.Object({ username: Type.Union(SANDBOX_USERNAMES.map((u) => Type.Literal(u))) }, { additionalProperties: false }),
+      response: { 200: Type.Object({ connectionId: Type.String(), username: Type.String() }), ...errors },
+    },
+  }, async (req) => {
+    const r = await deps.db.query<{ provider_ref: string | null }>('select provider_ref from connections where id = $1', [req.params.connectionId]);
+    const ref = r.rows[0]?.provider_ref;
+    if (ref == null || !(await setSandboxBehaviour(deps.db, ref, req.body.username))) throw notFound('Connection');
+    return { connectionId: req.params.connectionId, username: req.body.username };
+  });
+
+  app.post('/sandbox/providers/:providerId/retire', {
+    onRequest,
+    schema: { tags, security, summary: 'Remove a provider permanently (its connections become never)', params: ProviderParams, response: { 200: Type.Object({ providerId: Type.String(), retiredAt: DateTime }), ...errors } },
+  }, async (req) => {
+    provider(req.params.providerId);
+    const now = deps.clock.now();
+    await deps.db.query(
+      `insert into provider_overrides (provider_id, retired_at) values ($1, $2)
+       on conflict (provider_id) do update set retired_at = coalesce(provider_overrides.retired_at, excluded.retired_at)`,
+      [req.params.providerId, now],
+    );
+    return { providerId: req.params.providerId, retiredAt: now.toISOString() };
+  });
+
+  app.post('/sandbox/providers/:providerId/outage', {
+    onRequest,
+    schema: {
+      tags, security, summary: 'Make a provider fail every call until a time', params: ProviderParams,
+      body: Type.Object({ until: Type.String() }, { additionalProperties: false }),
+      response: { 200: Type.Object({ providerId: Type.String(), outageUntil: DateTime }), ...errors },
+    },
+  }, async (req) => {
+    provider(req.params.providerId);
+    const until = parseDateTime(req.body.until);
+    if (until === null) throw badRequest('invalid_until', 'until must be an ISO 8601 date-time', { field: 'until' });
+    if (until.getTime() <= deps.clock.now().getTime()) throw badRequest('invalid_until', 'until must be in the future (sandbox clock)', { field: 'until', now: deps.clock.now().toISOString() });
+    await deps.db.query(
+      `insert into provider_overrides (provider_id, outage_until) values ($1, $2)
+       on conflict (provider_id) do update set outage_until = excluded.outage_until`,
+      [req.params.providerId, until],
+    );
+    return { providerId: req.params.providerId, outageUntil: until.toISOString() };
+  });
+
+  const ClockBody = Type.Object({ now: DateTime, offsetMs: Type.Integer() });
+  app.get('/sandbox/clock', { onRequest, schema: { tags, security, summary: "Mooring's domain clock", response: { 200: ClockBody, 401: ErrorBody } } }, async () => ({
+    now: deps.clock.now().toISOString(),
+    offsetMs: deps.clock.offsetMs(),
+  }));
+
+  app.post('/sandbox/clock', {
+    onRequest,
+    schema: {
+      tags, security, summary: 'Move the domain clock forward by an ISO 8601 duration (e.g. P30D, PT6H)',
+      body: Type.Object({ advance: Type.String() }, { additionalProperties: false }),
+      response: { 200: ClockBody, ...errors },
+    },
+  }, async (req) => {
+    const ms = parseDurationMs(req.body.advance);
+    if (ms === null || ms <= 0) throw badRequest('invalid_duration', 'advance must be a positive ISO 8601 duration such as P30D or PT6H', { field: 'advance' });
+    const offset = deps.clock.offsetMs() + ms;
+    await writeSetting(deps.db, CLOCK_OFFSET_SETTING, offset);
+    deps.clock.setOffsetMs(offset);
+    return { now: deps.clock.now().toISOString(), offsetMs: offset };
+  });
+
+  app.post('/sandbox/scheduler/run', {
+    onRequest,
+    schema: {
+      tags, security, summary: 'Run every sync that is due now; answers when they have finished',
+      response: { 200: Type.Object({ ran: Type.Integer(), syncs: Type.Array(Sync) }), 401: ErrorBody },
+    },
+  }, async () => {
+    const done = await deps.engine.runDue(deps.concurrency);
+    return { ran: done.length, syncs: done.map(toSyncJson) };
+  });
+}

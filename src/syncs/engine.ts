@@ -1,0 +1,213 @@
+/**
+ * The sync engine: queues syncs (scheduled or requested), runs each exactly once under a lease,
+ * joins concurrent requests for the same connection, and recovers syncs whose process died.
+ *
+ * A sync moves queued → running → done. The partial unique index syncs_one_active keeps at most
+ * one queued-or-running sync per connection, so two workers can never sync a connection at once
+ * and a second request joins the first. A running sync holds a lease its runner renews; when the
+ * lease runs out the reaper queues it again, and whoever claims it next runs it.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Clock } from '../clock.ts';
+import type { Db } from '../db/db.ts';
+import { AppError } from '../errors.ts';
+import { connectionsRepository } from '../connections/repository.ts';
+import type { Catalog } from '../providers/catalog.ts';
+import { LONGEST_WINDOW_MS, nextScheduledSync, syncBudget } from './cadence.ts';
+import { syncsRepository, RUNNING_LEASE_SECONDS, type SyncRow } from './repository.ts';
+import type { RunClaimed } from './runner.ts';
+import type { SyncAction } from './schemas.ts';
+
+/** Hands a queued sync to the workers (pg-boss), grouped by provider for per-provider concurrency. */
+export interface SyncQueue {
+  send(syncId: string, providerId: string): Promise<void>;
+}
+
+export interface SyncEngineDeps {
+  db: Db;
+  catalog: Catalog;
+  clock: Clock;
+  runClaimed: RunClaimed;
+  /** Null in a process without workers: scheduled syncs then run only through `runDue`. */
+  queue: SyncQueue | null;
+  log: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void };
+  /** Real-time sleep (tests may shorten it). */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+export interface SyncRequest {
+  connectionId: string;
+  action: SyncAction;
+  /** The user is present: a journey, or a client request with customerIpAddress. */
+  attended: boolean;
+  customerIpAddress?: string;
+}
+
+export type SyncOutcome =
+  | { kind: 'done'; sync: SyncRow }
+  /** The sync was queued and is running elsewhere (only with `wait: false`). */
+  | { kind: 'started'; sync: SyncRow }
+  /** No sync can run: the provider is retired, the consent expired, or the connection is gone. */
+  | { kind: 'skipped'; reason: 'retired' | 'expired' | 'not_found' };
+
+const LEASE_RENEW_MS = (RUNNING_LEASE_SECONDS * 1000) / 3;
+const JOIN_POLL_MS = 100;
+const JOIN_TIMEOUT_MS = 5 * 60_000;
+export const SCHEDULER_BATCH = 1000;
+
+export function syncEngine(deps: SyncEngineDeps) {
+  const syncs = syncsRepository(deps.db);
+  const connections = connectionsRepository(deps.db);
+  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+
+  /** Runs a sync if it is still queued (claiming it first); renews the lease while it runs. */
+  async function runIfQueued(syncId: string): Promise<boolean> {
+    const claimed = await syncs.claim(syncId);
+    if (claimed === null) return false;
+    const heartbeat = setInterval(() => {
+      syncs.renewLease(syncId).catch((err: unknown) => deps.log.warn({ syncId, err: String(err) }, 'could not renew a sync lease'));
+    }, LEASE_RENEW_MS);
+    heartbeat.unref();
+    try {
+      await deps.runClaimed(claimed);
+    } finally {
+      clearInterval(heartbeat);
+    }
+    return true;
+  }
+
+  async function waitDone(syncId: string): Promise<SyncRow> {
+    const deadline = Date.now() + JOIN_TIMEOUT_MS;
+    for (;;) {
+      const row = await syncs.findById(syncId);
+      if (row === undefined) throw new AppError(404, 'not_found', 'Sync not found (its connection was deleted)');
+      if (row.state === 'done') return row;
+      if (Date.now() > deadline) throw new AppError(504, 'sync_timeout', 'The sync is still running; check it later with GET /users/:userId/syncs/:syncId');
+      await sleep(JOIN_POLL_MS);
+    }
+  }
+
+  async function unattendedBudget(connectionId: string, type: Parameters<typeof syncBudget>[0], now: Date) {
+    return syncBudget(type, await syncs.unattendedTimes(connectionId, new Date(now.getTime() - LONGEST_WINDOW_MS)), now);
+  }
+
+  return {
+    /**
+     * Starts (or joins) a sync of one connection and, with `wait`, answers once it is done.
+     * Unattended client requests beyond the connection's budget get a 429 with Retry-After.
+     */
+    async sync(req: SyncRequest, opts: { wait: boolean; enforceBudget: boolean }): Promise<SyncOutcome> {
+      const conn = await connections.findById(req.connectionId);
+      if (conn === undefined) return { kind: 'skipped', reason: 'not_found' };
+      const provider = deps.catalog.get(conn.provider_id);
+      const retired = await deps.db.query('select 1 from provider_overrides where provider_id = $1 and retired_at is not null', [conn.provider_id]);
+      if (provider === undefined || retired.rowCount > 0) return { kind: 'skipped', reason: 'retired' };
+      const now = deps.clock.now();
+      if (conn.expires_at !== null && conn.expires_at.getTime() <= now.getTime()) return { kind: 'skipped', reason: 'expired' };
+
+      let sync = await syncs.findActiveForConnection(conn.id);
+      if (sync === undefined) {
+        if (!req.attended && opts.enforceBudget) {
+          const budget = await unattendedBudget(conn.id, provider.type, now);
+          if (budget.remaining === 0 && budget.resetsAt !== null) {
+            const retryAfterSeconds = Math.max(1, Math.ceil((Date.parse(budget.resetsAt) - now.getTime()) / 1000));
+            throw new AppError(429, 'sync_budget_exhausted', `${provider.name} allows a limited number of syncs without the user present; the next is possible at ${budget.resetsAt}. Send customerIpAddress when the user is present.`, {
+              details: { retryAfter: budget.resetsAt },
+              headers: { 'retry-after': String(retryAfterSeconds) },
+            });
+          }
+        }
+        const created = await syncs.insertQueued({
+          id: randomUUID(), connectionId: conn.id, userId: conn.user_id, providerId: conn.provider_id, action: req.action,
+          attended: req.attended, customerIp: req.customerIpAddress ?? null, now,
+        });
+        sync = created ?? (await syncs.findActiveForConnection(conn.id));
+        if (sync === undefined) throw new Error('a sync vanished between queueing and joining it');
+        if (created !== null) {
+          const run = runIfQueued(created.id);
+          if (!opts.wait) {
+            run.catch((err: unknown) => deps.log.warn({ syncId: created.id, err: String(err) }, 'background sync failed'));
+            return { kind: 'started', sync: created };
+          }
+          await run;
+        }
+      }
+      if (!opts.wait) return { kind: 'started', sync };
+      return { kind: 'done', sync: await waitDone(sync.id) };
+    },
+
+    /** Worker entry: runs the queued sync `syncId` unless someone else has it or it is done. */
+    runQueued: runIfQueued,
+
+    /**
+     * Scheduler tick: queues a sync for every connection that is due now (up to `limit`) and moves
+     * each one's next sync time forward. Connections that cannot sync (consent expired, provider
+     * retired) leave the schedule; those of a provider in a declared outage wait for its end.
+     */
+    async enqueueDue(limit = SCHEDULER_BATCH): Promise<SyncRow[]> {
+      const now = deps.clock.now();
+      const queued = await deps.db.transaction(async (tx) => {
+        const txConnections = connectionsRepository(tx);
+        const txSyncs = syncsRepository(tx);
+        const due = await txConnections.lockDue(now, limit);
+        const updates: { id: string; next: Date | null }[] = [];
+        const created: SyncRow[] = [];
+        for (const c of due) {
+          const provider = deps.catalog.get(c.provider_id);
+          if (provider === undefined || c.retired_at !== null || (c.expires_at !== null && c.expires_at.getTime() <= now.getTime())) {
+            updates.push({ id: c.id, next: null });
+            continue;
+          }
+          if (c.outage_until !== null && c.outage_until.getTime() > now.getTime()) {
+            updates.push({ id: c.id, next: c.outage_until });
+            continue;
+          }
+          const budget = syncBudget(provider.type, c.unattended_sync_times, now);
+          if (budget.remaining > 0) {
+            const sync = await txSyncs.insertQueued({ id: randomUUID(), connectionId: c.id, userId: c.user_id, providerId: c.provider_id, action: 'auto-update', attended: false, customerIp: null, now });
+            if (sync !== null) created.push(sync);
+          }
+          const after = budget.remaining > 0 ? syncBudget(provider.type, [...c.unattended_sync_times, now], now) : budget;
+          updates.push({ id: c.id, next: nextScheduledSync(provider.type, now, after) });
+        }
+        await txConnections.setNextSyncTimes(updates);
+        return created;
+      });
+      if (deps.queue !== null) for (const s of queued) await deps.queue.send(s.id, s.provider_id);
+      return queued;
+    },
+
+    /**
+     * Runs every sync that is due now and answers when all have finished (the sandbox's
+     * "run the scheduler now"). Syncs already queued for workers are waited for too.
+     */
+    async runDue(concurrency: number): Promise<SyncRow[]> {
+      const finished: SyncRow[] = [];
+      for (;;) {
+        const batch = await this.enqueueDue();
+        const known = new Set(batch.map((b) => b.id));
+        const elsewhere = (await syncs.activeSyncs()).filter((a) => !known.has(a.id));
+        const pending = [...batch, ...elsewhere];
+        const runners = Array.from({ length: Math.min(concurrency, pending.length) }, async () => {
+          for (let s = pending.shift(); s !== undefined; s = pending.shift()) {
+            await runIfQueued(s.id);
+            finished.push(await waitDone(s.id));
+          }
+        });
+        await Promise.all(runners);
+        if (batch.length < SCHEDULER_BATCH) return finished;
+      }
+    },
+
+    /** Queues again the syncs whose lease ran out, and hands them to the workers. */
+    async reap(): Promise<number> {
+      const expired = await syncs.requeueExpired(SCHEDULER_BATCH);
+      for (const s of expired) {
+        if (s.was === 'running') deps.log.warn({ syncId: s.id }, 'a sync was interrupted (its process stopped); queued again');
+        if (deps.queue !== null) await deps.queue.send(s.id, s.provider_id);
+      }
+      return expired.length;
+    },
+  };
+}
+export type SyncEngine = ReturnType<typeof syncEngine>;

@@ -1,0 +1,75 @@
+/**
+ * A sync worker: takes sync jobs from the queue with bounded concurrency overall and per provider,
+ * ticks the scheduler, and sends syncs whose process died back to the queue. Any number of workers
+ * can run against one database; the scheduler's row locks and the sync claim keep them apart.
+ */
+import type { PgBoss } from 'pg-boss';
+import { SYNC_QUEUE } from '../jobs/boss.ts';
+import type { SyncEngine, SyncQueue } from './engine.ts';
+
+export const SCHEDULER_TICK_MS = 5_000;
+export const REAPER_INTERVAL_MS = 10_000;
+/** At most this many syncs of one provider run at once across all workers. */
+export const PER_PROVIDER_CONCURRENCY = 50;
+
+export function bossSyncQueue(boss: PgBoss): SyncQueue {
+  return {
+    async send(syncId, providerId) {
+      await boss.send(SYNC_QUEUE, { syncId }, { group: { id: providerId } });
+    },
+  };
+}
+
+export interface WorkerDeps {
+  boss: PgBoss;
+  engine: SyncEngine;
+  concurrency: number;
+  /** Called before each scheduler tick (e.g. to pick up a moved sandbox clock). */
+  beforeTick?: () => Promise<void>;
+  log: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
+}
+
+export interface Worker {
+  stop(): Promise<void>;
+}
+
+export async function startWorker(deps: WorkerDeps): Promise<Worker> {
+  await deps.boss.work<{ syncId: string }>(
+    SYNC_QUEUE,
+    { localConcurrency: deps.concurrency, groupConcurrency: PER_PROVIDER_CONCURRENCY, batchSize: 1, pollingIntervalSeconds: 1 },
+    async (jobs) => {
+      for (const job of jobs) await deps.engine.runQueued(job.data.syncId);
+    },
+  );
+
+  let stopping = false;
+  let running: Promise<void> = Promise.resolve();
+  const loop = (name: string, everyMs: number, fn: () => Promise<unknown>): NodeJS.Timeout => {
+    const timer = setInterval(() => {
+      if (stopping) return;
+      running = running.then(fn).then(
+        () => undefined,
+        (err: unknown) => deps.log.error({ err: err instanceof Error ? err.message : String(err) }, `${name} failed; will try again`),
+      );
+    }, everyMs);
+    timer.unref();
+    return timer;
+  };
+  const tick = loop('scheduler tick', SCHEDULER_TICK_MS, async () => {
+    await deps.beforeTick?.();
+    const queued = await deps.engine.enqueueDue();
+    if (queued.length > 0) deps.log.info({ queued: queued.length }, 'scheduled syncs queued');
+  });
+  const reaper = loop('reaper', REAPER_INTERVAL_MS, () => deps.engine.reap());
+  deps.log.info({ concurrency: deps.concurrency }, 'sync worker started');
+
+  return {
+    async stop() {
+      stopping = true;
+      clearInterval(tick);
+      clearInterval(reaper);
+      await running;
+      await deps.boss.offWork(SYNC_QUEUE, { wait: true });
+    },
+  };
+}
