@@ -32,6 +32,9 @@ import { connectionsRoutes } from './connections/routes.ts';
 import { syncsRepository } from './syncs/repository.ts';
 import type { SyncEngine } from './syncs/engine.ts';
 import { sandboxControlRoutes } from './sandbox/control.ts';
+import type { ConnectionEvents } from './webhooks/events.ts';
+import type { WebhookDispatcher } from './webhooks/dispatcher.ts';
+import { webhookRoutes } from './webhooks/routes.ts';
 import { syncsService } from './syncs/service.ts';
 import { resourceSyncRoutes } from './syncs/routes.ts';
 import { accountsRoutes } from './accounts/routes.ts';
@@ -51,6 +54,8 @@ export interface AppDeps {
   /** Secret the sandbox banks expect from Mooring's Open Banking client (sandbox mode only). */
   sandboxClientSecret: string;
   engine: SyncEngine;
+  events: ConnectionEvents;
+  dispatcher: WebhookDispatcher;
 }
 
 export interface BuiltApp {
@@ -107,11 +112,12 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   oidc.on('server_error', (_ctx, err) => log.error({ err }, 'OpenID provider error'));
   registerBearerAuth(fastify, oidc);
 
-  const { engine } = deps;
-  const connections = connectionsService({ connections: connectionsRepository(db), catalog, adapters, clock, log });
+  const { engine, events, dispatcher } = deps;
+  const onConnectionChanged = (connectionId: string): Promise<void> => events.reconcile(db, connectionId);
+  const connections = connectionsService({ connections: connectionsRepository(db), catalog, adapters, clock, log, onConnectionChanged });
   const userSvc = usersService({ users, clock, sandbox: config.sandbox, deleteUserConnections: (userId) => connections.revokeAllOfUser(userId) });
   const syncs = syncsService({ syncs: syncsRepository(db), engine });
-  const journeys = journeysService({ db, oidc, catalog, adapters, clock, engine, publicUrl: config.publicUrl, sandbox: config.sandbox, log });
+  const journeys = journeysService({ db, oidc, catalog, adapters, clock, engine, onConnectionChanged, publicUrl: config.publicUrl, sandbox: config.sandbox, log });
 
   await mountOidc(fastify, oidc);
   catalogRoutes(app, { db, catalog, clock, publicUrl: config.publicUrl });
@@ -120,9 +126,10 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   resourceSyncRoutes(app, { syncs, connections });
   accountsRoutes(app, { db, catalog, publicUrl: config.publicUrl });
   journeyRoutes(app, { journeys, oidc });
+  webhookRoutes(app, { db, oidc, clock, adminToken: deps.adminToken, publicUrl: config.publicUrl, policy: { allowPrivate: config.webhookAllowPrivate, allowLoopback: config.sandbox } });
   if (config.sandbox) {
     await registerSandboxBanks(fastify, { db, clock, catalog, sandboxClientSecret: deps.sandboxClientSecret });
-    sandboxControlRoutes(app, { db, clock, catalog, engine, adminToken: deps.adminToken, concurrency: config.workerConcurrency });
+    sandboxControlRoutes(app, { db, clock, catalog, engine, events, dispatcher, adminToken: deps.adminToken, concurrency: config.workerConcurrency });
   }
 
   app.get('/health', { schema: { hide: true } }, async () => {

@@ -21,9 +21,14 @@ import { CLOCK_OFFSET_SETTING } from './sandbox/control.ts';
 import { syncEngine, type SyncEngine } from './syncs/engine.ts';
 import { syncRunner } from './syncs/runner.ts';
 import { bossSyncQueue, startWorker, type Worker } from './syncs/worker.ts';
+import { connectionEvents } from './webhooks/events.ts';
+import { webhookDispatcher } from './webhooks/dispatcher.ts';
 
 /** How often a process picks up a sandbox clock moved by another process. */
 const CLOCK_REFRESH_MS = 1_000;
+const WEBHOOK_POLL_MS = 1_000;
+const EVENT_SWEEP_MS = 10_000;
+const WEBHOOK_CONCURRENCY = 20;
 
 export type Role = 'all' | 'api' | 'worker';
 
@@ -84,15 +89,26 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
       const b = boss;
       closers.push(() => b.stop({ graceful: true, timeout: 10_000 }));
     }
+    const events = connectionEvents({ catalog, clock });
+    const dispatcher = webhookDispatcher({
+      db, clock, log, concurrency: WEBHOOK_CONCURRENCY,
+      policy: { allowPrivate: config.webhookAllowPrivate, allowLoopback: config.sandbox },
+    });
     const engine = syncEngine({
       db, catalog, clock, log,
-      runClaimed: syncRunner({ db, catalog, adapters, clock, log }),
+      runClaimed: syncRunner({ db, catalog, adapters, clock, log, afterSync: events.afterSync }),
       queue: boss === null ? null : bossSyncQueue(boss),
     });
 
     let worker: Worker | null = null;
     if (role !== 'api' && boss !== null) {
-      worker = await startWorker({ boss, engine, concurrency: config.workerConcurrency, beforeTick: refreshClock, log });
+      worker = await startWorker({
+        boss, engine, concurrency: config.workerConcurrency, beforeTick: refreshClock, log,
+        loops: [
+          { name: 'webhook deliveries', everyMs: WEBHOOK_POLL_MS, run: () => dispatcher.deliverDue() },
+          { name: 'connection events', everyMs: EVENT_SWEEP_MS, run: () => events.sweep(db) },
+        ],
+      });
       const w = worker;
       closers.push(() => w.stop());
     }
@@ -100,7 +116,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     let app: FastifyInstance | null = null;
     let oidc: Provider | null = null;
     if (role !== 'worker') {
-      const built = await buildApp({ config, db, clock, logger: log, catalog, adapters, keys, adminToken: opts.adminToken, sandboxClientSecret, engine });
+      const built = await buildApp({ config, db, clock, logger: log, catalog, adapters, keys, adminToken: opts.adminToken, sandboxClientSecret, engine, events, dispatcher });
       app = built.app;
       oidc = built.oidc;
       const a = built.app;

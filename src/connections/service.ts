@@ -58,6 +58,8 @@ export interface ConnectionsServiceDeps {
   adapters: Record<AdapterKind, ProviderAdapter>;
   clock: Clock;
   log: { warn(obj: object, msg: string): void };
+  /** Tells listeners (webhooks) that a connection's state may have changed. */
+  onConnectionChanged(connectionId: string): Promise<void>;
 }
 
 export function connectionsService(deps: ConnectionsServiceDeps) {
@@ -108,6 +110,7 @@ export function connectionsService(deps: ConnectionsServiceDeps) {
       }
       await deps.connections.renewConsent(connectionId, expiresAt, now);
       await deps.connections.scheduleIfIdle(connectionId, nextScheduledSync(provider.type, now));
+      await deps.onConnectionChanged(connectionId);
     },
 
     async delete(userId: string, connectionId: string): Promise<void> {

@@ -44,6 +44,8 @@ export interface JourneysDeps {
   adapters: Record<AdapterKind, ProviderAdapter>;
   clock: Clock;
   engine: SyncEngine;
+  /** Tells listeners (webhooks) that a connection's state may have changed. */
+  onConnectionChanged(connectionId: string): Promise<void>;
   publicUrl: string;
   sandbox: boolean;
   log: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
@@ -212,6 +214,7 @@ export function journeysService(deps: JourneysDeps) {
         const now = deps.clock.now();
         await connections.renewConsent(connectionId, expiryAt(journey, provider, now), now);
         await connections.scheduleIfIdle(connectionId, nextScheduledSync(provider.type, now));
+        await deps.onConnectionChanged(connectionId);
         return finishWithGrant(journey, journey.user_id ?? '', connectionId, null);
       }
       const state = randomBytes(16).toString('base64url');

@@ -14,6 +14,8 @@ import { parseDateTime } from '../connections/service.ts';
 import { toSyncJson } from '../syncs/runner.ts';
 import { Sync } from '../syncs/schemas.ts';
 import type { SyncEngine } from '../syncs/engine.ts';
+import type { ConnectionEvents } from '../webhooks/events.ts';
+import type { WebhookDispatcher } from '../webhooks/dispatcher.ts';
 import { adminGuard } from '../admin/auth.ts';
 import { setSandboxBehaviour, SANDBOX_USERNAMES } from './banks/index.ts';
 import { parseDurationMs } from './duration.ts';
@@ -26,6 +28,8 @@ export interface SandboxControlDeps {
   clock: MovableClock;
   catalog: Catalog;
   engine: SyncEngine;
+  events: ConnectionEvents;
+  dispatcher: WebhookDispatcher;
   adminToken: string;
   concurrency: number;
 }
@@ -68,6 +72,8 @@ export function sandboxControlRoutes(app: App, deps: SandboxControlDeps): void {
        on conflict (provider_id) do update set retired_at = coalesce(provider_overrides.retired_at, excluded.retired_at)`,
       [req.params.providerId, now],
     );
+    // Its connections' status changes now (to never): have the event sweep look at them.
+    await deps.db.query('update connections set notify_check_at = $2 where provider_id = $1', [req.params.providerId, now]);
     return { providerId: req.params.providerId, retiredAt: now.toISOString() };
   });
 

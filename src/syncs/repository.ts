@@ -166,7 +166,7 @@ export function syncsRepository(db: Queryable) {
     },
 
     /** Upserts transactions; a re-fetched transaction never duplicates, and only real changes count as updates. */
-    async upsertTransactions(userId: string, accountIds: Map<string, string>, txs: ProviderTransaction[], now: Date): Promise<{ added: number; updated: number }> {
+    async upsertTransactions(userId: string, accountIds: Map<string, string>, txs: ProviderTransaction[], now: Date): Promise<{ added: number; updated: number; addedIds: { accountId: string; transactionId: string }[] }> {
       const rows = txs
         .filter((t) => accountIds.has(t.providerAccountId))
         .map((t) => ({
@@ -180,8 +180,8 @@ export function syncsRepository(db: Queryable) {
           short_description: t.shortDescription,
           long_description: t.longDescription,
         }));
-      if (rows.length === 0) return { added: 0, updated: 0 };
-      const r = await db.query<{ inserted: boolean }>(
+      if (rows.length === 0) return { added: 0, updated: 0, addedIds: [] };
+      const r = await db.query<{ inserted: boolean; id: string; account_id: string }>(
         `insert into transactions (id, account_id, user_id, provider_transaction_id, amount_minor, currency, date, status,
             short_description, long_description, created_at, updated_at)
          select x.id, x.account_id, $2, x.provider_transaction_id, x.amount_minor, x.currency, x.date, x.status,
@@ -193,11 +193,11 @@ export function syncsRepository(db: Queryable) {
             short_description = excluded.short_description, long_description = excluded.long_description, updated_at = excluded.updated_at
          where (transactions.amount_minor, transactions.currency, transactions.date, transactions.status, transactions.short_description, transactions.long_description)
             is distinct from (excluded.amount_minor, excluded.currency, excluded.date, excluded.status, excluded.short_description, excluded.long_description)
-         returning (xmax = 0) as inserted`,
+         returning (xmax = 0) as inserted, id::text as id, account_id::text as account_id`,
         [JSON.stringify(rows), userId, now],
       );
-      const added = r.rows.filter((x) => x.inserted).length;
-      return { added, updated: r.rows.length - added };
+      const inserted = r.rows.filter((x) => x.inserted);
+      return { added: inserted.length, updated: r.rows.length - inserted.length, addedIds: inserted.map((x) => ({ accountId: x.account_id, transactionId: x.id })) };
     },
   };
 }

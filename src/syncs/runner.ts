@@ -4,7 +4,8 @@
  * failures arrive as ProviderErrors and are decided by kind; nothing here parses messages.
  */
 import type { Clock } from '../clock.ts';
-import type { Db } from '../db/db.ts';
+import type { Db, Queryable } from '../db/db.ts';
+import type { NewTransactions } from '../webhooks/events.ts';
 import { connectionsRepository } from '../connections/repository.ts';
 import { nextLastUpdated, type FetchStatus } from '../connections/status.ts';
 import type { AdapterKind, Catalog } from '../providers/catalog.ts';
@@ -12,7 +13,11 @@ import { ProviderError, type ProviderAdapter, type ProviderErrorKind } from '../
 import { syncsRepository, type SyncRow } from './repository.ts';
 import type { SyncJson } from './schemas.ts';
 
+/** Called inside the transaction that finishes a sync (webhook events). */
+export type AfterSync = (tx: Queryable, sync: SyncRow, newTransactions: NewTransactions[]) => Promise<void>;
+
 export interface SyncRunnerDeps {
+  afterSync?: AfterSync;
   db: Db;
   catalog: Catalog;
   adapters: Record<AdapterKind, ProviderAdapter>;
@@ -69,6 +74,7 @@ export function syncRunner(deps: SyncRunnerDeps) {
         errorDetail: detail,
         accounts: [],
       });
+      await deps.afterSync?.(tx, sync, []);
     });
   }
 
@@ -100,7 +106,7 @@ export function syncRunner(deps: SyncRunnerDeps) {
       await deps.db.transaction(async (tx) => {
         const txSyncs = syncsRepository(tx);
         const accountIds = await txSyncs.upsertAccounts(conn.id, conn.user_id, result.accounts, fetchedAt);
-        const { added, updated } = await txSyncs.upsertTransactions(conn.user_id, accountIds, result.transactions, fetchedAt);
+        const { added, updated, addedIds } = await txSyncs.upsertTransactions(conn.user_id, accountIds, result.transactions, fetchedAt);
         await connectionsRepository(tx).recordSyncOutcome(conn.id, {
           fetchStatus,
           lastUpdated: nextLastUpdated(conn.last_updated, result.asOf, fetchedAt),
@@ -116,6 +122,9 @@ export function syncRunner(deps: SyncRunnerDeps) {
           errorDetail: result.partial ? (result.partialDetail ?? 'Some data could not be retrieved from the provider') : null,
           accounts: [...accountIds.values()].map((accountId) => ({ providerId: provider.id, accountId })),
         });
+        const byAccount = new Map<string, string[]>();
+        for (const t of addedIds) byAccount.set(t.accountId, [...(byAccount.get(t.accountId) ?? []), t.transactionId]);
+        await deps.afterSync?.(tx, sync, [...byAccount].map(([accountId, transactionIds]) => ({ accountId, transactionIds })));
       });
     } catch (err) {
       const kind: ProviderErrorKind = err instanceof ProviderError ? err.kind : 'bad_response';

@@ -26,6 +26,8 @@ export interface WorkerDeps {
   concurrency: number;
   /** Called before each scheduler tick (e.g. to pick up a moved sandbox clock). */
   beforeTick?: () => Promise<void>;
+  /** Other periodic work of a worker (webhook deliveries, time-driven events). */
+  loops?: { name: string; everyMs: number; run: () => Promise<unknown> }[];
   log: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
 }
 
@@ -61,6 +63,7 @@ export async function startWorker(deps: WorkerDeps): Promise<Worker> {
     if (queued.length > 0) deps.log.info({ queued: queued.length }, 'scheduled syncs queued');
   });
   const reaper = loop('reaper', REAPER_INTERVAL_MS, () => deps.engine.reap());
+  const others = (deps.loops ?? []).map((l) => loop(l.name, l.everyMs, l.run));
   deps.log.info({ concurrency: deps.concurrency }, 'sync worker started');
 
   return {
@@ -68,6 +71,7 @@ export async function startWorker(deps: WorkerDeps): Promise<Worker> {
       stopping = true;
       clearInterval(tick);
       clearInterval(reaper);
+      for (const t of others) clearInterval(t);
       await running;
       await deps.boss.offWork(SYNC_QUEUE, { wait: true });
     },

@@ -1,7 +1,7 @@
 /** Builds the official Moneyhub client against a test server, for one client-authentication method. */
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import { Moneyhub } from '@mft/moneyhub-api-client';
-import { registerClient } from './server.ts';
+import { ADMIN_TOKEN, registerClient } from './server.ts';
 import { Browser, type Page } from './browser.ts';
 
 export const REDIRECT_URI = 'http://127.0.0.1:1/callback';
@@ -87,4 +87,26 @@ export async function runJourney(url: string, username = 'user_ok', input: Recor
   const end = afterConsent.location !== null && atRedirect(afterConsent.location) ? afterConsent : await actAtProvider(browser, afterConsent, username, input);
   if (end.location === null || !atRedirect(end.location)) throw new Error(`journey did not return to the client: ${end.url} ${end.status}\n${end.html.slice(0, 800)}`);
   return new URL(end.location).searchParams;
+}
+
+/** Connects `userId` to the provider `bankId` through the browser journey as `username`; answers the connection id. */
+export async function connect(mh: MoneyhubClient, userId: string, bankId: string, username = 'user_ok', opts: { enableAsync?: boolean; input?: Record<string, string> } = {}): Promise<{ connectionId: string; syncId: string | undefined }> {
+  const state = `s-${Math.random().toString(36).slice(2)}`;
+  const nonce = `n-${Math.random().toString(36).slice(2)}`;
+  const url = await mh.getAuthorizeUrlForCreatedUser({ bankId, userId, state, nonce, ...(opts.enableAsync === true ? { enableAsync: true } : {}) });
+  const callback = await runJourney(url, username, opts.input);
+  if (callback.get('error') !== null) throw new Error(`journey failed: ${callback.get('error')} ${callback.get('error_description') ?? ''}`);
+  const tokens = await mh.exchangeCodeForTokens({ paramsFromCallback: { code: callback.get('code'), state: callback.get('state') }, localParams: { state, nonce, sub: userId } });
+  const claims = tokens.claims();
+  return { connectionId: claims['mh:con_id'] as string, syncId: claims['mh:sync'] as string | undefined };
+}
+
+/** Calls the sandbox control API with the admin token. */
+export async function sandbox(baseUrl: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+  const res = await fetch(`${baseUrl}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
 }

@@ -1,0 +1,90 @@
+/**
+ * Delivers logged events to each client's endpoint: signed, one POST per attempt, retried with
+ * exponential back-off (in domain time, so the sandbox clock drives it) until 24 hours after the
+ * event. Deliveries run in parallel with a per-request time-out, so a slow or dead receiver never
+ * holds up the others, and redirects are not followed.
+ */
+import type { Clock } from '../clock.ts';
+import type { Db } from '../db/db.ts';
+import { webhooksRepository, type EventRow } from './repository.ts';
+import { sign } from './signing.ts';
+import { DELIVERY_TIMEOUT_MS, DELIVERY_WINDOW_HOURS, retryDelaySeconds } from './types.ts';
+import { checkWebhookUrl, type UrlPolicy } from './url-policy.ts';
+
+const LEASE_MS = 2 * 60_000;
+const BATCH = 200;
+const HOUR_MS = 3_600_000;
+
+export interface DispatcherDeps {
+  db: Db;
+  clock: Clock;
+  policy: UrlPolicy;
+  concurrency: number;
+  log: { warn(obj: object, msg: string): void };
+  /** Real time for signatures (receivers compare `t` with their own clock). */
+  realNowMs?: () => number;
+}
+
+export function webhookDispatcher(deps: DispatcherDeps) {
+  const repo = webhooksRepository(deps.db);
+  const realNow = deps.realNowMs ?? (() => Date.now());
+
+  async function attempt(e: EventRow & { url: string | null; secret: string | null }): Promise<{ ok: boolean; responseCode: number | null; error: string | null }> {
+    if (e.url === null || e.secret === null) return { ok: false, responseCode: null, error: 'the client has no webhook endpoint' };
+    const verdict = await checkWebhookUrl(e.url, deps.policy);
+    if (!verdict.ok) return { ok: false, responseCode: null, error: `refused: ${verdict.reason}` };
+    const body = JSON.stringify({ id: e.id, eventType: e.event_type, userId: e.user_id, payload: e.payload });
+    try {
+      const res = await fetch(e.url, {
+        method: 'POST',
+        redirect: 'manual',
+        signal: AbortSignal.timeout(DELIVERY_TIMEOUT_MS),
+        headers: {
+          'content-type': 'application/json',
+          'user-agent': 'Mooring-Webhooks/1',
+          'mooring-event-id': e.id,
+          'mooring-signature': sign(e.secret, body, Math.floor(realNow() / 1000)),
+        },
+        body,
+      });
+      await res.body?.cancel().catch(() => undefined);
+      const ok = res.status >= 200 && res.status < 300;
+      return { ok, responseCode: res.status, error: ok ? null : `the receiver answered ${res.status}` };
+    } catch (err) {
+      const timedOut = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
+      return { ok: false, responseCode: null, error: timedOut ? `no answer within ${DELIVERY_TIMEOUT_MS} ms` : 'could not connect to the receiver' };
+    }
+  }
+
+  return {
+    /** Delivers every event due now; answers how many attempts were made. */
+    async deliverDue(): Promise<number> {
+      let total = 0;
+      for (;;) {
+        const now = deps.clock.now();
+        const due = await repo.leaseDue(now, new Date(now.getTime() + LEASE_MS), BATCH);
+        const queue = [...due];
+        const workers = Array.from({ length: Math.min(deps.concurrency, queue.length) }, async () => {
+          for (let e = queue.shift(); e !== undefined; e = queue.shift()) {
+            const started = realNow();
+            const result = await attempt(e);
+            const at = deps.clock.now();
+            const attempts = e.attempts + 1;
+            const expired = at.getTime() >= e.created_at.getTime() + DELIVERY_WINDOW_HOURS * HOUR_MS;
+            const gaveUp = !result.ok && expired;
+            if (gaveUp) deps.log.warn({ eventId: e.id, clientId: e.client_id }, 'webhook delivery abandoned after 24 hours of failures');
+            await repo.recordAttempt({
+              eventId: e.id, at, ok: result.ok, responseCode: result.responseCode, error: result.error, durationMs: realNow() - started,
+              nextAttemptAt: result.ok || gaveUp ? null : new Date(at.getTime() + retryDelaySeconds(attempts) * 1000),
+              gaveUp,
+            });
+          }
+        });
+        await Promise.all(workers);
+        total += due.length;
+        if (due.length < BATCH) return total;
+      }
+    },
+  };
+}
+export type WebhookDispatcher = ReturnType<typeof webhookDispatcher>;
