@@ -35,6 +35,9 @@ import { sandboxControlRoutes } from './sandbox/control.ts';
 import type { ConnectionEvents } from './webhooks/events.ts';
 import type { WebhookDispatcher } from './webhooks/dispatcher.ts';
 import { webhookRoutes } from './webhooks/routes.ts';
+import { requestObjectRoutes } from './oauth/request-routes.ts';
+import { authRequestsService } from './auth-requests/service.ts';
+import { authRequestRoutes } from './auth-requests/routes.ts';
 import { syncsService } from './syncs/service.ts';
 import { resourceSyncRoutes } from './syncs/routes.ts';
 import { accountsRoutes } from './accounts/routes.ts';
@@ -126,6 +129,8 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   resourceSyncRoutes(app, { syncs, connections });
   accountsRoutes(app, { db, catalog, publicUrl: config.publicUrl });
   journeyRoutes(app, { journeys, oidc });
+  await requestObjectRoutes(fastify, { oidc, issuer: `${config.publicUrl}${OIDC_PREFIX}` });
+  authRequestRoutes(app, { authRequests: authRequestsService({ db, oidc, clock, issuer: `${config.publicUrl}${OIDC_PREFIX}` }), publicUrl: config.publicUrl });
   webhookRoutes(app, { db, oidc, clock, adminToken: deps.adminToken, publicUrl: config.publicUrl, policy: { allowPrivate: config.webhookAllowPrivate, allowLoopback: config.sandbox } });
   if (config.sandbox) {
     await registerSandboxBanks(fastify, { db, clock, catalog, sandboxClientSecret: deps.sandboxClientSecret });

@@ -57,13 +57,13 @@ export const Transaction = Type.Object(
 );
 export type TransactionJson = Static<typeof Transaction>;
 
-export const AccountParams = Type.Object({ accountId: Type.String({ maxLength: 200 }) });
+export const AccountParams = Type.Object({ accountId: Type.String({ description: 'Account id (anything that is not one of the user\'s accounts is a 404)' }) });
 
 const DATE_BOUND = 'A date (YYYY-MM-DD, the whole day) or an ISO 8601 date-time; inclusive';
 
 export const TransactionsQuery = Type.Object({
   ...Pagination.properties,
-  accountId: Type.Optional(Type.String({ maxLength: 200, description: 'Only transactions of this account' })),
+  accountId: Type.Optional(Type.String({ description: 'Only transactions of this account (another account id matches nothing)' })),
   startDate: Type.Optional(Type.String({ maxLength: 40, description: `Earliest date. ${DATE_BOUND}` })),
   endDate: Type.Optional(Type.String({ maxLength: 40, description: `Latest date. ${DATE_BOUND}` })),
 });

@@ -1,0 +1,142 @@
+/**
+ * Auth requests (Moneyhub's /auth-requests): the server builds the authorisation URL for a journey,
+ * the client sends the user there, then completes the request with the callback's parameters and
+ * learns the connection — no OpenID client library needed on its side.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import type Provider from 'oidc-provider';
+import type { Clock } from '../clock.ts';
+import type { Db } from '../db/db.ts';
+import { badRequest, conflict, notFound } from '../errors.ts';
+import { parseDateTime } from '../connections/service.ts';
+import { CONSENT_DAYS } from '../connections/status.ts';
+import { parseJourneyRequest } from '../journeys/request.ts';
+import type { Page } from '../http/schemas.ts';
+import { authRequestsRepository, type AuthRequestRow } from './repository.ts';
+
+const DAY_MS = 86_400_000;
+
+export interface CreateAuthRequest {
+  redirectUri: string;
+  scope: string;
+  userId?: string;
+  connectionId?: string;
+  expirationDateTime?: string;
+  transactionFromDateTime?: string;
+  sync?: { enableAsync?: boolean };
+  permissions?: string[];
+}
+
+export interface AuthParams {
+  code?: string;
+  state?: string;
+  id_token?: string;
+  error?: string;
+  error_description?: string;
+}
+
+export function toAuthRequestJson(r: AuthRequestRow) {
+  return {
+    id: r.id,
+    redirectUri: r.redirect_uri,
+    createdAt: r.created_at.toISOString(),
+    bankId: r.bank_id ?? '',
+    ...(r.user_id !== null ? { userId: r.user_id } : {}),
+    ...(r.connection_id !== null ? { connectionId: r.connection_id } : {}),
+    scope: r.scope,
+    status: r.status,
+    ...(r.error !== null ? { error: r.error } : {}),
+    ...(r.completed_at !== null ? { completedAt: r.completed_at.toISOString() } : {}),
+    redirectParams: { authUrl: r.auth_url, state: r.state },
+  };
+}
+export type AuthRequestJson = ReturnType<typeof toAuthRequestJson>;
+
+export function authRequestsService(deps: { db: Db; oidc: Provider; clock: Clock; issuer: string }) {
+  const repo = authRequestsRepository(deps.db);
+
+  return {
+    async create(clientId: string, body: CreateAuthRequest): Promise<AuthRequestJson> {
+      const client = await deps.oidc.Client.find(clientId);
+      if (client === undefined) throw notFound('Client');
+      if (!client.redirectUris?.includes(body.redirectUri)) {
+        throw badRequest('invalid_redirect_uri', 'redirectUri must be one of the redirect URIs registered for this client', { field: 'redirectUri' });
+      }
+      const claims: Record<string, unknown> = {
+        sub: { essential: true, ...(body.userId !== undefined ? { value: body.userId } : {}) },
+        'mh:con_id': { essential: true, ...(body.connectionId !== undefined ? { value: body.connectionId } : {}) },
+      };
+      const now = deps.clock.now();
+      if (body.expirationDateTime !== undefined) {
+        const d = parseDateTime(body.expirationDateTime);
+        if (d === null || d.getTime() <= now.getTime() || d.getTime() > now.getTime() + CONSENT_DAYS * DAY_MS) {
+          throw badRequest('invalid_expiration_date_time', `expirationDateTime must be a date-time in the future, at most ${CONSENT_DAYS} days from now`, { field: 'expirationDateTime' });
+        }
+        claims['mh:consent'] = { essential: true, value: { expirationDateTime: body.expirationDateTime } };
+      }
+      if (body.sync?.enableAsync === true) claims['mh:sync'] = { essential: true, value: { enableAsync: true } };
+      const parsed = parseJourneyRequest({ scope: body.scope, claims: { id_token: claims } });
+      if (!parsed.ok) throw badRequest('invalid_scope', parsed.description, { field: 'scope' });
+      const req = parsed.request;
+      if (req.userId !== null) {
+        const owned = await deps.db.query('select 1 from users where id = $1 and client_id = $2', [req.userId, clientId]);
+        if (owned.rowCount === 0) throw badRequest('invalid_user', 'userId is not a user of this client', { field: 'userId' });
+      }
+      if (req.connectionId !== null) {
+        const owned = await deps.db.query('select 1 from connections where id = $1 and user_id = $2', [req.connectionId, req.userId]);
+        if (owned.rowCount === 0) throw badRequest('invalid_connection', 'connectionId is not a connection of this user', { field: 'connectionId' });
+      }
+      const state = randomBytes(16).toString('base64url');
+      const nonce = randomBytes(16).toString('base64url');
+      const url = new URL(`${deps.issuer}/auth`);
+      for (const [k, v] of Object.entries({
+        client_id: clientId, redirect_uri: body.redirectUri, response_type: 'code', scope: body.scope, state, nonce, prompt: 'consent',
+        claims: JSON.stringify({ id_token: claims }),
+      })) url.searchParams.set(k, v);
+      const id = randomUUID();
+      await repo.insert({
+        id, client_id: clientId, user_id: req.userId, scope: body.scope, bank_id: req.bankId, connection_id: req.connectionId,
+        redirect_uri: body.redirectUri, state, nonce, auth_url: url.toString(), created_at: now,
+      });
+      const row = await repo.find(clientId, id);
+      if (row === undefined) throw new Error('auth request vanished after insert');
+      return toAuthRequestJson(row);
+    },
+
+    async get(clientId: string, id: string): Promise<AuthRequestJson> {
+      const row = await repo.find(clientId, id);
+      if (row === undefined) throw notFound('Auth request');
+      return toAuthRequestJson(row);
+    },
+
+    async list(clientId: string, page: Page): Promise<{ data: AuthRequestJson[]; total: number }> {
+      const { rows, total } = await repo.list(clientId, page.limit, page.offset);
+      return { data: rows.map(toAuthRequestJson), total };
+    },
+
+    /** Completes a request with what the user's browser brought back to the redirect URI. */
+    async complete(clientId: string, id: string, params: AuthParams): Promise<AuthRequestJson> {
+      const row = await repo.find(clientId, id);
+      if (row === undefined) throw notFound('Auth request');
+      if (row.status !== 'pending') throw conflict('auth_request_settled', `This auth request is already ${row.status}`);
+      if (params.state !== undefined && params.state !== row.state) throw badRequest('state_mismatch', 'state does not match the auth request', { field: 'authParams.state' });
+      const now = deps.clock.now();
+      if (params.error !== undefined) {
+        await repo.settle(id, { status: 'error', userId: null, connectionId: null, error: [params.error, params.error_description].filter((x) => x !== undefined).join(': '), now });
+        return this.get(clientId, id);
+      }
+      if (params.code === undefined) throw badRequest('missing_code', 'authParams.code is required (or authParams.error)', { field: 'authParams.code' });
+      const code = await deps.oidc.AuthorizationCode.find(params.code);
+      const consumed = code !== undefined && (code as unknown as { consumed?: unknown }).consumed !== undefined;
+      if (code === undefined || consumed || code.isExpired || code.clientId !== clientId || code.redirectUri !== row.redirect_uri) {
+        throw badRequest('invalid_code', 'The code is invalid, expired, already used, or was not issued for this auth request', { field: 'authParams.code' });
+      }
+      await code.consume();
+      const outcome = code.grantId === undefined ? undefined
+        : (await deps.db.query<{ connection_id: string }>('select connection_id from grant_connections where grant_id = $1', [code.grantId])).rows[0];
+      await repo.settle(id, { status: 'complete', userId: code.accountId ?? null, connectionId: outcome?.connection_id ?? null, error: null, now });
+      return this.get(clientId, id);
+    },
+  };
+}
+export type AuthRequestsService = ReturnType<typeof authRequestsService>;
