@@ -22,6 +22,11 @@ Commands:
       --jwks FILE                JSON file with the client's public JWKS (required for private_key_jwt)
       --request-object-alg ALG   request_object_signing_alg (default HS256 for secrets, RS256 for keys)
       --url URL                  the server (default: PUBLIC_URL)
+  webhook set                Set an API client's webhook URL (prints the signing secret)
+      --client CLIENT_ID         the API client (required)
+      --url URL                  where events are POSTed (required)
+      --rotate-secret            issue a new signing secret
+  webhook delete             Stop webhook deliveries to a client (--client CLIENT_ID)
   help                       Show this help
 
 The admin token comes from MOORING_ADMIN_TOKEN or the data directory (MOORING_DATA_DIR).`;
@@ -89,8 +94,45 @@ async function registerClient(args: string[], config: Config): Promise<number> {
   return 0;
 }
 
+async function adminCall(config: Config, base: string | undefined, method: string, path: string, body?: unknown): Promise<{ status: number; text: string } | null> {
+  const url = (base ?? config.publicUrl).replace(/\/+$/, '');
+  const { token } = resolveAdminToken(config.adminToken, config.dataDir);
+  try {
+    const res = await fetch(`${url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    return { status: res.status, text: await res.text() };
+  } catch (err) {
+    console.error(`mooring: cannot reach ${url} (${err instanceof Error ? err.message : String(err)}). Start the server with "npm start" or pass --url.`);
+    return null;
+  }
+}
+
+async function webhook(args: string[], config: Config): Promise<number> {
+  const [action, ...rest] = args;
+  const { values } = parseArgs({ args: rest, options: { client: { type: 'string' }, url: { type: 'string' }, 'rotate-secret': { type: 'boolean' }, server: { type: 'string' } }, strict: true });
+  if (values.client === undefined || (action === 'set' && values.url === undefined) || (action !== 'set' && action !== 'delete')) {
+    console.error(`mooring webhook: use "webhook set --client ID --url URL" or "webhook delete --client ID"\n\n${HELP}`);
+    return 2;
+  }
+  const path = `/admin/clients/${encodeURIComponent(values.client)}/webhook`;
+  const res = action === 'set'
+    ? await adminCall(config, values.server, 'PUT', path, { url: values.url, ...(values['rotate-secret'] === true ? { rotateSecret: true } : {}) })
+    : await adminCall(config, values.server, 'DELETE', path);
+  if (res === null) return 1;
+  if (res.status >= 300) {
+    console.error(`mooring webhook: the server answered ${res.status}: ${res.text}`);
+    return 1;
+  }
+  console.log(action === 'set' ? res.text : `Webhook deliveries to ${values.client} stopped.`);
+  return 0;
+}
+
 export async function runCli(command: string, args: string[], config: Config): Promise<number> {
   if (command === 'register-client') return registerClient(args, config);
+  if (command === 'webhook') return webhook(args, config);
   if (command === 'help' || command === '--help' || command === '-h') {
     console.log(HELP);
     return 0;
