@@ -32,7 +32,7 @@ export function authRequestsRepository(db: Queryable) {
       );
     },
     async find(clientId: string, id: string): Promise<AuthRequestRow | undefined> {
-      return (await db.query<AuthRequestRow>(`select ${COLUMNS} from auth_requests where client_id = $1 and id::text = $2`, [clientId, id])).rows[0];
+      return (await db.query<AuthRequestRow>(`select ${COLUMNS} from auth_requests where id = $2::uuid and client_id = $1`, [clientId, id])).rows[0];
     },
     async list(clientId: string, limit: number, offset: number): Promise<{ rows: AuthRequestRow[]; total: number }> {
       const [page, count] = await Promise.all([
@@ -45,7 +45,7 @@ export function authRequestsRepository(db: Queryable) {
     async settle(id: string, s: { status: 'complete' | 'error'; userId: string | null; connectionId: string | null; error: string | null; now: Date }): Promise<boolean> {
       const r = await db.query(
         `update auth_requests set status = $2, user_id = coalesce($3, user_id), connection_id = coalesce($4, connection_id), error = $5, completed_at = $6
-          where id::text = $1 and status = 'pending'`,
+          where id = $1::uuid and status = 'pending'`,
         [id, s.status, s.userId, s.connectionId, s.error, s.now],
       );
       return r.rowCount > 0;

@@ -8,6 +8,7 @@ import type Provider from 'oidc-provider';
 import type { Clock } from '../clock.ts';
 import type { Db } from '../db/db.ts';
 import { badRequest, conflict, notFound } from '../errors.ts';
+import { isUuid } from '../ids.ts';
 import { parseDateTime } from '../connections/service.ts';
 import { CONSENT_DAYS } from '../connections/status.ts';
 import { parseJourneyRequest } from '../journeys/request.ts';
@@ -104,7 +105,7 @@ export function authRequestsService(deps: { db: Db; oidc: Provider; clock: Clock
     },
 
     async get(clientId: string, id: string): Promise<AuthRequestJson> {
-      const row = await repo.find(clientId, id);
+      const row = isUuid(id) ? await repo.find(clientId, id) : undefined;
       if (row === undefined) throw notFound('Auth request');
       return toAuthRequestJson(row);
     },
@@ -116,7 +117,7 @@ export function authRequestsService(deps: { db: Db; oidc: Provider; clock: Clock
 
     /** Completes a request with what the user's browser brought back to the redirect URI. */
     async complete(clientId: string, id: string, params: AuthParams): Promise<AuthRequestJson> {
-      const row = await repo.find(clientId, id);
+      const row = isUuid(id) ? await repo.find(clientId, id) : undefined;
       if (row === undefined) throw notFound('Auth request');
       if (row.status !== 'pending') throw conflict('auth_request_settled', `This auth request is already ${row.status}`);
       if (params.state !== undefined && params.state !== row.state) throw badRequest('state_mismatch', 'state does not match the auth request', { field: 'authParams.state' });

@@ -1,6 +1,7 @@
 /** Connections: reading them with a truthful status, renewing consent, and deleting them. */
 import type { Clock } from '../clock.ts';
 import { badRequest, notFound } from '../errors.ts';
+import { isConnectionId } from '../ids.ts';
 import type { Catalog, CatalogEntry } from '../providers/catalog.ts';
 import type { ProviderAdapter } from '../providers/provider.ts';
 import type { AdapterKind } from '../providers/catalog.ts';
@@ -66,7 +67,7 @@ export function connectionsService(deps: ConnectionsServiceDeps) {
   const budgetSince = (now: Date): Date => new Date(now.getTime() - LONGEST_WINDOW_MS);
 
   async function findOrThrow(userId: string, connectionId: string): Promise<ConnectionView> {
-    const c = await deps.connections.findForUser(userId, connectionId, budgetSince(deps.clock.now()));
+    const c = isConnectionId(connectionId) ? await deps.connections.findForUser(userId, connectionId, budgetSince(deps.clock.now())) : undefined;
     if (c === undefined) throw notFound('Connection');
     return c;
   }

@@ -33,6 +33,12 @@ export function registerErrorHandling(app: FastifyInstance): void {
         details: issues,
       });
     }
+    // PostgreSQL data exceptions (class 22: text it cannot store, a value out of range) come from input.
+    const pgCode = (err as { code?: unknown }).code;
+    if (typeof pgCode === 'string' && /^22[0-9A-Z]{3}$/.test(pgCode)) {
+      req.log.info({ pgCode }, 'input rejected by the database');
+      return reply.code(400).send({ code: 'invalid_request', message: 'The request contains a value Mooring cannot accept' });
+    }
     const status = err.statusCode ?? 500;
     if (status === 413) return reply.code(413).send({ code: 'payload_too_large', message: 'The request body is too large' });
     if (status === 415) return reply.code(415).send({ code: 'unsupported_media_type', message: 'Send the body as application/json' });

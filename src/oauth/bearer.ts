@@ -1,6 +1,6 @@
 /**
  * Bearer-token authentication for the REST API. A route declares the scopes it needs in its
- * `config.scopes`; a preHandler resolves the token through oidc-provider's own models and puts
+ * `config.scopes`; an onRequest hook resolves the token through oidc-provider's own models before the body is read and puts
  * who is calling (client, scopes, user) on the request. No or bad token: 401. Missing scope: 403.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -47,7 +47,8 @@ async function resolveToken(provider: Provider, value: string): Promise<AuthCont
 }
 
 export function registerBearerAuth(app: FastifyInstance, provider: Provider): void {
-  app.addHook('preHandler', async (req) => {
+  // onRequest: a caller without a valid token learns nothing else (not even that its input is invalid).
+  app.addHook('onRequest', async (req) => {
     const config = req.routeOptions.config;
     const required = config.scopes;
     if (required === undefined) return;

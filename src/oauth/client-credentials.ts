@@ -6,6 +6,7 @@
 import { errors, type Provider, type TokenEndpointGrantContext } from 'oidc-provider';
 import type { Db } from '../db/db.ts';
 import { isApiScope, splitScope } from './scopes.ts';
+import { isUserId } from '../ids.ts';
 
 export function registerClientCredentialsGrant(provider: Provider, db: Db): void {
   const handler = async (ctx: TokenEndpointGrantContext<{ sub?: string }>): Promise<void> => {
@@ -18,6 +19,7 @@ export function registerClientCredentialsGrant(provider: Provider, db: Db): void
     }
     const sub = params.sub;
     if (sub !== undefined && sub !== '') {
+      if (!isUserId(sub)) throw new errors.InvalidGrant('sub is not a user of this client');
       const owned = await db.query('select 1 from users where id = $1 and client_id = $2', [sub, client.clientId]);
       if (owned.rowCount === 0) throw new errors.InvalidGrant('sub is not a user of this client');
     }

@@ -125,7 +125,7 @@ export function syncsRepository(db: Queryable) {
     },
 
     async findForUser(userId: string, syncId: string): Promise<SyncRow | undefined> {
-      const r = await db.query<SyncRow>('select * from syncs where user_id = $1 and id::text = $2', [userId, syncId]);
+      const r = await db.query<SyncRow>('select * from syncs where id = $2::uuid and user_id = $1', [userId, syncId]);
       return r.rows[0];
     },
 

@@ -1,5 +1,6 @@
 /** Sync history and client-requested syncs. */
 import { notFound } from '../errors.ts';
+import { isUuid } from '../ids.ts';
 import type { Page } from '../http/schemas.ts';
 import type { SyncsRepository } from './repository.ts';
 import { toSyncJson } from './runner.ts';
@@ -14,7 +15,7 @@ export function syncsService(deps: { syncs: SyncsRepository; engine: SyncEngine 
     },
 
     async get(userId: string, syncId: string): Promise<SyncJson> {
-      const row = await deps.syncs.findForUser(userId, syncId);
+      const row = isUuid(syncId) ? await deps.syncs.findForUser(userId, syncId) : undefined;
       if (row === undefined) throw notFound('Sync');
       return toSyncJson(row);
     },

@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Clock } from '../clock.ts';
 import { notFound } from '../errors.ts';
+import { isUserId } from '../ids.ts';
 import type { Page } from '../http/schemas.ts';
 import type { UserRow, UsersRepository } from './repository.ts';
 import type { UserJson } from './schemas.ts';
@@ -43,7 +44,7 @@ export function usersService(deps: UsersServiceDeps) {
     },
 
     async get(clientId: string, userId: string): Promise<UserJson> {
-      const row = await deps.users.findForClient(userId, clientId);
+      const row = isUserId(userId) ? await deps.users.findForClient(userId, clientId) : undefined;
       if (row === undefined) throw notFound('User');
       return toUserJson(row);
     },
@@ -55,11 +56,11 @@ export function usersService(deps: UsersServiceDeps) {
 
     /** Throws 404 unless the user exists and belongs to the client. */
     async assertOwned(clientId: string, userId: string): Promise<void> {
-      if (!(await deps.users.existsForClient(userId, clientId))) throw notFound('User');
+      if (!isUserId(userId) || !(await deps.users.existsForClient(userId, clientId))) throw notFound('User');
     },
 
     async delete(clientId: string, userId: string): Promise<void> {
-      if (!(await deps.users.existsForClient(userId, clientId))) throw notFound('User');
+      if (!isUserId(userId) || !(await deps.users.existsForClient(userId, clientId))) throw notFound('User');
       await deps.deleteUserConnections(userId);
       await deps.users.delete(userId, clientId);
     },

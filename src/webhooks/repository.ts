@@ -87,13 +87,13 @@ export function webhooksRepository(db: Queryable) {
     async replay(clientId: string, eventId: string, now: Date): Promise<boolean> {
       const r = await db.query(
         `update webhook_events set next_attempt_at = $3, gave_up_at = null
-          where client_id = $1 and id::text = $2 and exists (select 1 from webhook_endpoints where client_id = $1)`,
+          where id = $2::uuid and client_id = $1 and exists (select 1 from webhook_endpoints where client_id = $1)`,
         [clientId, eventId, now],
       );
       return r.rowCount > 0;
     },
     async eventExists(clientId: string, eventId: string): Promise<boolean> {
-      return (await db.query('select 1 from webhook_events where client_id = $1 and id::text = $2', [clientId, eventId])).rowCount > 0;
+      return (await db.query('select 1 from webhook_events where id = $2::uuid and client_id = $1', [clientId, eventId])).rowCount > 0;
     },
 
     /** Events due for delivery, leased (their next attempt pushed out) so no other dispatcher takes them. */

@@ -9,6 +9,7 @@ import { authOf } from '../oauth/bearer.ts';
 import { DateTime, ErrorBody, errorResponses, literals, pageLinks, pageOf, Pagination } from '../http/schemas.ts';
 import type { App } from '../http/types.ts';
 import { webhooksRepository } from './repository.ts';
+import { isUuid } from '../ids.ts';
 import { newWebhookSecret } from './signing.ts';
 import { EVENT_TYPES } from './types.ts';
 import { checkWebhookUrl, type UrlPolicy } from './url-policy.ts';
@@ -98,7 +99,7 @@ export function webhookRoutes(app: App, deps: WebhookRoutesDeps): void {
     },
   }, async (req, reply) => {
     const clientId = authOf(req).clientId;
-    if (!(await repo.eventExists(clientId, req.params.eventId))) throw notFound('Event');
+    if (!isUuid(req.params.eventId) || !(await repo.eventExists(clientId, req.params.eventId))) throw notFound('Event');
     if (!(await repo.replay(clientId, req.params.eventId, deps.clock.now()))) {
       throw new AppError(409, 'no_webhook', 'No webhook URL is registered for this client; ask the operator to set one');
     }

@@ -2,12 +2,18 @@
  * A fresh, migrated database for each test file: PostgreSQL when TEST_DATABASE_URL is set (a new
  * database cloned from a migrated template), otherwise an in-memory PGlite.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import pg from 'pg';
 import { openDb, type Db } from '../../src/db/db.ts';
-import { migrate } from '../../src/db/migrate.ts';
+import { migrate, MIGRATIONS_DIR } from '../../src/db/migrate.ts';
 
-const TEMPLATE = 'mooring_test_template';
+// The template's name carries a hash of the migrations, so editing one never reuses a stale template.
+const TEMPLATE = `mooring_test_tpl_${createHash('sha256')
+  .update(fs.readdirSync(MIGRATIONS_DIR).sort().map((f) => `${f}\n${fs.readFileSync(path.join(MIGRATIONS_DIR, f), 'utf8')}`).join('\n'))
+  .digest('hex')
+  .slice(0, 16)}`;
 
 export const testDatabaseUrl = (): string | null => {
   const url = process.env.TEST_DATABASE_URL;
