@@ -35,6 +35,7 @@ import { sandboxControlRoutes } from './sandbox/control.ts';
 import type { ConnectionEvents } from './webhooks/events.ts';
 import type { WebhookDispatcher } from './webhooks/dispatcher.ts';
 import { webhookRoutes } from './webhooks/routes.ts';
+import { adminRoutes } from './admin/routes.ts';
 import { requestObjectRoutes } from './oauth/request-routes.ts';
 import { authRequestsService } from './auth-requests/service.ts';
 import { authRequestRoutes } from './auth-requests/routes.ts';
@@ -129,6 +130,7 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   resourceSyncRoutes(app, { syncs, connections });
   accountsRoutes(app, { db, catalog, publicUrl: config.publicUrl });
   journeyRoutes(app, { journeys, oidc });
+  adminRoutes(app, { db, catalog, clock, adminToken: deps.adminToken, secureCookies: config.publicUrl.startsWith('https:') });
   await requestObjectRoutes(fastify, { oidc, issuer: `${config.publicUrl}${OIDC_PREFIX}` });
   authRequestRoutes(app, { authRequests: authRequestsService({ db, oidc, clock, issuer: `${config.publicUrl}${OIDC_PREFIX}` }), publicUrl: config.publicUrl });
   webhookRoutes(app, { db, oidc, clock, adminToken: deps.adminToken, publicUrl: config.publicUrl, policy: { allowPrivate: config.webhookAllowPrivate, allowLoopback: config.sandbox } });

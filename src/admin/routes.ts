@@ -1,0 +1,138 @@
+/**
+ * The operator's page and API under /admin: providers and their health, connections by last sync
+ * outcome, sync and webhook backlogs, and the registered API clients. The page signs in with the
+ * admin token (kept as an HttpOnly cookie holding only a MAC of it); the API takes it as a bearer.
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { Type, type Static } from 'typebox';
+import type { Clock } from '../clock.ts';
+import type { Db } from '../db/db.ts';
+import { ErrorBody } from '../http/schemas.ts';
+import type { App } from '../http/types.ts';
+import type { Catalog } from '../providers/catalog.ts';
+import { availability, HEALTH_WINDOW_MS } from '../providers/health.ts';
+import { escapeHtml, renderPage } from '../web/html.ts';
+import { adminGuard } from './auth.ts';
+
+const COOKIE = 'mooring_admin';
+
+const Overview = Type.Object({
+  now: Type.String(),
+  providers: Type.Array(Type.Object({
+    id: Type.String(), name: Type.String(), type: Type.String(), sync: Type.String(),
+    connections: Type.Integer(), syncsLastHour: Type.Integer(), failuresLastHour: Type.Integer(),
+    retired: Type.Boolean(), outageUntil: Type.Union([Type.String(), Type.Null()]),
+  })),
+  connections: Type.Object({ total: Type.Integer(), byLastFetchStatus: Type.Record(Type.String(), Type.Integer()), consentExpired: Type.Integer() }),
+  syncs: Type.Object({ queued: Type.Integer(), running: Type.Integer() }),
+  webhooks: Type.Object({ pending: Type.Integer(), abandoned: Type.Integer() }),
+  clients: Type.Array(Type.Object({ clientId: Type.String(), name: Type.String(), users: Type.Integer(), webhookUrl: Type.Union([Type.String(), Type.Null()]) })),
+});
+type OverviewJson = Static<typeof Overview>;
+
+export function adminRoutes(app: App, deps: { db: Db; catalog: Catalog; clock: Clock; adminToken: string; secureCookies: boolean }): void {
+  const mac = createHmac('sha256', deps.adminToken).update('mooring-admin-session').digest('base64url');
+  const guard = adminGuard(deps.adminToken);
+  const signedIn = (req: FastifyRequest): boolean => {
+    const cookie = (req.headers.cookie ?? '').split(';').map((c) => c.trim()).find((c) => c.startsWith(`${COOKIE}=`));
+    const value = Buffer.from(cookie?.slice(COOKIE.length + 1) ?? '');
+    const expected = Buffer.from(mac);
+    return value.length === expected.length && timingSafeEqual(value, expected);
+  };
+
+  async function overview(): Promise<OverviewJson> {
+    const now = deps.clock.now();
+    const since = new Date(now.getTime() - HEALTH_WINDOW_MS);
+    const [providers, byStatus, expired, syncStates, hooks, clients] = await Promise.all([
+      deps.db.query<{ provider_id: string; connections: string; attempts: string; successes: string; retired_at: Date | null; outage_until: Date | null }>(
+        `select p.provider_id,
+                (select count(*) from connections c where c.provider_id = p.provider_id) as connections,
+                (select count(*) from syncs s where s.provider_id = p.provider_id and s.state = 'done' and s.finished_at > $2) as attempts,
+                (select count(*) from syncs s where s.provider_id = p.provider_id and s.state = 'done' and s.finished_at > $2 and s.fetch_status = 'success') as successes,
+                po.retired_at, po.outage_until
+           from unnest($1::text[]) as p(provider_id) left join provider_overrides po on po.provider_id = p.provider_id`,
+        [deps.catalog.all().map((e) => e.id), since],
+      ),
+      deps.db.query<{ status: string | null; n: string }>('select last_fetch_status as status, count(*) as n from connections group by last_fetch_status'),
+      deps.db.query<{ n: string }>('select count(*) as n from connections where expires_at <= $1', [now]),
+      deps.db.query<{ state: string; n: string }>(`select state, count(*) as n from syncs where state <> 'done' group by state`),
+      deps.db.query<{ pending: string; abandoned: string }>('select count(*) filter (where next_attempt_at is not null) as pending, count(*) filter (where gave_up_at is not null) as abandoned from webhook_events'),
+      deps.db.query<{ id: string; name: string | null; users: string; url: string | null }>(
+        `select m.id, m.payload->>'client_name' as name, (select count(*) from users u where u.client_id = m.id) as users,
+                (select url from webhook_endpoints w where w.client_id = m.id) as url
+           from oidc_models m where m.kind = 'Client' order by m.id`,
+      ),
+    ]);
+    const byId = new Map(providers.rows.map((p) => [p.provider_id, p]));
+    return {
+      now: now.toISOString(),
+      providers: deps.catalog.all().map((e) => {
+        const p = byId.get(e.id);
+        const attempts = Number(p?.attempts ?? 0);
+        const successes = Number(p?.successes ?? 0);
+        return {
+          id: e.id, name: e.name, type: e.type,
+          sync: availability({ retired: p?.retired_at != null, outageUntil: p?.outage_until ?? null, attempts, successes }, now),
+          connections: Number(p?.connections ?? 0), syncsLastHour: attempts, failuresLastHour: attempts - successes,
+          retired: p?.retired_at != null, outageUntil: p?.outage_until?.toISOString() ?? null,
+        };
+      }),
+      connections: {
+        total: byStatus.rows.reduce((a, r) => a + Number(r.n), 0),
+        byLastFetchStatus: Object.fromEntries(byStatus.rows.map((r) => [r.status ?? 'never-synced', Number(r.n)])),
+        consentExpired: Number(expired.rows[0]?.n ?? 0),
+      },
+      syncs: {
+        queued: Number(syncStates.rows.find((r) => r.state === 'queued')?.n ?? 0),
+        running: Number(syncStates.rows.find((r) => r.state === 'running')?.n ?? 0),
+      },
+      webhooks: { pending: Number(hooks.rows[0]?.pending ?? 0), abandoned: Number(hooks.rows[0]?.abandoned ?? 0) },
+      clients: clients.rows.map((c) => ({ clientId: c.id, name: c.name ?? c.id, users: Number(c.users), webhookUrl: c.url })),
+    };
+  }
+
+  const html = (reply: FastifyReply, body: string, status = 200): FastifyReply => reply.code(status).type('text/html; charset=utf-8').send(body);
+  const hidden = { schema: { hide: true } };
+
+  app.get('/admin', hidden, async (req, reply) => {
+    if (!signedIn(req)) {
+      return html(reply, renderPage({
+        title: 'Operator sign-in',
+        body: `<form method="post" action="/admin/login"><label for="t">Admin token</label><input id="t" type="password" name="token" autocomplete="off"><button class="primary" type="submit">Sign in</button></form>
+<p class="muted">The token is MOORING_ADMIN_TOKEN, or the one printed at first start and kept in the data directory.</p>`,
+      }));
+    }
+    const o = await overview();
+    const rows = o.providers.map((p) => `<tr><td>${escapeHtml(p.name)}</td><td>${escapeHtml(p.type)}</td><td>${escapeHtml(p.sync)}</td><td>${p.connections}</td><td>${p.syncsLastHour}</td><td>${p.failuresLastHour}</td></tr>`).join('');
+    const clients = o.clients.map((c) => `<tr><td>${escapeHtml(c.name)}</td><td><code>${escapeHtml(c.clientId)}</code></td><td>${c.users}</td><td>${escapeHtml(c.webhookUrl ?? '—')}</td></tr>`).join('');
+    const statuses = Object.entries(o.connections.byLastFetchStatus).map(([k, v]) => `${escapeHtml(k)}: ${v}`).join(', ');
+    return html(reply, renderPage({
+      title: 'Mooring operations',
+      body: `<p class="muted">Domain time ${escapeHtml(o.now)}</p>
+<h2>Providers</h2><table><tr><th>Provider</th><th>Type</th><th>Sync health</th><th>Connections</th><th>Syncs (1 h)</th><th>Failures (1 h)</th></tr>${rows}</table>
+<h2>Connections</h2><p>${o.connections.total} in all; by last sync: ${statuses || 'none yet'}; consent expired: ${o.connections.consentExpired}</p>
+<h2>Work in flight</h2><p>Syncs queued: ${o.syncs.queued}, running: ${o.syncs.running}. Webhook events awaiting delivery: ${o.webhooks.pending}, abandoned: ${o.webhooks.abandoned}.</p>
+<h2>API clients</h2><table><tr><th>Name</th><th>client_id</th><th>Users</th><th>Webhook</th></tr>${clients}</table>
+<form method="post" action="/admin/logout"><button class="secondary" type="submit">Sign out</button></form>`,
+    }));
+  });
+
+  app.post('/admin/login', { schema: { hide: true, body: Type.Object({ token: Type.String() }) } }, async (req, reply) => {
+    const given = createHmac('sha256', req.body.token).update('mooring-admin-session').digest('base64url');
+    if (given !== mac) {
+      return html(reply, renderPage({ title: 'Operator sign-in', body: '<p class="error">That is not the admin token.</p><p><a href="/admin">Try again</a></p>' }), 401);
+    }
+    const secure = deps.secureCookies ? '; Secure' : '';
+    return reply.header('set-cookie', `${COOKIE}=${mac}; HttpOnly; SameSite=Strict; Path=/admin; Max-Age=43200${secure}`).redirect('/admin', 303);
+  });
+
+  app.post('/admin/logout', hidden, async (_req, reply) =>
+    reply.header('set-cookie', `${COOKIE}=; HttpOnly; SameSite=Strict; Path=/admin; Max-Age=0`).redirect('/admin', 303),
+  );
+
+  app.get('/admin/api/overview', {
+    onRequest: guard,
+    schema: { tags: ['admin'], security: [{ admin: [] }], summary: 'Providers, connections, backlogs and clients at a glance', response: { 200: Overview, 401: ErrorBody } },
+  }, async () => overview());
+}
