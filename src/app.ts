@@ -11,7 +11,7 @@ import type Provider from 'oidc-provider';
 import type { MovableClock } from './clock.ts';
 import type { Config } from './config.ts';
 import type { Db } from './db/db.ts';
-import { registerErrorHandling } from './http/errors.ts';
+import { frameworkErrors, registerErrorHandling } from './http/errors.ts';
 import { registerMetrics } from './http/metrics.ts';
 import { validatorCompiler } from './http/validation.ts';
 import type { App } from './http/types.ts';
@@ -73,7 +73,8 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
     loggerInstance: deps.logger,
     bodyLimit: config.bodyLimitBytes,
     trustProxy: true,
-    routerOptions: { ignoreTrailingSlash: true },
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1000 },
+    frameworkErrors,
   });
   const app: App = fastify.withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(validatorCompiler());

@@ -16,7 +16,44 @@ function fieldOf(context: string | undefined, issue: ValidationIssue): string {
   return [path, leaf].filter((s) => s !== '').join('.') || (context ?? 'request');
 }
 
+/** The path of the first string holding a NUL character (PostgreSQL cannot store it), if any. */
+export function findNul(value: unknown, path = ''): string | null {
+  if (typeof value === 'string') return value.includes('\u0000') ? path || 'body' : null;
+  if (Array.isArray(value)) {
+    for (const [i, v] of value.entries()) {
+      const hit = findNul(v, `${path}[${i}]`);
+      if (hit !== null) return hit;
+    }
+  } else if (typeof value === 'object' && value !== null) {
+    for (const [k, v] of Object.entries(value)) {
+      const hit = findNul(v, path === '' ? k : `${path}.${k}`);
+      if (hit !== null) return hit;
+    }
+  }
+  return null;
+}
+
+/** Fastify's own errors before routing (bad URL encoding, over-long path parameters), in our shape. */
+export function frameworkErrors(err: FastifyError, _req: unknown, reply: import('fastify').FastifyReply): void {
+  if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    void reply.code(404).send({ code: 'not_found', message: 'Not found' });
+    return;
+  }
+  if (err.code === 'FST_ERR_BAD_URL') {
+    void reply.code(400).send({ code: 'bad_url', message: 'The URL is not correctly encoded' });
+    return;
+  }
+  void reply.code(err.statusCode ?? 400).send({ code: 'bad_request', message: err.message });
+}
+
 export function registerErrorHandling(app: FastifyInstance): void {
+  // Text PostgreSQL cannot store is refused up front, naming where it is.
+  app.addHook('preValidation', async (req) => {
+    // (Path ids are checked by shape where they are looked up: one with NUL is simply not found.)
+    const hit = findNul(req.body) ?? findNul(req.query, 'query');
+    if (hit !== null) throw new AppError(400, 'invalid_request', `${hit} must not contain NUL characters`, { details: { field: hit, problem: 'contains a NUL character' } });
+  });
+
   app.setErrorHandler((err: FastifyError | AppError, req, reply) => {
     if (err instanceof AppError) {
       if (err.statusCode >= 500) req.log.error({ err, detail: err.privateDetail }, err.message);
@@ -30,7 +67,7 @@ export function registerErrorHandling(app: FastifyInstance): void {
       return reply.code(400).send({
         code: 'invalid_request',
         message: first === undefined ? `Invalid ${where}` : `Invalid ${where}: ${first.field} ${first.problem}`,
-        details: issues,
+        details: { field: first?.field ?? where, problem: first?.problem ?? 'is invalid', issues },
       });
     }
     // PostgreSQL data exceptions (class 22: text it cannot store, a value out of range) come from input.

@@ -3,7 +3,7 @@
  * registration guarded by the admin token, client authentication, request objects, PAR, the
  * claims parameter, client_credentials with `sub`, and the browser journeys' interactions.
  */
-import Provider, { interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { errors, interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Db } from '../db/db.ts';
 import { oidcAdapterFactory } from './adapter.ts';
 import { registerClientCredentialsGrant } from './client-credentials.ts';
@@ -80,6 +80,8 @@ export function createOidcProvider(deps: ProviderDeps): Provider {
       properties: ['software_id'],
       validator(_ctx, key, _value, metadata) {
         if (key !== 'software_id') return;
+        // PostgreSQL cannot store NUL characters; refuse them as invalid metadata rather than fail later.
+        if (JSON.stringify(metadata).includes('\\u0000')) throw new errors.InvalidClientMetadata('client metadata must not contain NUL characters');
         const requested = splitScope(metadata.scope as string | undefined).filter(
           (s) => !(JOURNEY_SCOPES as readonly string[]).includes(s) && !s.startsWith(BANK_SCOPE_PREFIX),
         );

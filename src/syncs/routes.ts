@@ -15,7 +15,7 @@ export function resourceSyncRoutes(app: App, deps: { syncs: SyncsService; connec
       security: [{ bearer: ['accounts:read', 'accounts:write:all'] }],
       params: Type.Object({ connectionId: Type.String() }),
       body: Type.Optional(Type.Object({
-        customerIpAddress: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+        customerIpAddress: Type.Optional(Type.Union([Type.String({ format: 'ipv4' }), Type.String({ format: 'ipv6' })], { description: "The user's IP address: the user is present" })),
         customerLastLoggedTime: Type.Optional(Type.String({ format: 'date-time' })),
       }, { additionalProperties: false })),
       response: {
