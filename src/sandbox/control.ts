@@ -122,11 +122,14 @@ export function sandboxControlRoutes(app: App, deps: SandboxControlDeps): void {
   app.post('/sandbox/scheduler/run', {
     onRequest,
     schema: {
-      tags, security, summary: 'Run every sync that is due now; answers when they have finished',
-      response: { 200: Type.Object({ ran: Type.Integer(), syncs: Type.Array(Sync) }), 401: ErrorBody },
+      tags, security,
+      summary: 'Run every sync that is due now, then the time-driven events and due webhook deliveries; answers when all have finished',
+      response: { 200: Type.Object({ ran: Type.Integer(), syncs: Type.Array(Sync), events: Type.Integer(), deliveries: Type.Integer() }), 401: ErrorBody },
     },
   }, async () => {
     const done = await deps.engine.runDue(deps.concurrency);
-    return { ran: done.length, syncs: done.map(toSyncJson) };
+    const events = await deps.events.sweep(deps.db);
+    const deliveries = await deps.dispatcher.deliverDue();
+    return { ran: done.length, syncs: done.map(toSyncJson), events, deliveries };
   });
 }

@@ -25,6 +25,13 @@ export interface SyncRunnerDeps {
   log: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
 }
 
+/** The run no longer owns its sync: it stalled past its lease and the sync was run again. */
+export class LostSyncError extends Error {
+  constructor(syncId: string) {
+    super(`sync ${syncId} is no longer owned by this run`);
+  }
+}
+
 /** Transactions are re-read from this long before lastUpdated, to pick up late bookings and changes. */
 const OVERLAP_MS = 7 * 86_400_000;
 
@@ -63,8 +70,23 @@ export function toSyncJson(s: SyncRow): SyncJson {
 export function syncRunner(deps: SyncRunnerDeps) {
   const connections = connectionsRepository(deps.db);
 
+  /**
+   * Fencing: a runner writes only while it still owns the sync (state running, its own attempt).
+   * A runner that stalled past its lease, while another ran the sync again, writes nothing.
+   * The row lock also keeps the reaper away while the result is being stored.
+   */
+  async function assertStillOwned(tx: Queryable, sync: SyncRow): Promise<void> {
+    const r = await tx.query(`select 1 from syncs where id = $1 and state = 'running' and attempts = $2 for update`, [sync.id, sync.attempts]);
+    if (r.rowCount === 0) throw new LostSyncError(sync.id);
+  }
+
+  const lost = (sync: SyncRow): void => {
+    deps.log.warn({ syncId: sync.id }, 'this run lost its lease (it stalled) and another run took the sync over; its result is discarded');
+  };
+
   async function finishFailed(sync: SyncRow, connectionId: string, startedAt: Date, fetchStatus: FetchStatus, detail: string): Promise<void> {
     await deps.db.transaction(async (tx) => {
+      await assertStillOwned(tx, sync);
       await connectionsRepository(tx).recordSyncOutcome(connectionId, { fetchStatus, lastUpdated: null, grant: null, attemptAt: startedAt, failed: true });
       await syncsRepository(tx).finish(sync.id, {
         fetchStatus,
@@ -75,6 +97,9 @@ export function syncRunner(deps: SyncRunnerDeps) {
         accounts: [],
       });
       await deps.afterSync?.(tx, sync, []);
+    }).catch((err: unknown) => {
+      if (err instanceof LostSyncError) lost(sync);
+      else throw err;
     });
   }
 
@@ -104,6 +129,7 @@ export function syncRunner(deps: SyncRunnerDeps) {
       const fetchedAt = deps.clock.now();
       const fetchStatus: FetchStatus = result.partial ? 'partial' : 'success';
       await deps.db.transaction(async (tx) => {
+        await assertStillOwned(tx, sync);
         const txSyncs = syncsRepository(tx);
         const accountIds = await txSyncs.upsertAccounts(conn.id, conn.user_id, result.accounts, fetchedAt);
         const { added, updated, addedIds } = await txSyncs.upsertTransactions(conn.user_id, accountIds, result.transactions, fetchedAt);
@@ -127,6 +153,7 @@ export function syncRunner(deps: SyncRunnerDeps) {
         await deps.afterSync?.(tx, sync, [...byAccount].map(([accountId, transactionIds]) => ({ accountId, transactionIds })));
       });
     } catch (err) {
+      if (err instanceof LostSyncError) return lost(sync);
       const kind: ProviderErrorKind = err instanceof ProviderError ? err.kind : 'bad_response';
       if (!(err instanceof ProviderError)) {
         deps.log.error({ connectionId: conn.id, syncId: sync.id, err: err instanceof Error ? err.stack : String(err) }, 'sync failed with an unexpected error');

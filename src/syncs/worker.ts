@@ -45,14 +45,21 @@ export async function startWorker(deps: WorkerDeps): Promise<Worker> {
   );
 
   let stopping = false;
-  let running: Promise<void> = Promise.resolve();
+  const inFlight = new Set<Promise<void>>();
+  /** Runs fn every `everyMs`, never two at once; each loop runs independently of the others. */
   const loop = (name: string, everyMs: number, fn: () => Promise<unknown>): NodeJS.Timeout => {
+    let busy = false;
     const timer = setInterval(() => {
-      if (stopping) return;
-      running = running.then(fn).then(
+      if (stopping || busy) return;
+      busy = true;
+      const run = fn().then(
         () => undefined,
         (err: unknown) => deps.log.error({ err: err instanceof Error ? err.message : String(err) }, `${name} failed; will try again`),
-      );
+      ).finally(() => {
+        busy = false;
+        inFlight.delete(run);
+      });
+      inFlight.add(run);
     }, everyMs);
     timer.unref();
     return timer;
@@ -72,7 +79,7 @@ export async function startWorker(deps: WorkerDeps): Promise<Worker> {
       clearInterval(tick);
       clearInterval(reaper);
       for (const t of others) clearInterval(t);
-      await running;
+      await Promise.all(inFlight);
       await deps.boss.offWork(SYNC_QUEUE, { wait: true });
     },
   };

@@ -14,6 +14,19 @@ import { checkWebhookUrl, type UrlPolicy } from './url-policy.ts';
 const LEASE_MS = 2 * 60_000;
 const BATCH = 200;
 const HOUR_MS = 3_600_000;
+/** Events of one client in one batch; the rest wait for the next batch. */
+const PER_CLIENT_PER_BATCH = 5;
+/** One call returns after this long even with work left, so its caller's loop stays responsive. */
+const MAX_RUN_MS = 30_000;
+
+/** Interleaves events so each client's first event goes before any client's second. */
+function roundRobinByClient<T extends { client_id: string }>(rows: T[]): T[] {
+  const byClient = new Map<string, T[]>();
+  for (const r of rows) byClient.set(r.client_id, [...(byClient.get(r.client_id) ?? []), r]);
+  const out: T[] = [];
+  for (let i = 0; out.length < rows.length; i += 1) for (const list of byClient.values()) if (list[i] !== undefined) out.push(list[i] as T);
+  return out;
+}
 
 export interface DispatcherDeps {
   db: Db;
@@ -60,10 +73,11 @@ export function webhookDispatcher(deps: DispatcherDeps) {
     /** Delivers every event due now; answers how many attempts were made. */
     async deliverDue(): Promise<number> {
       let total = 0;
+      const startedAt = realNow();
       for (;;) {
         const now = deps.clock.now();
-        const due = await repo.leaseDue(now, new Date(now.getTime() + LEASE_MS), BATCH);
-        const queue = [...due];
+        const due = await repo.leaseDue(now, new Date(now.getTime() + LEASE_MS), BATCH, PER_CLIENT_PER_BATCH);
+        const queue = roundRobinByClient(due);
         const workers = Array.from({ length: Math.min(deps.concurrency, queue.length) }, async () => {
           for (let e = queue.shift(); e !== undefined; e = queue.shift()) {
             const started = realNow();
@@ -82,7 +96,7 @@ export function webhookDispatcher(deps: DispatcherDeps) {
         });
         await Promise.all(workers);
         total += due.length;
-        if (due.length < BATCH) return total;
+        if (due.length === 0 || realNow() - startedAt > MAX_RUN_MS) return total;
       }
     },
   };

@@ -97,16 +97,24 @@ export function webhooksRepository(db: Queryable) {
     },
 
     /** Events due for delivery, leased (their next attempt pushed out) so no other dispatcher takes them. */
-    async leaseDue(now: Date, leaseUntil: Date, limit: number): Promise<(EventRow & { url: string | null; secret: string | null })[]> {
+    async leaseDue(now: Date, leaseUntil: Date, limit: number, perClient: number): Promise<(EventRow & { url: string | null; secret: string | null })[]> {
       const r = await db.query<EventRow & { url: string | null; secret: string | null }>(
         `with due as (
-           select e.id from webhook_events e where e.next_attempt_at <= $1 order by e.next_attempt_at limit $3 for update skip locked
+           select e.id from webhook_events e
+            where e.id in (
+              -- At most a few events per client per batch, so one client's backlog cannot crowd out the rest.
+              select id from (
+                select id, row_number() over (partition by client_id order by next_attempt_at) as n
+                  from webhook_events where next_attempt_at <= $1
+              ) ranked where n <= $4
+            )
+            order by e.next_attempt_at limit $3 for update skip locked
          )
          update webhook_events e set next_attempt_at = $2 from due where e.id = due.id
          returning e.id::text as id, e.client_id, e.user_id, e.event_type, e.payload, e.created_at, e.attempts, e.delivered_at, e.gave_up_at,
                    (select url from webhook_endpoints w where w.client_id = e.client_id) as url,
                    (select secret from webhook_endpoints w where w.client_id = e.client_id) as secret`,
-        [now, leaseUntil, limit],
+        [now, leaseUntil, limit, perClient],
       );
       return r.rows;
     },

@@ -1,0 +1,141 @@
+/**
+ * The embedded single process with the durable job queue on (SPEC sections 1 and 5): the server
+ * runs a pg-boss worker in-process (on PGlite in a plain `npm test`), whose own scheduler tick
+ * queues due syncs and runs them — nobody calls /sandbox/scheduler/run here. Then, end to end
+ * through that worker, a provider that answers garbage or never answers costs that sync (an
+ * `error`), not the worker: the next scheduled syncs still run, and succeed once the provider does.
+ *
+ * The provider misbehaves through a small HTTP proxy in front of the server: PUBLIC_URL points at
+ * it, so the Open Banking adapter reaches the sandbox bank through it too, and the proxy can swap
+ * the bank's account answers for garbage or silence.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect, officialClient, sandbox, type MoneyhubClient } from '../helpers/moneyhub.ts';
+import { waitUntil } from '../helpers/processes.ts';
+import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { testDatabaseUrl } from '../helpers/db.ts';
+
+const MODELO_ID = '1ffe704d39629a929c8e293880fb449a';
+/** The calls of a sync that fetch data (not the journey's pages or the token endpoint). */
+const BANK_DATA_CALL = /^\/sandbox\/ob\/[^/]+\/aisp\/accounts/;
+/** The scheduler ticks every 5 s and pg-boss polls every second. */
+const TICK_WAIT_MS = 20_000;
+/** The adapters give a provider 10 s per call before it is a timeout. */
+const TIMEOUT_WAIT_MS = 35_000;
+
+type Mode = 'pass' | 'garbage' | 'hang';
+
+interface SyncJson {
+  id: string;
+  action: string;
+  method: string;
+  state: string;
+  fetchStatus: string | null;
+  errorDetail: string | null;
+}
+
+describe(`the job queue in the embedded single process (${testDatabaseUrl() === null ? 'PGlite' : 'PostgreSQL'})`, () => {
+  let mode: Mode = 'pass';
+  let targetPort = 0;
+  const tampered: Record<Exclude<Mode, 'pass'>, number> = { garbage: 0, hang: 0 };
+  const hung = new Set<http.ServerResponse>();
+  const proxy = http.createServer((req, res) => {
+    if (mode !== 'pass' && BANK_DATA_CALL.test(req.url ?? '')) {
+      tampered[mode] += 1;
+      if (mode === 'garbage') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end('<html><body>Our service is having a moment {"Data": </body></html>');
+      } else {
+        hung.add(res);
+        res.on('close', () => hung.delete(res));
+      }
+      return;
+    }
+    const upstream = http.request({ host: '127.0.0.1', port: targetPort, method: req.method, path: req.url, headers: req.headers }, (up) => {
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      up.pipe(res);
+    });
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+
+  let ts: TestServer;
+  let url: string;
+  let mh: MoneyhubClient;
+  let userId: string;
+  let connectionId: string;
+
+  const syncs = async (): Promise<SyncJson[]> => (await mh.getConnectionSyncs({ userId, connectionId })).data as unknown as SyncJson[];
+  const connection = async (): Promise<Record<string, unknown>> => (await mh.getUserConnections({ userId })).data[0] as unknown as Record<string, unknown>;
+
+  /** Moves the clock to the next due slot and waits — without running the scheduler — for the worker to finish a new sync. */
+  const nextScheduledSync = async (waitMs: number): Promise<SyncJson> => {
+    const known = new Set((await syncs()).map((s) => s.id));
+    const moved = await sandbox(url, 'POST', '/sandbox/clock', { advance: 'PT6H' });
+    expect(moved.status).toBe(200);
+    return waitUntil('the worker\'s scheduler tick to queue and run the due sync', waitMs, async () => {
+      const fresh = (await syncs()).filter((s) => !known.has(s.id));
+      if (fresh.length > 1) throw new Error(`more than one sync for one due slot: ${JSON.stringify(fresh)}`);
+      return fresh[0]?.state === 'done' ? fresh[0] : undefined;
+    }, { intervalMs: 250, diagnose: async () => `syncs: ${JSON.stringify(await syncs())}` });
+  };
+
+  beforeAll(async () => {
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    url = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    ts = await startTestServer({ publicUrl: url }, { jobs: true });
+    targetPort = Number(new URL(ts.baseUrl).port);
+    ({ mh } = await officialClient(url, 'client_secret_basic'));
+    ({ userId } = await mh.registerUser({ clientUserId: 'embedded-queue' }));
+    ({ connectionId } = await connect(mh, userId, MODELO_ID, 'user_ok'));
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const res of hung) res.destroy();
+    proxy.closeAllConnections();
+    await new Promise((resolve) => proxy.close(resolve));
+    await ts?.stop();
+  });
+
+  it('the in-process pg-boss worker queues and runs a due sync on its own', async () => {
+    expect((await syncs()).map((s) => [s.method, s.state, s.fetchStatus])).toEqual([['ADD', 'done', 'success']]);
+    const started = Date.now();
+    const sync = await nextScheduledSync(TICK_WAIT_MS);
+    expect(sync).toMatchObject({ action: 'auto-update', method: 'UPDATE', state: 'done', fetchStatus: 'success' });
+    expect(Date.now() - started).toBeLessThan(TICK_WAIT_MS);
+    // It went through the durable queue: pg-boss holds the finished job for this sync.
+    const jobs = await ts.server.db.query<{ state: string }>(`select state from pgboss.job where name = 'sync' and data->>'syncId' = $1`, [sync.id]);
+    expect(jobs.rows.map((j) => j.state)).toEqual(['completed']);
+    expect(await connection()).toMatchObject({ status: 'ok', error: null });
+  }, 60_000);
+
+  it('a provider answering garbage fails that sync as an error; the worker carries on', async () => {
+    mode = 'garbage';
+    const sync = await nextScheduledSync(TICK_WAIT_MS);
+    expect(tampered.garbage).toBeGreaterThan(0);
+    expect(sync).toMatchObject({ action: 'auto-update', state: 'done', fetchStatus: 'error' });
+    expect(sync.errorDetail).toEqual(expect.any(String));
+    expect(await connection()).toMatchObject({ status: 'error', error: 'sync_error' });
+  }, 60_000);
+
+  it('a provider that never answers fails that sync as an error (time-out); the worker carries on', async () => {
+    mode = 'hang';
+    const sync = await nextScheduledSync(TIMEOUT_WAIT_MS);
+    expect(tampered.hang).toBeGreaterThan(0);
+    expect(sync).toMatchObject({ action: 'auto-update', state: 'done', fetchStatus: 'error' });
+    expect(sync.errorDetail).toEqual(expect.any(String));
+    expect(await connection()).toMatchObject({ status: 'error', error: 'sync_error' });
+  }, 60_000);
+
+  it('once the provider answers again, the next scheduled sync succeeds and the connection is ok', async () => {
+    mode = 'pass';
+    const sync = await nextScheduledSync(TICK_WAIT_MS);
+    expect(sync).toMatchObject({ action: 'auto-update', state: 'done', fetchStatus: 'success' });
+    expect(await connection()).toMatchObject({ status: 'ok', error: null });
+    const all = await syncs();
+    expect(all.filter((s) => s.state !== 'done')).toEqual([]);
+    expect(all.map((s) => s.fetchStatus)).toEqual(['success', 'error', 'error', 'success', 'success']); // newest first
+  }, 60_000);
+});
