@@ -88,7 +88,7 @@ describe('provider failures become ProviderError kinds', () => {
     expect(await errorKind(adapters.openbanking.fetch({ provider, grant: obGrant, attended: false, since: null, now: new Date() }))).toBe('unavailable');
   });
 
-  it('an account whose transactions fail makes the sync partial, not failed; a bad amount or a foreign next link too', async () => {
+  it('an account whose transactions fail makes the sync partial, not failed; no readable account at all (a bad amount, a foreign next link) fails it', async () => {
     respond = bankWith((req, res) =>
       req.url?.includes('/balances')
         ? json(200, { Data: { Balance: [{ AccountId: 'A1', Amount: { Amount: '10.50', Currency: 'GBP' }, CreditDebitIndicator: 'Debit', Type: 'InterimBooked', DateTime: new Date().toISOString() }] } })(req, res)
@@ -102,9 +102,8 @@ describe('provider failures become ProviderError kinds', () => {
         ? json(200, { Data: { Balance: [{ AccountId: 'A1', Amount: { Amount: '10,50', Currency: 'GBP' }, CreditDebitIndicator: 'Credit', Type: 'InterimBooked', DateTime: new Date().toISOString() }] } })(req, res)
         : json(200, { Data: { Transaction: [] }, Links: { Next: 'http://evil.example/steal' } })(req, res),
     );
-    const odd = await fetchOb();
-    expect(odd.partial).toBe(true);
-    expect(odd.accounts).toEqual([]);
+    // With no account readable at all, nothing usable came back: a failed sync, not a partial one.
+    expect(await errorKind(fetchOb())).toBe('bad_response');
   });
 
   it('legacy and valuation providers translate the same way', async () => {

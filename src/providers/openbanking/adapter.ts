@@ -230,6 +230,11 @@ export function createOpenBankingAdapter(opts: OpenBankingAdapterOptions): Provi
           if (r.transactions.status === 'rejected') missing.push(`the transactions of ${label}`);
           else transactions.push(...r.transactions.value);
         }
+        // Nothing usable came back: that is a failed sync, not a partial one (and must not move lastUpdated).
+        if (obAccounts.length > 0 && accounts.length === 0) {
+          const first = results.find((r) => r.account.status === 'rejected')?.account;
+          throw toProviderError(first?.status === 'rejected' ? first.reason : new Error('no account data'), provider.name, classifyOb);
+        }
         const asOf = asOfs.length === 0 ? null : new Date(Math.min(...asOfs.map((d) => d.getTime())));
         return {
           grant,
