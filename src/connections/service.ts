@@ -15,6 +15,13 @@ const DAY_MS = 86_400_000;
 /** What the API shows for a provider that has left the catalog altogether. */
 const UNKNOWN_PROVIDER: Pick<CatalogEntry, 'name' | 'type'> = { name: 'Unknown provider', type: 'api' };
 
+/** When the scheduler will really sync: not before a used-up unattended budget frees a slot. */
+function nextSyncShown(next: Date | null, budget: { remaining: number; resetsAt: string | null }): string | null {
+  if (next === null) return null;
+  if (budget.remaining === 0 && budget.resetsAt !== null && Date.parse(budget.resetsAt) > next.getTime()) return budget.resetsAt;
+  return next.toISOString();
+}
+
 export function toConnectionJson(c: ConnectionView, provider: CatalogEntry | undefined, now: Date): ConnectionJson {
   const p = provider ?? UNKNOWN_PROVIDER;
   const state = describeConnection(
@@ -33,6 +40,7 @@ export function toConnectionJson(c: ConnectionView, provider: CatalogEntry | und
     },
     now,
   );
+  const budget = syncBudget(p.type, c.unattended_sync_times, now);
   return {
     id: c.id,
     name: p.name,
@@ -47,8 +55,8 @@ export function toConnectionJson(c: ConnectionView, provider: CatalogEntry | und
     tppConsent: c.tpp_consent,
     extendedStatus: state.extendedStatus,
     lastAttemptAt: c.last_attempt_at?.toISOString() ?? null,
-    nextSyncAt: state.status === 'never' ? null : (c.next_sync_at?.toISOString() ?? null),
-    syncBudget: syncBudget(p.type, c.unattended_sync_times, now),
+    nextSyncAt: state.status === 'never' ? null : nextSyncShown(c.next_sync_at, budget),
+    syncBudget: budget,
     remediation: state.remediation,
   };
 }
