@@ -9,7 +9,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../clock.ts';
-import type { Db } from '../db/db.ts';
+import type { Db, Queryable } from '../db/db.ts';
+import { HEALTH_WINDOW_MS } from '../providers/health.ts';
 import { AppError } from '../errors.ts';
 import { connectionsRepository } from '../connections/repository.ts';
 import type { Catalog } from '../providers/catalog.ts';
@@ -54,6 +55,25 @@ const LEASE_RENEW_MS = (RUNNING_LEASE_SECONDS * 1000) / 3;
 const JOIN_POLL_MS = 100;
 const JOIN_TIMEOUT_MS = 5 * 60_000;
 export const SCHEDULER_BATCH = 1000;
+/** A provider whose syncs mostly failed over the last hour gets no scheduled syncs for this long. */
+export const PROVIDER_BACKOFF_MS = 3_600_000;
+/** Fewer attempts than this in the hour say too little about a provider to back off. */
+const BACKOFF_MIN_ATTEMPTS = 10;
+
+/**
+ * Providers that failed more than half of at least BACKOFF_MIN_ATTEMPTS syncs in the last hour.
+ * Only provider errors count: a refused credential or a one-time code is the user's, not the provider's.
+ */
+async function failingProviders(tx: Queryable, providerIds: string[], now: Date): Promise<Set<string>> {
+  if (providerIds.length === 0) return new Set();
+  const r = await tx.query<{ provider_id: string; attempts: string; successes: string }>(
+    `select provider_id, count(*) as attempts, count(*) filter (where fetch_status <> 'error') as successes
+       from syncs where provider_id = any($1::text[]) and state = 'done' and finished_at > $2
+      group by provider_id`,
+    [providerIds, new Date(now.getTime() - HEALTH_WINDOW_MS)],
+  );
+  return new Set(r.rows.filter((x) => Number(x.attempts) >= BACKOFF_MIN_ATTEMPTS && Number(x.successes) * 2 < Number(x.attempts)).map((x) => x.provider_id));
+}
 
 export function syncEngine(deps: SyncEngineDeps) {
   const syncs = syncsRepository(deps.db);
@@ -150,6 +170,7 @@ export function syncEngine(deps: SyncEngineDeps) {
         const txConnections = connectionsRepository(tx);
         const txSyncs = syncsRepository(tx);
         const due = await txConnections.lockDue(now, limit);
+        const failing = await failingProviders(tx, [...new Set(due.map((d) => d.provider_id))], now);
         const updates: { id: string; next: Date | null }[] = [];
         const created: SyncRow[] = [];
         for (const c of due) {
@@ -160,6 +181,11 @@ export function syncEngine(deps: SyncEngineDeps) {
           }
           if (c.outage_until !== null && c.outage_until.getTime() > now.getTime()) {
             updates.push({ id: c.id, next: c.outage_until });
+            continue;
+          }
+          if (failing.has(c.provider_id)) {
+            // The provider is failing most syncs: wait instead of adding to its load (no hot loop).
+            updates.push({ id: c.id, next: new Date(now.getTime() + PROVIDER_BACKOFF_MS) });
             continue;
           }
           const budget = syncBudget(provider.type, c.unattended_sync_times, now);
