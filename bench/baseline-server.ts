@@ -1,36 +1,36 @@
 /**
  * Child process: the baseline. A bare Fastify 5 server (no auth, no plugins, no schemas, no logger)
  * with one route running the same query as GET /users/:userId/connections (Mooring's own
- * connectionsRepository.listForUser) on a pg Pool of the same size.
- * argv: <databaseUrl> <port> <poolSize>
+ * connectionsRepository.listForClientUser) on a pg Pool of the same size.
+ * argv: <databaseUrl> <port> <poolSize> <clientId> [variants]   (variants: only "prepared", for experiments)
  */
 import Fastify from 'fastify';
-import pg from 'pg';
 import { connectionsRepository } from '../src/connections/repository.ts';
-import type { Queryable, QueryResult } from '../src/db/db.ts';
+import { openDb } from '../src/db/db.ts';
 import { LONGEST_WINDOW_MS } from '../src/syncs/cadence.ts';
 import { reportFailure, serveParent } from './ipc.ts';
+import { parseVariants, withVariants } from './variants.ts';
 
-const [databaseUrl = '', portRaw = '0', poolRaw = '10'] = process.argv.slice(2);
+const [databaseUrl = '', portRaw = '0', poolRaw = '10', clientId = '', variantsRaw = ''] = process.argv.slice(2);
 
 try {
-  const pool = new pg.Pool({ connectionString: databaseUrl, max: Number(poolRaw) });
-  const db: Queryable = {
-    async query<R>(text: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
-      const r = await pool.query(text, params as unknown[] | undefined);
-      return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
-    },
-  };
+  const poolSize = Number(poolRaw);
+  // openDb on PostgreSQL is a thin wrapper around one pg.Pool of `poolSize` connections.
+  const rawDb = await openDb({ databaseUrl, dataDir: null, poolSize });
+  const variants = parseVariants(variantsRaw);
+  const db = variants.size === 0 ? rawDb : withVariants(rawDb, variants, { databaseUrl, poolSize, stats: new Map() });
   const connections = connectionsRepository(db);
   const app = Fastify();
   app.get<{ Params: { userId: string } }>('/users/:userId/connections', async (req) => {
-    const rows = await connections.listForUser(req.params.userId, new Date(Date.now() - LONGEST_WINDOW_MS));
+    const rows = await connections.listForClientUser(clientId, req.params.userId, new Date(Date.now() - LONGEST_WINDOW_MS));
     return { data: rows, meta: {} };
   });
   await app.listen({ port: Number(portRaw), host: '127.0.0.1' });
-  serveParent(async () => {
-    await app.close();
-    await pool.end();
+  serveParent({
+    async stop() {
+      await app.close();
+      await db.close();
+    },
   });
 } catch (err) {
   reportFailure(err);

@@ -1,21 +1,57 @@
 /**
  * The little protocol between the bench (parent) and a server under test (child process): the child
- * announces it is listening; the parent asks for the child's CPU time and finally tells it to stop.
+ * announces it is listening; the parent asks for the child's CPU time, optionally starts/stops a CPU
+ * profile and collects query statistics, and finally tells it to stop.
  */
-export type ToChild = { type: 'cpu' } | { type: 'stop' };
-export type FromChild = { type: 'ready' } | { type: 'cpu'; userUs: number; systemUs: number } | { type: 'failed'; message: string };
+export type ToChild = { type: 'cpu' } | { type: 'profile-start' } | { type: 'profile-stop'; file: string } | { type: 'queries' } | { type: 'stop' };
+
+export interface QueryStat {
+  sql: string;
+  count: number;
+  totalMs: number;
+}
+
+export type FromChild =
+  | { type: 'ready' }
+  | { type: 'cpu'; userUs: number; systemUs: number }
+  | { type: 'ok' }
+  | { type: 'queries'; stats: QueryStat[] }
+  | { type: 'failed'; message: string };
+
+export interface ChildHooks {
+  stop(): Promise<void>;
+  queries?(): QueryStat[];
+}
 
 /** Serves the parent's requests in a child process; `stop` closes the server and exits. */
-export function serveParent(stop: () => Promise<void>): void {
+export function serveParent(hooks: ChildHooks): void {
   const send = (m: FromChild): void => {
     process.send?.(m);
   };
+  let profiler: { stop(file: string): Promise<void> } | null = null;
   process.on('message', (m: ToChild) => {
     if (m.type === 'cpu') {
       const u = process.cpuUsage();
       send({ type: 'cpu', userUs: u.user, systemUs: u.system });
+    } else if (m.type === 'profile-start') {
+      startProfiler().then(
+        (p) => {
+          profiler = p;
+          send({ type: 'ok' });
+        },
+        (err: unknown) => send({ type: 'failed', message: String(err) }),
+      );
+    } else if (m.type === 'profile-stop') {
+      const p = profiler;
+      profiler = null;
+      (p === null ? Promise.resolve() : p.stop(m.file)).then(
+        () => send({ type: 'ok' }),
+        (err: unknown) => send({ type: 'failed', message: String(err) }),
+      );
+    } else if (m.type === 'queries') {
+      send({ type: 'queries', stats: hooks.queries?.() ?? [] });
     } else if (m.type === 'stop') {
-      stop().then(
+      hooks.stop().then(
         () => process.exit(0),
         () => process.exit(1),
       );
@@ -23,9 +59,27 @@ export function serveParent(stop: () => Promise<void>): void {
   });
   // The parent went away (e.g. Ctrl-C): do not linger.
   process.on('disconnect', () => {
-    stop().finally(() => process.exit(0));
+    hooks.stop().finally(() => process.exit(0));
   });
   send({ type: 'ready' });
+}
+
+/** A V8 CPU profile of this process between start and stop (written as a .cpuprofile file). */
+async function startProfiler(): Promise<{ stop(file: string): Promise<void> }> {
+  const { Session } = await import('node:inspector/promises');
+  const fs = await import('node:fs');
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 200 });
+  await session.post('Profiler.start');
+  return {
+    async stop(file: string) {
+      const { profile } = await session.post('Profiler.stop');
+      fs.writeFileSync(file, JSON.stringify(profile));
+      session.disconnect();
+    },
+  };
 }
 
 export function reportFailure(err: unknown): void {

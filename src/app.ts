@@ -18,6 +18,7 @@ import type { App } from './http/types.ts';
 import { registerBearerAuth } from './oauth/bearer.ts';
 import type { ServerKeys } from './oauth/keys.ts';
 import { mountOidc } from './oauth/mount.ts';
+import { createTokenCache } from './oauth/token-cache.ts';
 import { BANK_SCOPE_PREFIX } from './oauth/scopes.ts';
 import { createOidcProvider, OIDC_PREFIX } from './oauth/provider.ts';
 import type { Catalog, AdapterKind } from './providers/catalog.ts';
@@ -102,7 +103,9 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
 
   const log = deps.logger;
   const users = usersRepository(db);
+  const tokenCache = createTokenCache();
   const oidc = createOidcProvider({
+    tokenCache,
     db,
     issuer: `${config.publicUrl}${OIDC_PREFIX}`,
     keys: deps.keys,
@@ -115,7 +118,7 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
     },
   });
   oidc.on('server_error', (_ctx, err) => log.error({ err }, 'OpenID provider error'));
-  registerBearerAuth(fastify, oidc);
+  registerBearerAuth(fastify, oidc, tokenCache);
 
   const { engine, events, dispatcher } = deps;
   const onConnectionChanged = (connectionId: string): Promise<void> => events.reconcile(db, connectionId);

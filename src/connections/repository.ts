@@ -73,8 +73,15 @@ export function connectionsRepository(db: Queryable) {
     },
 
     /** `budgetSince`: how far back to collect unattended sync times for the budget. */
-    async listForUser(userId: string, budgetSince: Date): Promise<ConnectionView[]> {
-      const r = await db.query<ConnectionView>(`${SELECT_VIEW} where c.user_id = $1 order by c.created_at, c.id`, [userId, budgetSince]);
+    /**
+     * A user's connections, only if the user belongs to `clientId` (ownership is checked in the same
+     * query: one round trip on the hot path). Empty for a user without connections or not the client's.
+     */
+    async listForClientUser(clientId: string, userId: string, budgetSince: Date): Promise<ConnectionView[]> {
+      const r = await db.query<ConnectionView>(
+        `${SELECT_VIEW} join users u on u.id = c.user_id where c.user_id = $1 and u.client_id = $3 order by c.created_at, c.id`,
+        [userId, budgetSince, clientId],
+      );
       return r.rows;
     },
 

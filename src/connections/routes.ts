@@ -27,8 +27,11 @@ export function connectionsRoutes(app: App, deps: ConnectionRoutesDeps): void {
       response: { 200: Type.Object({ data: Type.Array(Connection), meta: Type.Object({}, { additionalProperties: true }) }), ...errorResponses },
     },
   }, async (req) => {
-    await deps.users.assertOwned(authOf(req).clientId, req.params.userId);
-    return { data: await deps.connections.list(req.params.userId), meta: {} };
+    const { clientId } = authOf(req);
+    const data = await deps.connections.listForClient(clientId, req.params.userId);
+    // Ownership was part of the query; only an empty answer needs telling "no connections" from "no such user".
+    if (data.length === 0) await deps.users.assertOwned(clientId, req.params.userId);
+    return { data, meta: {} };
   });
 
   app.get('/users/:userId/connections/:connectionId', {

@@ -1,7 +1,7 @@
 /** Connections: reading them with a truthful status, renewing consent, and deleting them. */
 import type { Clock } from '../clock.ts';
 import { badRequest, notFound } from '../errors.ts';
-import { isConnectionId } from '../ids.ts';
+import { isConnectionId, isUserId } from '../ids.ts';
 import type { Catalog, CatalogEntry } from '../providers/catalog.ts';
 import type { ProviderAdapter } from '../providers/provider.ts';
 import type { AdapterKind } from '../providers/catalog.ts';
@@ -55,7 +55,8 @@ export function toConnectionJson(c: ConnectionView, provider: CatalogEntry | und
     tppConsent: c.tpp_consent,
     extendedStatus: state.extendedStatus,
     lastAttemptAt: c.last_attempt_at?.toISOString() ?? null,
-    nextSyncAt: state.status === 'never' ? null : nextSyncShown(c.next_sync_at, budget),
+    // Nothing is scheduled for a retired provider or while consent has lapsed.
+    nextSyncAt: state.status === 'never' || state.extendedStatus === 'expired' ? null : nextSyncShown(c.next_sync_at, budget),
     syncBudget: budget,
     remediation: state.remediation,
   };
@@ -92,9 +93,11 @@ export function connectionsService(deps: ConnectionsServiceDeps) {
   }
 
   return {
-    async list(userId: string): Promise<ConnectionJson[]> {
+    /** Empty when the user has no connections — or is not the client's: the caller tells those apart. */
+    async listForClient(clientId: string, userId: string): Promise<ConnectionJson[]> {
+      if (!isUserId(userId)) return [];
       const now = deps.clock.now();
-      const rows = await deps.connections.listForUser(userId, budgetSince(now));
+      const rows = await deps.connections.listForClientUser(clientId, userId, budgetSince(now));
       return rows.map((c) => toConnectionJson(c, deps.catalog.get(c.provider_id), now));
     },
 

@@ -222,7 +222,9 @@ export function journeysService(deps: JourneysDeps) {
       const existingGrant = journey.connection_id === null ? undefined : await connections.grantOf(journey.connection_id);
       try {
         const step = await deps.adapters[provider.adapter].startAuthorisation({
-          provider, callbackUrl: callbackUrl(uid), state, consentExpiresAt: expiryAt(journey, provider, deps.clock.now()),
+          provider, callbackUrl: callbackUrl(uid), state, // For tppConsent providers renewal is only the user's consent to the client (reconsent, PATCH),
+          // so the grant at the provider must not lapse on its own: Mooring's expiresAt governs.
+          consentExpiresAt: provider.tppConsent ? null : expiryAt(journey, provider, deps.clock.now()),
           ...(existingGrant !== undefined ? { existingGrant } : {}),
         });
         return await handleStep({ ...journey, provider_state: state }, provider, step, ip);

@@ -8,6 +8,7 @@ import type Provider from 'oidc-provider';
 import { AppError, forbidden, unauthorized } from '../errors.ts';
 import type { ApiScope } from './scopes.ts';
 import { splitScope } from './scopes.ts';
+import type { TokenCache } from './token-cache.ts';
 
 export interface AuthContext {
   clientId: string;
@@ -33,11 +34,15 @@ export function authOf(req: FastifyRequest): AuthContext {
   return req.auth;
 }
 
-async function resolveToken(provider: Provider, value: string): Promise<AuthContext | null> {
+async function resolveToken(provider: Provider, cache: TokenCache, value: string): Promise<AuthContext | null> {
+  const cached = cache.get(value);
+  if (cached !== undefined) return cached;
   const cc = await provider.ClientCredentials.find(value);
   if (cc !== undefined && !cc.isExpired && cc.clientId !== undefined) {
     const sub = cc.extra?.sub;
-    return { clientId: cc.clientId, scopes: new Set(splitScope(cc.scope)), userId: typeof sub === 'string' ? sub : null };
+    const auth = { clientId: cc.clientId, scopes: new Set(splitScope(cc.scope)), userId: typeof sub === 'string' ? sub : null };
+    if (cc.exp !== undefined) cache.set(value, auth, cc.exp * 1000);
+    return auth;
   }
   const at = await provider.AccessToken.find(value);
   if (at !== undefined && !at.isExpired && at.clientId !== undefined && at.accountId !== undefined) {
@@ -46,7 +51,7 @@ async function resolveToken(provider: Provider, value: string): Promise<AuthCont
   return null;
 }
 
-export function registerBearerAuth(app: FastifyInstance, provider: Provider): void {
+export function registerBearerAuth(app: FastifyInstance, provider: Provider, cache: TokenCache): void {
   // onRequest: a caller without a valid token learns nothing else (not even that its input is invalid).
   app.addHook('onRequest', async (req) => {
     const config = req.routeOptions.config;
@@ -55,7 +60,7 @@ export function registerBearerAuth(app: FastifyInstance, provider: Provider): vo
     const header = req.headers.authorization;
     const match = header === undefined ? null : /^Bearer\s+([A-Za-z0-9._~+/=-]+)\s*$/i.exec(header);
     if (match === null || match[1] === undefined) throw unauthorized();
-    const auth = await resolveToken(provider, match[1]);
+    const auth = await resolveToken(provider, cache, match[1]);
     if (auth === null) throw unauthorized('The bearer token is invalid or has expired');
     const missing = required.filter((s) => !auth.scopes.has(s));
     if (missing.length > 0) throw forbidden(`The token lacks the scope${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`, { missingScopes: missing });

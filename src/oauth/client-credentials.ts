@@ -7,8 +7,9 @@ import { errors, type Provider, type TokenEndpointGrantContext } from 'oidc-prov
 import type { Db } from '../db/db.ts';
 import { isApiScope, splitScope } from './scopes.ts';
 import { isUserId } from '../ids.ts';
+import type { TokenCache } from './token-cache.ts';
 
-export function registerClientCredentialsGrant(provider: Provider, db: Db): void {
+export function registerClientCredentialsGrant(provider: Provider, db: Db, cache: TokenCache): void {
   const handler = async (ctx: TokenEndpointGrantContext<{ sub?: string }>): Promise<void> => {
     const { client, params } = ctx.oidc;
     const requested = splitScope(params.scope);
@@ -30,6 +31,9 @@ export function registerClientCredentialsGrant(provider: Provider, db: Db): void
     });
     ctx.oidc.entity('ClientCredentials', token);
     const value = await token.save();
+    if (token.exp !== undefined) {
+      cache.set(value, { clientId: client.clientId, scopes: new Set(requested), userId: sub !== undefined && sub !== '' ? sub : null }, token.exp * 1000);
+    }
     ctx.body = {
       access_token: value,
       expires_in: token.expiration,

@@ -8,6 +8,7 @@ import type { Db } from '../db/db.ts';
 import { oidcAdapterFactory } from './adapter.ts';
 import { registerClientCredentialsGrant } from './client-credentials.ts';
 import type { ServerKeys } from './keys.ts';
+import type { TokenCache } from './token-cache.ts';
 import { ALL_STATIC_SCOPES, API_SCOPES, BANK_SCOPE_PREFIX, JOURNEY_SCOPES, splitScope } from './scopes.ts';
 import { renderPage, escapeHtml } from '../web/html.ts';
 
@@ -25,6 +26,8 @@ export interface ProviderDeps {
   adminToken: string;
   /** `id:<bankId>` for every provider in the catalog: the connect journeys' scopes. */
   bankScopes: readonly string[];
+  /** Tokens this process issued, so their first use needs no database lookup. */
+  tokenCache: TokenCache;
   /** Looks up which connection (and first sync) the journey behind a grant produced. */
   journeyOutcome(grantId: string): Promise<{ connectionId: string; syncId: string | null } | null>;
 }
@@ -144,6 +147,6 @@ export function createOidcProvider(deps: ProviderDeps): Provider {
   };
   const provider = new Provider(deps.issuer, configuration);
   provider.proxy = true;
-  registerClientCredentialsGrant(provider, deps.db);
+  registerClientCredentialsGrant(provider, deps.db, deps.tokenCache);
   return provider;
 }

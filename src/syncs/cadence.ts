@@ -15,13 +15,18 @@ export interface Cadence {
 }
 
 export const UNATTENDED_SYNCS_PER_DAY_OPEN_BANKING = 4;
-export const VALUATION_WINDOW_DAYS = 30;
+/**
+ * Valuations are published monthly (as of the 1st); one unattended sync per 28 days lets a sync on
+ * the VALUATION_SYNC_DAY of every month through, February included.
+ */
+export const VALUATION_BUDGET_DAYS = 28;
+export const VALUATION_SYNC_DAY = 2;
 /** The longest budget window of any provider type: how far back budget queries must look. */
-export const LONGEST_WINDOW_MS = VALUATION_WINDOW_DAYS * DAY_MS;
+export const LONGEST_WINDOW_MS = VALUATION_BUDGET_DAYS * DAY_MS;
 
 export function cadenceFor(type: ProviderType): Cadence {
   if (type === 'legacy') return { maxUnattended: 1, windowMs: DAY_MS };
-  if (isValuationType(type)) return { maxUnattended: 1, windowMs: VALUATION_WINDOW_DAYS * DAY_MS };
+  if (isValuationType(type)) return { maxUnattended: 1, windowMs: VALUATION_BUDGET_DAYS * DAY_MS };
   return { maxUnattended: UNATTENDED_SYNCS_PER_DAY_OPEN_BANKING, windowMs: DAY_MS };
 }
 
@@ -47,7 +52,7 @@ export const LEGACY_SYNC_HOUR_UTC = 2;
 
 /**
  * When the next unattended sync should run after one at `after`: api/test spread their four daily
- * syncs every 6 hours; legacy at the next night's sync hour; valuation a month later. Never before
+ * syncs every 6 hours; legacy at the next night's sync hour; valuation early next month. Never before
  * the unattended budget allows (`budgetResetsAt` when the budget is used up).
  */
 export function nextScheduledSync(type: ProviderType, after: Date, budget: SyncBudget | null = null): Date {
@@ -56,6 +61,9 @@ export function nextScheduledSync(type: ProviderType, after: Date, budget: SyncB
     next = new Date(Date.UTC(after.getUTCFullYear(), after.getUTCMonth(), after.getUTCDate(), LEGACY_SYNC_HOUR_UTC));
     // At least a few hours after the last one, so a sync just before 02:00 does not repeat at once.
     while (next.getTime() <= after.getTime() + 6 * HOUR_MS) next = new Date(next.getTime() + DAY_MS);
+  } else if (isValuationType(type)) {
+    // Early each month, just after the new valuation, so the data never goes stale between syncs.
+    next = new Date(Date.UTC(after.getUTCFullYear(), after.getUTCMonth() + 1, VALUATION_SYNC_DAY, 3));
   } else {
     const { maxUnattended, windowMs } = cadenceFor(type);
     next = new Date(after.getTime() + windowMs / maxUnattended);
