@@ -23,6 +23,8 @@ export interface Config {
   workerConcurrency: number;
   /** Let webhook URLs resolve to private or loopback addresses (sandbox mode always allows loopback). */
   webhookAllowPrivate: boolean;
+  /** Extra latency of every sandbox bank call, in milliseconds (load testing). */
+  sandboxLatencyMs: number;
 }
 
 export class ConfigError extends Error {
@@ -98,6 +100,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     bodyLimitBytes: intVar(env, 'MOORING_BODY_LIMIT_BYTES', 100_000, 1_000, 10_000_000, problems),
     workerConcurrency: intVar(env, 'MOORING_WORKER_CONCURRENCY', 20, 1, 500, problems),
     webhookAllowPrivate: boolVar(env, 'MOORING_WEBHOOK_ALLOW_PRIVATE', false, problems),
+    sandboxLatencyMs: intVar(env, 'MOORING_SANDBOX_LATENCY_MS', 0, 0, 60_000, problems),
     ...overrides,
   };
   if (problems.length > 0) throw new ConfigError(problems);

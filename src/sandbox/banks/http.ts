@@ -17,6 +17,8 @@ export interface SandboxBankDeps {
   catalog: Catalog;
   /** The secret Mooring's adapters authenticate with (client id `mooring`). */
   sandboxClientSecret: string;
+  /** Every call waits this long before answering (a realistic bank latency for load tests). */
+  latencyMs?: number;
 }
 
 export const SANDBOX_CLIENT_ID = 'mooring';
@@ -42,6 +44,7 @@ const resolved = new WeakMap<FastifyRequest, CatalogEntry>();
  */
 export function providerGate(deps: SandboxBankDeps, kind: AdapterKind) {
   return async (req: FastifyRequest): Promise<void> => {
+    if (deps.latencyMs !== undefined && deps.latencyMs > 0) await new Promise((r) => setTimeout(r, deps.latencyMs));
     const slug = (req.params as { slug?: unknown }).slug;
     const provider = deps.catalog.all().find((e) => e.adapter === kind && e.bankRef === slug);
     if (provider === undefined) throw new BankError(404, 'not_found', 'No such provider');
