@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_TOKEN, startTestServer, type TestServer } from '../helpers/server.ts';
 import { accessToken, ALL_API_SCOPES, apiClient, call, connectBank, MODELO_ID, type ApiClient } from '../helpers/api.ts';
+import { rejection } from '../helpers/moneyhub.ts';
 
 const NO_ACCOUNT = '00000000-0000-4000-8000-000000000000';
 
@@ -40,20 +41,6 @@ interface List<T> {
   meta: { total: number };
 }
 
-interface HttpError {
-  response?: { statusCode: number };
-  error?: string;
-  error_description?: string;
-}
-
-async function rejection(p: Promise<unknown>): Promise<HttpError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as HttpError;
-  }
-  throw new Error('expected the call to fail');
-}
 
 const day = (iso: string): string => iso.slice(0, 10);
 

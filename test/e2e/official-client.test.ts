@@ -4,25 +4,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
-import { officialClient, runJourney, type AuthMethod, type MoneyhubClient } from '../helpers/moneyhub.ts';
+import { officialClient, rejection, runJourney, type AuthMethod, type MoneyhubClient } from '../helpers/moneyhub.ts';
 
 const DAY_MS = 86_400_000;
 const MODELO_ID = '1ffe704d39629a929c8e293880fb449a';
 
-interface HttpError {
-  response?: { statusCode: number };
-  error?: string;
-  error_description?: string;
-}
-
-async function rejection(p: Promise<unknown>): Promise<HttpError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as HttpError;
-  }
-  throw new Error('expected the call to fail');
-}
 
 describe.each<AuthMethod>(['client_secret_basic', 'client_secret_post', 'private_key_jwt'])('the official Moneyhub client (%s)', (method) => {
   let ts: TestServer;

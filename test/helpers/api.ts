@@ -3,9 +3,7 @@
  * requests) alongside the official Moneyhub client, client_credentials tokens, JSON calls, and a
  * connect journey that answers the new connection id.
  */
-import { Moneyhub } from '@mft/moneyhub-api-client';
-import { registerClient } from './server.ts';
-import { REDIRECT_URI, runJourney, type MoneyhubClient } from './moneyhub.ts';
+import { officialClient, runJourney, type MoneyhubClient } from './moneyhub.ts';
 
 /** Every REST scope of SPEC section 2. */
 export const ALL_API_SCOPES = 'user:create user:read user:update user:delete auth_requests:read auth_requests:write accounts:read accounts:write:all transactions:read:all webhooks:read webhooks:write';
@@ -20,33 +18,9 @@ export interface ApiClient {
 
 /** Registers a client_secret_basic client (with `extra` metadata, e.g. `scope`) and builds the official client for it. */
 export async function apiClient(baseUrl: string, extra: Record<string, unknown> = {}): Promise<ApiClient> {
-  const reg = await registerClient(baseUrl, {
-    client_name: 'API test app',
-    redirect_uris: [REDIRECT_URI],
-    token_endpoint_auth_method: 'client_secret_basic',
-    request_object_signing_alg: 'HS256',
-    id_token_signed_response_alg: 'RS256',
-    grant_types: ['authorization_code', 'refresh_token', 'client_credentials'],
-    response_types: ['code'],
-    ...extra,
-  });
-  if (reg.client_secret === undefined) throw new Error('registration answered no client_secret');
-  const mh = await Moneyhub({
-    identityServiceUrl: baseUrl,
-    resourceServerUrl: `${baseUrl}/v2.0`,
-    options: { timeout: 30_000 },
-    client: {
-      client_id: reg.client_id,
-      client_secret: reg.client_secret,
-      token_endpoint_auth_method: 'client_secret_basic',
-      id_token_signed_response_alg: 'RS256',
-      request_object_signing_alg: 'HS256',
-      redirect_uri: REDIRECT_URI,
-      response_type: 'code',
-      keys: [],
-    },
-  } as Parameters<typeof Moneyhub>[0]);
-  return { clientId: reg.client_id, clientSecret: reg.client_secret, mh };
+  const { mh, clientId, clientSecret } = await officialClient(baseUrl, 'client_secret_basic', { client_name: 'API test app', ...extra });
+  if (clientSecret === '') throw new Error('registration answered no client_secret');
+  return { clientId, clientSecret, mh };
 }
 
 export interface Res {

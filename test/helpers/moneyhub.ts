@@ -11,6 +11,25 @@ export type MoneyhubClient = Awaited<ReturnType<typeof Moneyhub>>;
 export interface OfficialClient {
   mh: MoneyhubClient;
   clientId: string;
+  /** The secret registration answered (empty for private_key_jwt clients). */
+  clientSecret: string;
+}
+
+/** What the official client rejects with on a non-2xx answer (it copies the body's code and message). */
+export interface HttpError {
+  response?: { statusCode: number; headers: Record<string, string | string[] | undefined>; body?: string };
+  error?: string;
+  error_description?: string;
+}
+
+/** Answers the error a call is expected to fail with. */
+export async function rejection(p: Promise<unknown>): Promise<HttpError> {
+  try {
+    await p;
+  } catch (err) {
+    return err as HttpError;
+  }
+  throw new Error('expected the call to fail');
 }
 
 export async function officialClient(baseUrl: string, method: AuthMethod, extra: Record<string, unknown> = {}): Promise<OfficialClient> {
@@ -49,7 +68,7 @@ export async function officialClient(baseUrl: string, method: AuthMethod, extra:
       keys: privateJwk !== null ? [privateJwk] : [],
     },
   } as Parameters<typeof Moneyhub>[0]);
-  return { mh, clientId: reg.client_id };
+  return { mh, clientId: reg.client_id, clientSecret: reg.client_secret ?? '' };
 }
 
 export const atRedirect = (url: string): boolean => url.startsWith(REDIRECT_URI);

@@ -46,20 +46,7 @@ export interface Sync {
   errorDetail: string | null;
 }
 
-export interface HttpError {
-  response?: { statusCode: number; headers: Record<string, string | string[] | undefined>; body?: string };
-  error?: string;
-  error_description?: string;
-}
-
-export async function rejection(p: Promise<unknown>): Promise<HttpError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as HttpError;
-  }
-  throw new Error('expected the call to fail');
-}
+export { rejection, type HttpError } from '../helpers/moneyhub.ts';
 
 export const ms = (iso: string | null | undefined): number => {
   if (iso === null || iso === undefined) throw new Error('expected a time, got null');
