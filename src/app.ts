@@ -73,7 +73,7 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   const fastify = Fastify({
     loggerInstance: deps.logger,
     bodyLimit: config.bodyLimitBytes,
-    trustProxy: true,
+    trustProxy: config.trustProxy,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1000 },
     frameworkErrors,
   });
@@ -108,6 +108,7 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
     tokenCache,
     db,
     issuer: `${config.publicUrl}${OIDC_PREFIX}`,
+    trustProxy: config.trustProxy,
     keys: deps.keys,
     adminToken: deps.adminToken,
     bankScopes: catalog.all().map((e) => `${BANK_SCOPE_PREFIX}${e.id}`),
@@ -121,7 +122,8 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   registerBearerAuth(fastify, oidc, tokenCache);
 
   const { engine, events, dispatcher } = deps;
-  const onConnectionChanged = (connectionId: string): Promise<void> => events.reconcile(db, connectionId);
+  // In one transaction: the row lock that makes status events exactly-once must hold until they are logged.
+  const onConnectionChanged = (connectionId: string): Promise<void> => db.transaction((tx) => events.reconcile(tx, connectionId));
   const connections = connectionsService({ connections: connectionsRepository(db), catalog, adapters, clock, log, onConnectionChanged });
   const userSvc = usersService({ users, clock, sandbox: config.sandbox, deleteUserConnections: (userId) => connections.revokeAllOfUser(userId) });
   const syncs = syncsService({ syncs: syncsRepository(db), engine });

@@ -25,6 +25,8 @@ export interface Config {
   webhookAllowPrivate: boolean;
   /** Extra latency of every sandbox bank call, in milliseconds (load testing). */
   sandboxLatencyMs: number;
+  /** Believe X-Forwarded-* headers (only behind a reverse proxy that sets them). */
+  trustProxy: boolean;
 }
 
 export class ConfigError extends Error {
@@ -101,6 +103,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     workerConcurrency: intVar(env, 'MOORING_WORKER_CONCURRENCY', 20, 1, 500, problems),
     webhookAllowPrivate: boolVar(env, 'MOORING_WEBHOOK_ALLOW_PRIVATE', false, problems),
     sandboxLatencyMs: intVar(env, 'MOORING_SANDBOX_LATENCY_MS', 0, 0, 60_000, problems),
+    trustProxy: boolVar(env, 'TRUST_PROXY', false, problems),
     ...overrides,
   };
   if (problems.length > 0) throw new ConfigError(problems);

@@ -15,6 +15,8 @@ import { migrate } from './db/migrate.ts';
 import { readSetting, settingOrCreate } from './db/settings.ts';
 import { startBoss } from './jobs/boss.ts';
 import { loadOrCreateKeys } from './oauth/keys.ts';
+import { purgeExpiredOidcModels } from './oauth/adapter.ts';
+import { journeysRepository } from './journeys/repository.ts';
 import { createCatalog, sandboxCatalog, type Catalog } from './providers/catalog.ts';
 import { createProviderAdapters } from './providers/registry.ts';
 import { CLOCK_OFFSET_SETTING } from './sandbox/control.ts';
@@ -29,6 +31,9 @@ const CLOCK_REFRESH_MS = 1_000;
 const WEBHOOK_POLL_MS = 1_000;
 const EVENT_SWEEP_MS = 10_000;
 const WEBHOOK_CONCURRENCY = 20;
+/** Expired tokens and sessions, and abandoned journeys, are deleted this often. */
+const PURGE_EVERY_MS = 60_000;
+const JOURNEY_RETENTION_MS = 24 * 3_600_000;
 
 export type Role = 'all' | 'api' | 'worker';
 
@@ -107,6 +112,14 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
         loops: [
           { name: 'webhook deliveries', everyMs: WEBHOOK_POLL_MS, run: () => dispatcher.deliverDue() },
           { name: 'connection events', everyMs: EVENT_SWEEP_MS, run: () => events.sweep(db) },
+          {
+            name: 'purge',
+            everyMs: PURGE_EVERY_MS,
+            run: async () => {
+              await purgeExpiredOidcModels(db);
+              await journeysRepository(db).purgeOlderThan(new Date(clock.now().getTime() - JOURNEY_RETENTION_MS));
+            },
+          },
         ],
       });
       const w = worker;

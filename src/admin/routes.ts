@@ -119,8 +119,8 @@ export function adminRoutes(app: App, deps: { db: Db; catalog: Catalog; clock: C
   });
 
   app.post('/admin/login', { schema: { hide: true, body: Type.Object({ token: Type.String() }) } }, async (req, reply) => {
-    const given = createHmac('sha256', req.body.token).update('mooring-admin-session').digest('base64url');
-    if (given !== mac) {
+    const given = Buffer.from(createHmac('sha256', req.body.token).update('mooring-admin-session').digest('base64url'));
+    if (!timingSafeEqual(given, Buffer.from(mac))) {
       return html(reply, renderPage({ title: 'Operator sign-in', body: '<p class="error">That is not the admin token.</p><p><a href="/admin">Try again</a></p>' }), 401);
     }
     const secure = deps.secureCookies ? '; Secure' : '';

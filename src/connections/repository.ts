@@ -95,6 +95,19 @@ export function connectionsRepository(db: Queryable) {
       return r.rows[0];
     },
 
+    /** The grant and its version, read together (a sync writes back only if the version is unchanged). */
+    async versionedGrantOf(connectionId: string): Promise<{ grant: JsonObject; version: number } | undefined> {
+      const r = await db.query<{ provider_grant: JsonObject; grant_version: number }>('select provider_grant, grant_version from connections where id = $1', [connectionId]);
+      const row = r.rows[0];
+      return row === undefined ? undefined : { grant: row.provider_grant, version: row.grant_version };
+    },
+
+    /** Locks the connection for the rest of the transaction and answers its grant version. */
+    async lockGrantVersion(connectionId: string): Promise<number | undefined> {
+      const r = await db.query<{ grant_version: number }>('select grant_version from connections where id = $1 for update', [connectionId]);
+      return r.rows[0]?.grant_version;
+    },
+
     async grantOf(connectionId: string): Promise<JsonObject | undefined> {
       const r = await db.query<{ provider_grant: JsonObject }>('select provider_grant from connections where id = $1', [connectionId]);
       return r.rows[0]?.provider_grant;
@@ -116,7 +129,7 @@ export function connectionsRepository(db: Queryable) {
     async replaceGrant(connectionId: string, g: { grant: JsonObject; providerRef: string; expiresAt: Date | null; now: Date }): Promise<void> {
       await db.query(
         `update connections set provider_grant = $2, provider_ref = $3, expires_at = $4, user_consented_at = $5,
-           consecutive_failures = 0, state_since = null
+           consecutive_failures = 0, state_since = null, grant_version = grant_version + 1
          where id = $1`,
         [connectionId, JSON.stringify(g.grant), g.providerRef, g.expiresAt, g.now],
       );

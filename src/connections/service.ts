@@ -115,6 +115,9 @@ export function connectionsService(deps: ConnectionsServiceDeps) {
       const provider = deps.catalog.get(c.provider_id);
       if (provider === undefined || c.retired_at !== null) throw badRequest('provider_retired', 'The provider of this connection has been removed; consent cannot be renewed', { field: 'connectionId' });
       if (provider.consentDays === null) throw badRequest('no_consent_expiry', `${provider.name} sets no consent expiry, so there is nothing to renew`, { field: 'expiresAt' });
+      if (!c.tpp_consent) {
+        throw badRequest('reconsent_not_available', `Renewing this ${provider.name} connection needs the user to re-authenticate at the bank (tppConsent is false); use a reauth journey`, { field: 'connectionId' });
+      }
       if (expiresAt.getTime() <= now.getTime()) throw badRequest('invalid_expires_at', 'expiresAt must be in the future', { field: 'expiresAt', now: now.toISOString() });
       const max = new Date(now.getTime() + CONSENT_DAYS * DAY_MS);
       if (expiresAt.getTime() > max.getTime()) {

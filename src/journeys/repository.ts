@@ -2,7 +2,8 @@ import type { Queryable } from '../db/db.ts';
 import type { JsonObject } from '../providers/provider.ts';
 import type { JourneyKind } from './request.ts';
 
-export const JOURNEY_STEPS = ['consent', 'provider', 'done', 'failed'] as const;
+/** `busy`: a step is being handled (the user's answer was taken; a second submission is refused). */
+export const JOURNEY_STEPS = ['consent', 'provider', 'busy', 'done', 'failed'] as const;
 export type JourneyStepName = (typeof JOURNEY_STEPS)[number];
 
 export interface JourneyRow {
@@ -41,6 +42,11 @@ export function journeysRepository(db: Queryable) {
          where uid = $1`,
         [uid, u.step, u.pending === undefined ? null : JSON.stringify(u.pending), u.providerState !== undefined, u.providerState ?? null, u.userId ?? null, u.connectionId ?? null, u.now],
       );
+    },
+    /** Takes the journey from one step to `busy`, atomically; false when it was not at that step (a double submit). */
+    async claim(uid: string, from: JourneyStepName, now: Date): Promise<boolean> {
+      const r = await db.query(`update journeys set step = 'busy', updated_at = $3 where uid = $1 and step = $2`, [uid, from, now]);
+      return r.rowCount > 0;
     },
     /** Journeys are short-lived; drop those untouched for a day. */
     async purgeOlderThan(cutoff: Date): Promise<number> {

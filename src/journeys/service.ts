@@ -130,7 +130,7 @@ export function journeysService(deps: JourneysDeps) {
     }
     await users.touch(userId, now);
     // The first sync runs before the user returns to the client, unless the client asked for async.
-    const outcome = await deps.engine.sync({ connectionId, action: 'auto-update', attended: true, customerIpAddress: ip }, { wait: !journey.enable_async, enforceBudget: false });
+    const outcome = await deps.engine.sync({ connectionId, action: 'auto-update', attended: true, customerIpAddress: ip }, { wait: !journey.enable_async, enforceBudget: false, fresh: true });
     const syncId = outcome.kind === 'skipped' ? null : outcome.sync.id;
     return finishWithGrant(journey, userId, connectionId, journey.enable_async ? syncId : null);
   }
@@ -167,6 +167,7 @@ export function journeysService(deps: JourneysDeps) {
     if (err.kind === 'invalid_input') {
       const fields = journey.pending.fields;
       if (Array.isArray(fields)) {
+        await journeys.update(journey.uid, { step: 'provider', now: deps.clock.now() });
         return { kind: 'page', status: 400, html: providerFormPage({ uid: journey.uid, providerName: provider.name, fields: fields as unknown as FormField[], error: err.safeDetail }) };
       }
     }
@@ -204,7 +205,7 @@ export function journeysService(deps: JourneysDeps) {
       const loaded = await load(uid);
       if ('kind' in loaded) return loaded;
       const { journey, provider } = loaded;
-      if (journey.step !== 'consent') return { kind: 'page', status: 400, html: messagePage('Already answered', 'You have already answered this page.') };
+      if (!(await journeys.claim(uid, 'consent', deps.clock.now()))) return { kind: 'page', status: 400, html: messagePage('Already answered', 'You have already answered this page.') };
       if (decision !== 'allow') {
         await journeys.update(uid, { step: 'failed', now: deps.clock.now() });
         return fail('access_denied', 'the user declined to share their data');
@@ -253,6 +254,9 @@ export function journeysService(deps: JourneysDeps) {
     },
 
     async provide(journey: JourneyRow, provider: CatalogEntry, input: Record<string, string>, ip: string): Promise<JourneyResponse> {
+      if (!(await journeys.claim(journey.uid, 'provider', deps.clock.now()))) {
+        return { kind: 'page', status: 400, html: messagePage('Already answered', 'This step has already been answered. Go back to the app.') };
+      }
       try {
         const pending = journey.pending.adapter;
         const step = await deps.adapters[provider.adapter].completeAuthorisation({ provider, pending: isJsonObject(pending) ? pending : {}, input, callbackUrl: callbackUrl(journey.uid) });

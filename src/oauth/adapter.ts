@@ -8,6 +8,8 @@ import type { Db } from '../db/db.ts';
 export function oidcAdapterFactory(db: Db): (name: string) => Adapter {
   return (kind: string): Adapter => {
     const find = async (column: 'id' | 'uid' | 'user_code', value: string): Promise<AdapterPayload | undefined> => {
+      // Values come from requests; one PostgreSQL cannot store cannot name anything stored either.
+      if (value.includes('\u0000')) return undefined;
       const r = await db.query<{ payload: AdapterPayload; consumed: boolean }>(
         `select payload, consumed_at is not null as consumed from oidc_models
           where kind = $1 and ${column} = $2 and (expires_at is null or expires_at > now())`,
@@ -43,8 +45,22 @@ export function oidcAdapterFactory(db: Db): (name: string) => Adapter {
   };
 }
 
-/** Deletes expired rows; run periodically. Returns how many were removed. */
+/** Rows deleted per purge statement, so a large backlog never holds long locks. */
+const PURGE_BATCH = 5000;
+
+/**
+ * Deletes expired rows (one per API call, since the official client fetches a token per call), in
+ * batches. Returns how many were removed.
+ */
 export async function purgeExpiredOidcModels(db: Db): Promise<number> {
-  const r = await db.query(`delete from oidc_models where expires_at < now() - interval '1 minute'`);
-  return r.rowCount;
+  let total = 0;
+  for (;;) {
+    const r = await db.query(
+      `delete from oidc_models where (kind, id) in (
+         select kind, id from oidc_models where expires_at < now() - interval '1 minute' limit $1)`,
+      [PURGE_BATCH],
+    );
+    total += r.rowCount;
+    if (r.rowCount < PURGE_BATCH) return total;
+  }
 }

@@ -22,6 +22,8 @@ const needsJourney = (scope: string | undefined): boolean =>
 export interface ProviderDeps {
   db: Db;
   issuer: string;
+  /** Believe X-Forwarded-* (behind a reverse proxy); otherwise endpoint URLs come from the request itself. */
+  trustProxy: boolean;
   keys: ServerKeys;
   adminToken: string;
   /** `id:<bankId>` for every provider in the catalog: the connect journeys' scopes. */
@@ -146,7 +148,7 @@ export function createOidcProvider(deps: ProviderDeps): Provider {
     },
   };
   const provider = new Provider(deps.issuer, configuration);
-  provider.proxy = true;
+  provider.proxy = deps.trustProxy;
   registerClientCredentialsGrant(provider, deps.db, deps.tokenCache);
   return provider;
 }

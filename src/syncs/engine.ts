@@ -85,7 +85,7 @@ export function syncEngine(deps: SyncEngineDeps) {
     const claimed = await syncs.claim(syncId);
     if (claimed === null) return false;
     const heartbeat = setInterval(() => {
-      syncs.renewLease(syncId).catch((err: unknown) => deps.log.warn({ syncId, err: String(err) }, 'could not renew a sync lease'));
+      syncs.renewLease(syncId, claimed.attempts).catch((err: unknown) => deps.log.warn({ syncId, err: String(err) }, 'could not renew a sync lease'));
     }, LEASE_RENEW_MS);
     heartbeat.unref();
     try {
@@ -115,8 +115,9 @@ export function syncEngine(deps: SyncEngineDeps) {
     /**
      * Starts (or joins) a sync of one connection and, with `wait`, answers once it is done.
      * Unattended client requests beyond the connection's budget get a 429 with Retry-After.
+     * With `fresh`, a sync already running is waited for and a new one started (after a new grant).
      */
-    async sync(req: SyncRequest, opts: { wait: boolean; enforceBudget: boolean }): Promise<SyncOutcome> {
+    async sync(req: SyncRequest, opts: { wait: boolean; enforceBudget: boolean; fresh?: boolean }): Promise<SyncOutcome> {
       const conn = await connections.findById(req.connectionId);
       if (conn === undefined) return { kind: 'skipped', reason: 'not_found' };
       const provider = deps.catalog.get(conn.provider_id);
@@ -126,6 +127,11 @@ export function syncEngine(deps: SyncEngineDeps) {
       if (conn.expires_at !== null && conn.expires_at.getTime() <= now.getTime()) return { kind: 'skipped', reason: 'expired' };
 
       let sync = await syncs.findActiveForConnection(conn.id);
+      if (sync !== undefined && opts.fresh === true) {
+        // The caller changed the connection (a new grant): a sync already under way does not count.
+        await waitDone(sync.id);
+        sync = await syncs.findActiveForConnection(conn.id);
+      }
       if (sync === undefined) {
         if (!req.attended && opts.enforceBudget) {
           const budget = await unattendedBudget(conn.id, provider.type, now);

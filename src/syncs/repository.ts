@@ -80,8 +80,10 @@ export function syncsRepository(db: Queryable) {
       return r.rows[0] ?? null;
     },
 
-    async renewLease(syncId: string): Promise<void> {
-      await db.query(`update syncs set lease_until = now() + make_interval(secs => $2) where id = $1 and state = 'running'`, [syncId, RUNNING_LEASE_SECONDS]);
+    /** Renews the lease of this run (its attempt) only; false once another run took the sync over. */
+    async renewLease(syncId: string, attempt: number): Promise<boolean> {
+      const r = await db.query(`update syncs set lease_until = now() + make_interval(secs => $2) where id = $1 and state = 'running' and attempts = $3`, [syncId, RUNNING_LEASE_SECONDS, attempt]);
+      return r.rowCount > 0;
     },
 
     /**

@@ -80,13 +80,31 @@ export function syncRunner(deps: SyncRunnerDeps) {
     if (r.rowCount === 0) throw new LostSyncError(sync.id);
   }
 
+  /** True when a journey replaced the grant while this sync ran with the old one (locks the connection). */
+  async function grantReplaced(tx: Queryable, connectionId: string, version: number): Promise<boolean> {
+    return (await connectionsRepository(tx).lockGrantVersion(connectionId)) !== version;
+  }
+
+  /** Ends a sync whose grant was replaced mid-run: its result says nothing about the new grant. */
+  async function finishSuperseded(tx: Queryable, sync: SyncRow): Promise<void> {
+    await syncsRepository(tx).finish(sync.id, {
+      fetchStatus: 'error',
+      fetchedAt: null,
+      finishedAt: deps.clock.now(),
+      counts: { accounts: 0, transactionsAdded: 0, transactionsUpdated: 0 },
+      errorDetail: 'Superseded: the user re-authorised this connection while the sync ran; a new sync follows',
+      accounts: [],
+    });
+  }
+
   const lost = (sync: SyncRow): void => {
     deps.log.warn({ syncId: sync.id }, 'this run lost its lease (it stalled) and another run took the sync over; its result is discarded');
   };
 
-  async function finishFailed(sync: SyncRow, connectionId: string, startedAt: Date, fetchStatus: FetchStatus, detail: string): Promise<void> {
+  async function finishFailed(sync: SyncRow, connectionId: string, startedAt: Date, fetchStatus: FetchStatus, detail: string, grantVersion: number | null = null): Promise<void> {
     await deps.db.transaction(async (tx) => {
       await assertStillOwned(tx, sync);
+      if (grantVersion !== null && (await grantReplaced(tx, connectionId, grantVersion))) return finishSuperseded(tx, sync);
       await connectionsRepository(tx).recordSyncOutcome(connectionId, { fetchStatus, lastUpdated: null, grant: null, attemptAt: startedAt, failed: true });
       await syncsRepository(tx).finish(sync.id, {
         fetchStatus,
@@ -116,7 +134,7 @@ export function syncRunner(deps: SyncRunnerDeps) {
       await finishFailed(sync, conn.id, startedAt, 'credentials-error', 'Consent expired before the sync ran');
       return;
     }
-    const grant = (await connections.grantOf(conn.id)) ?? {};
+    const { grant, version: grantVersion } = (await connections.versionedGrantOf(conn.id)) ?? { grant: {}, version: 0 };
     try {
       const result = await deps.adapters[provider.adapter].fetch({
         provider,
@@ -130,6 +148,7 @@ export function syncRunner(deps: SyncRunnerDeps) {
       const fetchStatus: FetchStatus = result.partial ? 'partial' : 'success';
       await deps.db.transaction(async (tx) => {
         await assertStillOwned(tx, sync);
+        if (await grantReplaced(tx, conn.id, grantVersion)) return finishSuperseded(tx, sync);
         const txSyncs = syncsRepository(tx);
         const accountIds = await txSyncs.upsertAccounts(conn.id, conn.user_id, result.accounts, fetchedAt);
         const { added, updated, addedIds } = await txSyncs.upsertTransactions(conn.user_id, accountIds, result.transactions, fetchedAt);
@@ -159,7 +178,7 @@ export function syncRunner(deps: SyncRunnerDeps) {
         deps.log.error({ connectionId: conn.id, syncId: sync.id, err: err instanceof Error ? err.stack : String(err) }, 'sync failed with an unexpected error');
       }
       const detail = err instanceof ProviderError ? err.safeDetail : "Mooring could not process the provider's answer";
-      await finishFailed(sync, conn.id, startedAt, FETCH_STATUS_BY_ERROR[kind], detail);
+      await finishFailed(sync, conn.id, startedAt, FETCH_STATUS_BY_ERROR[kind], detail, grantVersion);
     }
   };
 }

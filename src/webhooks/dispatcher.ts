@@ -9,7 +9,9 @@ import type { Db } from '../db/db.ts';
 import { webhooksRepository, type EventRow } from './repository.ts';
 import { sign } from './signing.ts';
 import { DELIVERY_TIMEOUT_MS, DELIVERY_WINDOW_HOURS, retryDelaySeconds } from './types.ts';
-import { checkWebhookUrl, type UrlPolicy } from './url-policy.ts';
+import http from 'node:http';
+import https from 'node:https';
+import { checkWebhookUrl, guardedLookup, type UrlPolicy } from './url-policy.ts';
 
 const LEASE_MS = 2 * 60_000;
 const BATCH = 200;
@@ -48,25 +50,46 @@ export function webhookDispatcher(deps: DispatcherDeps) {
     if (!verdict.ok) return { ok: false, responseCode: null, error: `refused: ${verdict.reason}` };
     const body = JSON.stringify({ id: e.id, eventType: e.event_type, userId: e.user_id, payload: e.payload });
     try {
-      const res = await fetch(e.url, {
-        method: 'POST',
-        redirect: 'manual',
-        signal: AbortSignal.timeout(DELIVERY_TIMEOUT_MS),
-        headers: {
-          'content-type': 'application/json',
-          'user-agent': 'Mooring-Webhooks/1',
-          'mooring-event-id': e.id,
-          'mooring-signature': sign(e.secret, body, Math.floor(realNow() / 1000)),
-        },
-        body,
+      const status = await post(e.url, body, {
+        'content-type': 'application/json',
+        'user-agent': 'Mooring-Webhooks/1',
+        'mooring-event-id': e.id,
+        'mooring-signature': sign(e.secret, body, Math.floor(realNow() / 1000)),
       });
-      await res.body?.cancel().catch(() => undefined);
-      const ok = res.status >= 200 && res.status < 300;
-      return { ok, responseCode: res.status, error: ok ? null : `the receiver answered ${res.status}` };
+      const ok = status >= 200 && status < 300;
+      return { ok, responseCode: status, error: ok ? null : `the receiver answered ${status}` };
     } catch (err) {
-      const timedOut = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError');
-      return { ok: false, responseCode: null, error: timedOut ? `no answer within ${DELIVERY_TIMEOUT_MS} ms` : 'could not connect to the receiver' };
+      const code = (err as { code?: unknown }).code;
+      if (code === 'ETIMEDOUT') return { ok: false, responseCode: null, error: `no answer within ${DELIVERY_TIMEOUT_MS} ms` };
+      if (code === 'EADDRNOTALLOWED') return { ok: false, responseCode: null, error: err instanceof Error ? err.message : 'refused' };
+      return { ok: false, responseCode: null, error: 'could not connect to the receiver' };
     }
+  }
+
+  /** One POST; redirects are not followed; the DNS lookup refuses addresses the policy forbids. */
+  function post(url: string, body: string, headers: Record<string, string>): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const target = new URL(url);
+      const request = (target.protocol === 'https:' ? https.request : http.request)(
+        target,
+        { method: 'POST', headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) }, lookup: guardedLookup(deps.policy), agent: false },
+        (res) => {
+          res.resume();
+          res.on('end', () => {
+            clearTimeout(timer);
+            resolve(res.statusCode ?? 0);
+          });
+          res.on('error', reject);
+        },
+      );
+      // A limit on the whole exchange, not just on idle time: a receiver that trickles is cut off too.
+      const timer = setTimeout(() => request.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })), DELIVERY_TIMEOUT_MS);
+      request.on('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+      request.end(body);
+    });
   }
 
   return {

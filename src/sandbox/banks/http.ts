@@ -109,9 +109,13 @@ export function clientAuthenticated(req: FastifyRequest, secret: string, body?: 
     const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
     const colon = decoded.indexOf(':');
     if (colon < 0) return false;
-    const id = decodeURIComponent(decoded.slice(0, colon));
-    const given = decodeURIComponent(decoded.slice(colon + 1));
-    return id === SANDBOX_CLIENT_ID && sameSecret(given, secret);
+    try {
+      const id = decodeURIComponent(decoded.slice(0, colon));
+      const given = decodeURIComponent(decoded.slice(colon + 1));
+      return id === SANDBOX_CLIENT_ID && sameSecret(given, secret);
+    } catch {
+      return false; // malformed percent-encoding: not our client
+    }
   }
   return body?.client_id === SANDBOX_CLIENT_ID && body.client_secret !== undefined && sameSecret(body.client_secret, secret);
 }
