@@ -17,7 +17,9 @@ const LEASE_MS = 2 * 60_000;
 const BATCH = 200;
 const HOUR_MS = 3_600_000;
 /** Events of one client in one batch; the rest wait for the next batch. */
-const PER_CLIENT_PER_BATCH = 5;
+const PER_CLIENT_PER_BATCH = 20;
+/** Deliveries to one client at once: a slow or dead receiver can hold at most this many workers. */
+const PER_CLIENT_IN_FLIGHT = 5;
 /** One call returns after this long even with work left, so its caller's loop stays responsive. */
 const MAX_RUN_MS = 30_000;
 
@@ -101,20 +103,43 @@ export function webhookDispatcher(deps: DispatcherDeps) {
         const now = deps.clock.now();
         const due = await repo.leaseDue(now, new Date(now.getTime() + LEASE_MS), BATCH, PER_CLIENT_PER_BATCH);
         const queue = roundRobinByClient(due);
+        const inFlight = new Map<string, number>();
+        const waiting: (() => void)[] = [];
+        /** The next event whose client has a free delivery slot; waits while every queued client is busy. */
+        const take = async (): Promise<(typeof queue)[number] | undefined> => {
+          for (;;) {
+            const i = queue.findIndex((q) => (inFlight.get(q.client_id) ?? 0) < PER_CLIENT_IN_FLIGHT);
+            const picked = i >= 0 ? queue.splice(i, 1)[0] : undefined;
+            if (picked !== undefined) {
+              inFlight.set(picked.client_id, (inFlight.get(picked.client_id) ?? 0) + 1);
+              return picked;
+            }
+            if (queue.length === 0) return undefined;
+            await new Promise<void>((r) => waiting.push(r));
+          }
+        };
+        const release = (clientId: string): void => {
+          inFlight.set(clientId, (inFlight.get(clientId) ?? 1) - 1);
+          for (const wake of waiting.splice(0)) wake();
+        };
         const workers = Array.from({ length: Math.min(deps.concurrency, queue.length) }, async () => {
-          for (let e = queue.shift(); e !== undefined; e = queue.shift()) {
-            const started = realNow();
-            const result = await attempt(e);
-            const at = deps.clock.now();
-            const attempts = e.attempts + 1;
-            const expired = at.getTime() >= e.created_at.getTime() + DELIVERY_WINDOW_HOURS * HOUR_MS;
-            const gaveUp = !result.ok && expired;
-            if (gaveUp) deps.log.warn({ eventId: e.id, clientId: e.client_id }, 'webhook delivery abandoned after 24 hours of failures');
-            await repo.recordAttempt({
-              eventId: e.id, at, ok: result.ok, responseCode: result.responseCode, error: result.error, durationMs: realNow() - started,
-              nextAttemptAt: result.ok || gaveUp ? null : new Date(at.getTime() + retryDelaySeconds(attempts) * 1000),
-              gaveUp,
-            });
+          for (let e = await take(); e !== undefined; e = await take()) {
+            try {
+              const started = realNow();
+              const result = await attempt(e);
+              const at = deps.clock.now();
+              const attempts = e.attempts + 1;
+              const expired = at.getTime() >= e.created_at.getTime() + DELIVERY_WINDOW_HOURS * HOUR_MS;
+              const gaveUp = !result.ok && expired;
+              if (gaveUp) deps.log.warn({ eventId: e.id, clientId: e.client_id }, 'webhook delivery abandoned after 24 hours of failures');
+              await repo.recordAttempt({
+                eventId: e.id, at, ok: result.ok, responseCode: result.responseCode, error: result.error, durationMs: realNow() - started,
+                nextAttemptAt: result.ok || gaveUp ? null : new Date(at.getTime() + retryDelaySeconds(attempts) * 1000),
+                gaveUp,
+              });
+            } finally {
+              release(e.client_id);
+            }
           }
         });
         await Promise.all(workers);
