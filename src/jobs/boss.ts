@@ -16,7 +16,7 @@ export interface BossOptions {
 }
 
 export async function startBoss(opts: BossOptions): Promise<PgBoss> {
-  const common = { schema: BOSS_SCHEMA, monitorIntervalSeconds: 10, superviseIntervalSeconds: 10, maintenanceIntervalSeconds: 60 } as const;
+  const common = { schema: BOSS_SCHEMA, monitorIntervalSeconds: 10, superviseIntervalSeconds: 10, maintenanceIntervalSeconds: 60, queueCacheIntervalSeconds: 2 } as const;
   const boss =
     opts.databaseUrl !== null
       ? new PgBoss({ ...common, connectionString: opts.databaseUrl, max: Math.max(2, Math.ceil(opts.poolSize / 2)) })

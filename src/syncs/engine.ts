@@ -22,6 +22,8 @@ import type { SyncAction } from './schemas.ts';
 /** Hands a queued sync to the workers (pg-boss), grouped by provider for per-provider concurrency. */
 export interface SyncQueue {
   send(syncId: string, providerId: string): Promise<void>;
+  /** Many at once (one round trip), for the scheduler tick. */
+  sendMany(jobs: { syncId: string; providerId: string }[]): Promise<void>;
 }
 
 export interface SyncEngineDeps {
@@ -178,7 +180,7 @@ export function syncEngine(deps: SyncEngineDeps) {
         const due = await txConnections.lockDue(now, limit);
         const failing = await failingProviders(tx, [...new Set(due.map((d) => d.provider_id))], now);
         const updates: { id: string; next: Date | null }[] = [];
-        const created: SyncRow[] = [];
+        const toQueue: { id: string; connectionId: string; userId: string; providerId: string }[] = [];
         for (const c of due) {
           const provider = deps.catalog.get(c.provider_id);
           if (provider === undefined || c.retired_at !== null || (c.expires_at !== null && c.expires_at.getTime() <= now.getTime())) {
@@ -195,17 +197,15 @@ export function syncEngine(deps: SyncEngineDeps) {
             continue;
           }
           const budget = syncBudget(provider.type, c.unattended_sync_times, now);
-          if (budget.remaining > 0) {
-            const sync = await txSyncs.insertQueued({ id: randomUUID(), connectionId: c.id, userId: c.user_id, providerId: c.provider_id, action: 'auto-update', attended: false, customerIp: null, now });
-            if (sync !== null) created.push(sync);
-          }
+          if (budget.remaining > 0) toQueue.push({ id: randomUUID(), connectionId: c.id, userId: c.user_id, providerId: c.provider_id });
           const after = budget.remaining > 0 ? syncBudget(provider.type, [...c.unattended_sync_times, now], now) : budget;
           updates.push({ id: c.id, next: nextScheduledSync(provider.type, now, after) });
         }
+        const created = await txSyncs.insertQueuedMany(toQueue, 'auto-update', now);
         await txConnections.setNextSyncTimes(updates);
         return created;
       });
-      if (deps.queue !== null) for (const s of queued) await deps.queue.send(s.id, s.provider_id);
+      if (deps.queue !== null) await deps.queue.sendMany(queued.map((s) => ({ syncId: s.id, providerId: s.provider_id })));
       return queued;
     },
 

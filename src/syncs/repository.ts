@@ -55,6 +55,22 @@ export function syncsRepository(db: Queryable) {
       return r.rows[0] ?? null;
     },
 
+    /** insertQueued for many unattended syncs in one statement (the scheduler tick); answers those queued. */
+    async insertQueuedMany(rows: { id: string; connectionId: string; userId: string; providerId: string }[], action: SyncAction, now: Date): Promise<SyncRow[]> {
+      if (rows.length === 0) return [];
+      const r = await db.query<SyncRow>(
+        `insert into syncs (id, connection_id, user_id, provider_id, action, method, state, attended, created_at, lease_until)
+         select x.id, x.connection_id, x.user_id, x.provider_id, $2,
+                case when exists (select 1 from syncs s where s.connection_id = x.connection_id) then 'UPDATE' else 'ADD' end,
+                'queued', false, $3, now() + make_interval(secs => $4)
+           from jsonb_to_recordset($1::jsonb) as x(id uuid, connection_id text, user_id text, provider_id text)
+         on conflict (connection_id) where state <> 'done' do nothing
+         returning *`,
+        [JSON.stringify(rows.map((x) => ({ id: x.id, connection_id: x.connectionId, user_id: x.userId, provider_id: x.providerId }))), action, now, QUEUED_LEASE_SECONDS],
+      );
+      return r.rows;
+    },
+
     async findActiveForConnection(connectionId: string): Promise<SyncRow | undefined> {
       const r = await db.query<SyncRow>(`select * from syncs where connection_id = $1 and state <> 'done'`, [connectionId]);
       return r.rows[0];

@@ -17,6 +17,9 @@ export function bossSyncQueue(boss: PgBoss): SyncQueue {
     async send(syncId, providerId) {
       await boss.send(SYNC_QUEUE, { syncId }, { group: { id: providerId } });
     },
+    async sendMany(jobs) {
+      if (jobs.length > 0) await boss.insert(SYNC_QUEUE, jobs.map((j) => ({ data: { syncId: j.syncId }, group: { id: j.providerId } })));
+    },
   };
 }
 
@@ -38,7 +41,9 @@ export interface Worker {
 export async function startWorker(deps: WorkerDeps): Promise<Worker> {
   await deps.boss.work<{ syncId: string }>(
     SYNC_QUEUE,
-    { localConcurrency: deps.concurrency, groupConcurrency: PER_PROVIDER_CONCURRENCY, batchSize: 1, pollingIntervalSeconds: 1 },
+    // Each fetch loop would otherwise sleep up to a polling interval between jobs even with a backlog:
+    // poll often, and fetch back to back while the queue holds ready jobs.
+    { localConcurrency: deps.concurrency, groupConcurrency: PER_PROVIDER_CONCURRENCY, batchSize: 1, pollingIntervalSeconds: 0.5, burstWhenReadyExceeds: 1 },
     async (jobs) => {
       for (const job of jobs) await deps.engine.runQueued(job.data.syncId);
     },
