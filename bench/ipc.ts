@@ -1,9 +1,16 @@
 /**
  * The little protocol between the bench (parent) and a server under test (child process): the child
  * announces it is listening; the parent asks for the child's CPU time, optionally starts/stops a CPU
- * profile and collects query statistics, and finally tells it to stop.
+ * profile and collects query statistics, calls the child's own operations (`call`: e.g. time one
+ * scheduler tick, sample memory), and finally tells it to stop.
  */
-export type ToChild = { type: 'cpu' } | { type: 'profile-start' } | { type: 'profile-stop'; file: string } | { type: 'queries' } | { type: 'stop' };
+export type ToChild =
+  | { type: 'cpu' }
+  | { type: 'profile-start' }
+  | { type: 'profile-stop'; file: string }
+  | { type: 'queries' }
+  | { type: 'call'; op: string; args?: unknown }
+  | { type: 'stop' };
 
 export interface QueryStat {
   sql: string;
@@ -16,11 +23,34 @@ export type FromChild =
   | { type: 'cpu'; userUs: number; systemUs: number }
   | { type: 'ok' }
   | { type: 'queries'; stats: QueryStat[] }
+  | { type: 'result'; value: unknown }
   | { type: 'failed'; message: string };
 
 export interface ChildHooks {
   stop(): Promise<void>;
   queries?(): QueryStat[];
+  /** The child's own operations, answered as `result` (or `failed` when they throw). */
+  call?(op: string, args: unknown): Promise<unknown>;
+}
+
+/** Memory of this process, after a full garbage collection when the process runs with --expose-gc. */
+export interface MemorySample {
+  rss: number;
+  heapUsed: number;
+  heapTotal: number;
+  external: number;
+  arrayBuffers: number;
+  gc: boolean;
+}
+
+export function memorySample(): MemorySample {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc !== undefined) {
+    gc();
+    gc();
+  }
+  const m = process.memoryUsage();
+  return { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, gc: gc !== undefined };
 }
 
 /** Serves the parent's requests in a child process; `stop` closes the server and exits. */
@@ -50,6 +80,12 @@ export function serveParent(hooks: ChildHooks): void {
       );
     } else if (m.type === 'queries') {
       send({ type: 'queries', stats: hooks.queries?.() ?? [] });
+    } else if (m.type === 'call') {
+      const call = hooks.call;
+      (call === undefined ? Promise.reject(new Error(`this child has no operation "${m.op}"`)) : call(m.op, m.args)).then(
+        (value) => send({ type: 'result', value }),
+        (err: unknown) => send({ type: 'failed', message: err instanceof Error ? (err.stack ?? err.message) : String(err) }),
+      );
     } else if (m.type === 'stop') {
       hooks.stop().then(
         () => process.exit(0),

@@ -1,58 +1,66 @@
 /**
- * `npm run bench`: measures, on PostgreSQL, the two hot paths of Mooring's API against a bare Fastify
- * baseline, and writes BENCHMARKS.md.
+ * `npm run bench`: measures Mooring on PostgreSQL and writes BENCHMARKS.md. Sections (each one selectable):
  *
- *   1. GET /users/:userId/connections (user with 5 connections among 100,000 users), one token reused;
- *   2. POST /oidc/token, client_credentials with client_secret_basic (the official client's hot path);
- *   3. baseline: bare Fastify 5, one route running the same query on a pg Pool of the same size.
+ *   api        the two hot paths of Mooring's API against a bare Fastify baseline:
+ *                1. GET /users/:userId/connections (user with 5 connections among 100,000 users), one token reused;
+ *                2. POST /oidc/token, client_credentials with client_secret_basic (the official client's hot path);
+ *                3. baseline: bare Fastify 5, one route running the same query on a pg Pool of the same size.
+ *   sync       sync throughput of worker processes against the limit set by bank latency (bench/section-sync.ts)
+ *   scheduler  cost of one scheduler tick with 1,000 due among 10,000 and 1,000,000 connections (section-scheduler.ts)
+ *   memory     a worker process's memory over many syncs (section-sync.ts)
+ *   webhooks   webhook delivery throughput and latency against a bare POST loop (section-webhooks.ts)
  *
- * Each server runs in its own child process; the load generator (bench/load.ts) runs here.
+ * Every server and worker runs in its own child process; the load generators run here.
  *
  * Environment:
+ *   BENCH_ONLY          comma-separated sections (api, sync, scheduler, memory, webhooks) and/or API scenarios
+ *                       (baseline, connections, token, x-*); default: every section. Sections not run keep their
+ *                       previous text in BENCHMARKS.md.
  *   BENCH_DATABASE_URL  admin connection (default postgres://postgres@127.0.0.1:5432/postgres)
+ *   BENCH_REPEATS       runs per scenario, median quoted (3)
+ *   BENCH_MAX_WAIT_S    time budget for waiting for a quiet machine and repeating disturbed runs (150)
+ *   BENCH_KEEP_DB=1     keep the bench databases afterwards
+ *  api:
  *   BENCH_CONNECTIONS   concurrent keep-alive connections (32)
  *   BENCH_DURATION_S    measured seconds per run (10)      BENCH_WARMUP_S  warm-up seconds (2)
- *   BENCH_REPEATS       runs per scenario, median quoted (3)
  *   BENCH_POOL          database pool size of both servers (10, Mooring's default)
  *   BENCH_USERS         background users (100000)
- *   BENCH_ONLY          comma-separated scenarios to run (default baseline,connections,token)
  *   BENCH_EXPERIMENTS=1 also run the what-if experiments (x-* scenarios, see variants.ts): Mooring with
  *                       emulated src/ changes, each in a fresh process; adds about 5 minutes
  *   BENCH_PROFILE=1     CPU-profile each server during each measured window (bench/profiles/*.cpuprofile;
  *                       summarise with bench/profile-summary.ts); BENCHMARKS.md is not written
  *   BENCH_TRACE=1       count and time every SQL statement Mooring sends; prints queries per request;
  *                       BENCHMARKS.md is not written
- *   BENCH_MAX_WAIT_S    time budget for waiting for a quiet machine and repeating disturbed runs (150)
- *   BENCH_KEEP_DB=1     keep the mooring_bench database afterwards
+ *  sync / memory:
+ *   BENCH_SYNC_LATENCY_MS (200)  BENCH_SYNC_WORKERS (2)  BENCH_SYNC_CONCURRENCY per worker (10)
+ *   BENCH_SYNC_WARMUP_S (8)  BENCH_SYNC_WINDOW_S (20)  BENCH_SYNC_WHATIF=0 skips the what-if rows
+ *   BENCH_MEMORY_SYNCS (100000)  BENCH_MEMORY_MAX_S (180)  BENCH_MEMORY_CONCURRENCY (150)  BENCH_MEMORY_SAMPLE_S (10)
+ *  scheduler:
+ *   BENCH_SCHED_SIZES (10000,1000000)  BENCH_SCHED_TICKS (7)
+ *  webhooks:
+ *   BENCH_WEBHOOK_EVENTS (10000)  BENCH_WEBHOOK_CLIENTS (50)  BENCH_WEBHOOK_REPEATS (BENCH_REPEATS)
+ *   BENCH_WEBHOOK_RATE (50/s)  BENCH_WEBHOOK_TRICKLE_S (15)
  */
-import { fork, execSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import pg from 'pg';
 import { connectionsRepository } from '../src/connections/repository.ts';
 import type { Queryable } from '../src/db/db.ts';
 import { sandboxCatalog } from '../src/providers/catalog.ts';
 import { LONGEST_WINDOW_MS } from '../src/syncs/cadence.ts';
-import type { FromChild, QueryStat, ToChild } from './ipc.ts';
+import {
+  ADMIN_URL, BENCH_DIR, dropDatabase, envNum, fmtInt, fmtMs, freePort, KEEP_DB, log, machineBusyMicros, MAX_WAIT_MS, postgresCpuByPid,
+  postgresCpuSince, quiet, ROOT, startChild, stopAllChildren, waitForQuiet, withClient, withDatabase, type Child,
+} from './common.ts';
+import type { QueryStat } from './ipc.ts';
 import { httpRequest, runLoad, type LoadResult } from './load.ts';
+import { SCHED_DB, runSchedulerSection } from './section-scheduler.ts';
+import { closeSyncLab, runMemorySection, runSyncSection, SYNC_DB, type SectionResult } from './section-sync.ts';
+import { runWebhooksSection, WEBHOOK_DB } from './section-webhooks.ts';
 import { seed, type SeedCounts } from './seed.ts';
 
-const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
-const ROOT = path.resolve(BENCH_DIR, '..');
 const OUTPUT = path.join(ROOT, 'BENCHMARKS.md');
 
-const envNum = (name: string, fallback: number): number => {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number (got "${raw}")`);
-  return n;
-};
-
-const ADMIN_URL = process.env.BENCH_DATABASE_URL && process.env.BENCH_DATABASE_URL !== '' ? process.env.BENCH_DATABASE_URL : 'postgres://postgres@127.0.0.1:5432/postgres';
 const DB_NAME = 'mooring_bench';
 const CONNECTIONS = envNum('BENCH_CONNECTIONS', 32);
 const DURATION_MS = envNum('BENCH_DURATION_S', 10) * 1000;
@@ -63,8 +71,6 @@ const USERS = envNum('BENCH_USERS', 100_000);
 const PROFILE = process.env.BENCH_PROFILE === '1';
 const TRACE = process.env.BENCH_TRACE === '1';
 const PROFILE_DIR = path.join(BENCH_DIR, 'profiles');
-const KEEP_DB = process.env.BENCH_KEEP_DB === '1';
-const MAX_WAIT_MS = envNum('BENCH_MAX_WAIT_S', 150) * 1000;
 const ADMIN_TOKEN = 'bench-admin-token-0123456789abcdef';
 const TARGET_USER_ID = 'bbbbbbbbbbbb000000000005';
 
@@ -102,200 +108,33 @@ const EXPERIMENTS: ScenarioDef[] = [
   x('x-token-both', 'token endpoint, client cached + synchronous_commit off', 'cache-client,async-token', 'mooring', 'token'),
 ];
 const ALL_SCENARIOS = [...MAIN, ...EXPERIMENTS];
-const SELECTED: ScenarioDef[] = (() => {
+const SECTIONS = ['api', 'sync', 'scheduler', 'memory', 'webhooks'] as const;
+type Section = (typeof SECTIONS)[number];
+const isSection = (n: string): n is Section => (SECTIONS as readonly string[]).includes(n);
+
+/** Sections to run, and the API scenarios of the api section. */
+const { SELECTED_SECTIONS, SELECTED } = ((): { SELECTED_SECTIONS: Set<Section>; SELECTED: ScenarioDef[] } => {
+  const apiDefault = process.env.BENCH_EXPERIMENTS === '1' ? ALL_SCENARIOS : MAIN;
   const raw = process.env.BENCH_ONLY;
-  if (raw === undefined || raw === '') return process.env.BENCH_EXPERIMENTS === '1' ? ALL_SCENARIOS : MAIN;
-  return raw.split(',').map((n) => {
-    const d = ALL_SCENARIOS.find((s) => s.name === n.trim());
-    if (d === undefined) throw new Error(`BENCH_ONLY: unknown scenario "${n}" (known: ${ALL_SCENARIOS.map((s) => s.name).join(', ')})`);
-    return d;
-  });
+  if (raw === undefined || raw === '') return { SELECTED_SECTIONS: new Set(SECTIONS), SELECTED: apiDefault };
+  const sections = new Set<Section>();
+  const scenarios: ScenarioDef[] = [];
+  for (const n of raw.split(',').map((x) => x.trim()).filter((x) => x !== '')) {
+    if (isSection(n)) {
+      sections.add(n);
+      continue;
+    }
+    const d = ALL_SCENARIOS.find((x) => x.name === n);
+    if (d === undefined) {
+      throw new Error(`BENCH_ONLY: unknown section or scenario "${n}" (sections: ${SECTIONS.join(', ')}; API scenarios: ${ALL_SCENARIOS.map((x) => x.name).join(', ')})`);
+    }
+    sections.add('api');
+    scenarios.push(d);
+  }
+  return { SELECTED_SECTIONS: sections, SELECTED: scenarios.length > 0 ? scenarios : apiDefault };
 })();
 /** Extra warm-up for experiments' freshly started servers (JIT). */
 const FRESH_EXTRA_WARMUP_MS = 3000;
-
-const started = performance.now();
-const log = (msg: string): void => {
-  console.log(`[bench ${((performance.now() - started) / 1000).toFixed(1).padStart(5)} s] ${msg}`);
-};
-
-function withDatabase(url: string, name: string): string {
-  const u = new URL(url);
-  u.pathname = `/${name}`;
-  return u.toString();
-}
-
-async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-// ---------------------------------------------------------------------------------------------
-// Child processes
-
-interface Child {
-  name: string;
-  port: number;
-  proc: ChildProcess;
-  /** Sends a message and waits for the child's answer. */
-  ask(m: ToChild): Promise<FromChild>;
-  cpuMicros(): Promise<number>;
-  stop(): Promise<void>;
-}
-
-async function startChild(name: string, script: string, args: string[], port: number): Promise<Child> {
-  const proc = fork(path.join(BENCH_DIR, script), args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const waiters: ((m: FromChild) => void)[] = [];
-  proc.on('message', (m: FromChild) => {
-    const w = waiters.shift();
-    if (w !== undefined) w(m);
-  });
-  const next = (): Promise<FromChild> =>
-    new Promise((resolve, reject) => {
-      const onExit = (code: number | null): void => reject(new Error(`${name} exited (code ${code}) before answering`));
-      proc.once('exit', onExit);
-      waiters.push((m) => {
-        proc.off('exit', onExit);
-        resolve(m);
-      });
-    });
-  const first = await next();
-  if (first.type === 'failed') throw new Error(`${name} failed to start:\n${first.message}`);
-  const send = (m: ToChild): void => {
-    proc.send(m);
-  };
-  const ask = async (m: ToChild): Promise<FromChild> => {
-    const reply = next();
-    send(m);
-    const r = await reply;
-    if (r.type === 'failed') throw new Error(`${name}: ${r.message}`);
-    return r;
-  };
-  return {
-    name,
-    port,
-    proc,
-    ask,
-    async cpuMicros() {
-      const m = await ask({ type: 'cpu' });
-      if (m.type !== 'cpu') throw new Error(`${name}: unexpected reply ${m.type}`);
-      return m.userUs + m.systemUs;
-    },
-    async stop() {
-      if (proc.exitCode !== null) return;
-      const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-      send({ type: 'stop' });
-      const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
-}
-
-// ---------------------------------------------------------------------------------------------
-// CPU accounting from /proc (Linux only): the bench database's PostgreSQL processes, and the whole machine
-
-const CLK_TCK = ((): number => {
-  try {
-    return Number(execSync('getconf CLK_TCK', { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-/** CPU time (µs) of each PostgreSQL process working for the bench database, plus the WAL writer, checkpointer and background writer. */
-function postgresCpuByPid(): Map<number, number> | null {
-  const out = new Map<number, number>();
-  let entries: string[];
-  try {
-    entries = fs.readdirSync('/proc');
-  } catch {
-    return null;
-  }
-  for (const e of entries) {
-    if (!/^\d+$/.test(e)) continue;
-    let stat: string;
-    let cmdline: string;
-    try {
-      stat = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
-      cmdline = fs.readFileSync(`/proc/${e}/cmdline`, 'utf8');
-    } catch {
-      continue;
-    }
-    const close = stat.lastIndexOf(')');
-    if (stat.slice(stat.indexOf('(') + 1, close) !== 'postgres') continue;
-    // Backends are titled "postgres: <cluster>: <user> <database> <host>(<port>) <state>".
-    if (!cmdline.includes(` ${DB_NAME} `) && !/walwriter|checkpointer|background writer/.test(cmdline)) continue;
-    const fields = stat.slice(close + 2).split(' ');
-    // Fields after "(comm) ": state=0, ..., utime=11, stime=12.
-    out.set(Number(e), ((Number(fields[11]) + Number(fields[12])) / CLK_TCK) * 1e6);
-  }
-  return out;
-}
-
-/** CPU µs used since `before` by the processes alive now (processes that started since count in full). */
-function postgresCpuSince(before: Map<number, number> | null, after: Map<number, number> | null): number | null {
-  if (before === null || after === null || after.size === 0) return null;
-  let total = 0;
-  for (const [pid, us] of after) total += us - (before.get(pid) ?? 0);
-  return total;
-}
-
-/** Busy CPU time (µs) of the whole machine, all cores together. */
-function machineBusyMicros(): number | null {
-  try {
-    const line = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
-    const v = line.trim().split(/\s+/).slice(1).map(Number);
-    // user nice system idle iowait irq softirq steal (guest time is already inside user).
-    const busy = (v[0] ?? 0) + (v[1] ?? 0) + (v[2] ?? 0) + (v[5] ?? 0) + (v[6] ?? 0) + (v[7] ?? 0);
-    return (busy / CLK_TCK) * 1e6;
-  } catch {
-    return null;
-  }
-}
-
-/**
- * Other work on the machine (e.g. test suites) skews a run. The bench waits for quiet before each run
- * and repeats a run that was disturbed anyway, within one time budget shared by both.
- */
-let quietWaitBudgetMs = MAX_WAIT_MS;
-/** A run during which processes outside the bench used more than this many cores is repeated. */
-const DISTURBED_CORES = 0.35;
-let disturbedRuns = 0;
-async function waitForQuiet(): Promise<void> {
-  for (;;) {
-    const b0 = machineBusyMicros();
-    const t0 = performance.now();
-    await new Promise((r) => setTimeout(r, 1000));
-    const b1 = machineBusyMicros();
-    if (b0 === null || b1 === null) return;
-    const cores = (b1 - b0) / ((performance.now() - t0) * 1000);
-    if (cores < 0.25 || quietWaitBudgetMs <= 0) {
-      if (cores >= 0.3) log(`  (background load ${cores.toFixed(2)} cores; quiet-wait budget used up, measuring anyway)`);
-      return;
-    }
-    log(`  background load ${cores.toFixed(2)} cores from other processes; waiting for it to settle`);
-    quietWaitBudgetMs -= 2000;
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Measurements
@@ -322,9 +161,9 @@ async function measure(scenario: string, run: number, server: Child, request: Bu
   for (;;) {
     const m = await measureOnce(scenario, run, server, request, expectStatus, extraWarmupMs);
     const cost = WARMUP_MS + extraWarmupMs + DURATION_MS;
-    if (PROFILE || TRACE || m.otherCores === null || m.otherCores <= DISTURBED_CORES || quietWaitBudgetMs < cost) return m;
-    quietWaitBudgetMs -= cost;
-    disturbedRuns += 1;
+    if (PROFILE || TRACE || m.otherCores === null || m.otherCores <= quiet.disturbedCores || quiet.budgetMs < cost) return m;
+    quiet.budgetMs -= cost;
+    quiet.disturbedRuns += 1;
     log(`  ${scenario} run ${run} was disturbed (${m.otherCores.toFixed(2)} cores used outside the bench); repeating it`);
   }
 }
@@ -350,7 +189,7 @@ async function measureOnce(scenario: string, run: number, server: Child, request
       t0 = performance.now();
       const g = process.cpuUsage();
       genCpu0 = g.user + g.system;
-      pgCpu0 = postgresCpuByPid();
+      pgCpu0 = postgresCpuByPid(DB_NAME);
       busy0 = machineBusyMicros();
       serverCpu0 = await server.cpuMicros();
       if (PROFILE) await server.ask({ type: 'profile-start' });
@@ -373,7 +212,7 @@ async function measureOnce(scenario: string, run: number, server: Child, request
       .sort((a, b) => b.count - a.count);
     for (const q of rows) log(`    ${(q.count / Math.max(1, result.requests)).toFixed(2)} × ${(q.ms / q.count).toFixed(2)} ms  ${q.sql.slice(0, 150)}`);
   }
-  const pgCpu = postgresCpuSince(pgCpu0, postgresCpuByPid());
+  const pgCpu = postgresCpuSince(pgCpu0, postgresCpuByPid(DB_NAME));
   const busy1 = machineBusyMicros();
   const gen = process.cpuUsage();
   const serverCores = (serverCpu1 - serverCpu0) / elapsedUs;
@@ -400,8 +239,6 @@ async function measureOnce(scenario: string, run: number, server: Child, request
   return m;
 }
 
-const fmtInt = (n: number): string => Math.round(n).toLocaleString('en-GB');
-const fmtMs = (n: number): string => `${n.toFixed(n < 10 ? 2 : 1)} ms`;
 
 function medianRun(ms: Measurement[]): Measurement {
   const sorted = [...ms].sort((a, b) => a.rps - b.rps);
@@ -455,7 +292,7 @@ interface Machine {
   os: string;
 }
 
-async function main(): Promise<void> {
+async function runApiSection(): Promise<SectionResult> {
   const benchUrl = withDatabase(ADMIN_URL, DB_NAME);
   const catalog = sandboxCatalog('http://unused');
   const children: Child[] = [];
@@ -465,17 +302,13 @@ async function main(): Promise<void> {
       await withClient(ADMIN_URL, (c) => c.query(`drop database if exists ${DB_NAME} with (force)`)).catch(() => undefined);
     }
   };
-  process.on('SIGINT', () => {
-    void cleanup().finally(() => process.exit(130));
-  });
 
   try {
-    log(`scenarios: ${SELECTED.map((d) => d.name).join(', ')}; ${CONNECTIONS} connections, ${WARMUP_MS / 1000} s warm-up + ${DURATION_MS / 1000} s measured, ${REPEATS} runs each; pool ${POOL}`);
+    log(`API: scenarios ${SELECTED.map((d) => d.name).join(', ')}; ${CONNECTIONS} connections, ${WARMUP_MS / 1000} s warm-up + ${DURATION_MS / 1000} s measured, ${REPEATS} runs each; pool ${POOL}`);
     log(`(re)creating database ${DB_NAME}`);
-    const pgVersion = await withClient(ADMIN_URL, async (c) => {
+    await withClient(ADMIN_URL, async (c) => {
       await c.query(`drop database if exists ${DB_NAME} with (force)`);
       await c.query(`create database ${DB_NAME}`);
-      return (await c.query<{ v: string }>("select current_setting('server_version') as v")).rows[0]?.v ?? '?';
     });
     if (PROFILE) fs.mkdirSync(PROFILE_DIR, { recursive: true });
 
@@ -617,26 +450,153 @@ async function main(): Promise<void> {
       const runs = results.filter((r) => r.scenario === d.name);
       if (runs.length > 0) medians.set(d.name, medianRun(runs));
     }
-    const machine: Machine = {
-      nproc: os.availableParallelism(),
-      cpuModel: os.cpus()[0]?.model ?? 'unknown',
-      memoryGiB: os.totalmem() / 1024 ** 3,
-      node: process.version,
-      postgres: pgVersion,
-      os: `${os.type()} ${os.release()} ${os.arch()}`,
-    };
-    const md = renderMarkdown({ machine, counts, seedSeconds, results, medians, plan, mooringBytes, baselineBytes });
+    const md = renderMarkdown({ machine: machineInfo(await postgresVersion()), counts, seedSeconds, results, medians, plan, mooringBytes, baselineBytes });
     console.log(`\n${tableOf(MAIN, medians, results)}\n\n${ratioLine(medians)}\n`);
     if (SELECTED.some((d) => d.experiment)) console.log(`${experimentsTable(medians)}\n`);
     if (PROFILE || TRACE) {
-      log(`profiling/tracing run: BENCHMARKS.md left unchanged${PROFILE ? `; CPU profiles in ${path.relative(ROOT, PROFILE_DIR)}/ (summarise with: npx node bench/profile-summary.ts <file>)` : ''}`);
-    } else {
-      fs.writeFileSync(OUTPUT, md);
-      log(`wrote ${path.relative(process.cwd(), OUTPUT) || OUTPUT}`);
+      log(`profiling/tracing run${PROFILE ? `; CPU profiles in ${path.relative(ROOT, PROFILE_DIR)}/ (summarise with: npx node bench/profile-summary.ts <file>)` : ''}`);
     }
+    const c = medians.get('connections');
+    const b = medians.get('baseline');
+    return {
+      markdown: md,
+      summary: `API: ${[...medians.values()].map((m) => `${m.scenario} ${fmtInt(m.rps)} req/s`).join(', ')}${c !== undefined && b !== undefined ? `; connections/baseline ${((100 * c.rps) / b.rps).toFixed(0)} %` : ''}`,
+    };
   } catch (err) {
     await cleanup();
     throw err;
+  }
+}
+
+async function postgresVersion(): Promise<string> {
+  return withClient(ADMIN_URL, async (c) => (await c.query<{ v: string }>("select current_setting('server_version') as v")).rows[0]?.v ?? '?');
+}
+
+function machineInfo(pgVersion: string): Machine {
+  return {
+    nproc: os.availableParallelism(),
+    cpuModel: os.cpus()[0]?.model ?? 'unknown',
+    memoryGiB: os.totalmem() / 1024 ** 3,
+    node: process.version,
+    postgres: pgVersion,
+    os: `${os.type()} ${os.release()} ${os.arch()}`,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// BENCHMARKS.md: one block per section between markers, so a run of some sections keeps the others
+
+const SECTION_TITLES: Record<Section, string> = {
+  api: 'API endpoints',
+  sync: 'Sync throughput',
+  scheduler: 'Scheduler cost per tick',
+  memory: 'Worker memory',
+  webhooks: 'Webhook delivery',
+};
+const begin = (s: Section): string => `<!-- bench:${s} -->`;
+const end = (s: Section): string => `<!-- /bench:${s} -->`;
+
+function previousBlocks(): Map<Section, string> {
+  const out = new Map<Section, string>();
+  let text: string;
+  try {
+    text = fs.readFileSync(OUTPUT, 'utf8');
+  } catch {
+    return out;
+  }
+  for (const s of SECTIONS) {
+    const a = text.indexOf(begin(s));
+    const b = text.indexOf(end(s));
+    if (a !== -1 && b > a) out.set(s, text.slice(a + begin(s).length, b).trim());
+  }
+  return out;
+}
+
+function writeReport(results: Map<Section, SectionResult>, machine: Machine): void {
+  const previous = previousBlocks();
+  const blocks: string[] = [];
+  const kept: Section[] = [];
+  for (const s of SECTIONS) {
+    const fresh = results.get(s);
+    const body = fresh?.markdown.trim() ?? previous.get(s);
+    if (body === undefined) continue;
+    if (fresh === undefined) kept.push(s);
+    blocks.push(`${begin(s)}\n${body}\n${end(s)}`);
+  }
+  const contents = blocks.map((b, i) => `${i + 1}. ${SECTIONS.filter((s) => blocks[i]?.startsWith(begin(s))).map((s) => SECTION_TITLES[s]).join('')}`);
+  const m = machine;
+  const md = `# Benchmarks
+
+Generated by \`npm run bench\` (bench/run.ts); \`BENCH_ONLY=<sections>\` re-measures some sections and keeps the others' previous text.
+
+- **Date:** ${new Date().toISOString()} (sections run: ${[...results.keys()].join(', ') || 'none'}${kept.length > 0 ? `; kept from an earlier run: ${kept.join(', ')}` : ''})
+- **Machine:** ${m.nproc} CPUs (nproc) — ${m.cpuModel}; ${m.memoryGiB.toFixed(1)} GiB memory; ${m.os}
+- **Node:** ${m.node}; **PostgreSQL:** ${m.postgres} (same machine, 127.0.0.1)
+- Every server, worker and receiver runs in its own child process; generator, Mooring and PostgreSQL share the same ${m.nproc} CPUs.
+  Before each measured run the bench waits for other processes to go quiet, and repeats a run disturbed by more than
+  ${quiet.disturbedCores} cores of outside work, within a shared budget of ${MAX_WAIT_MS / 1000} s (${quiet.disturbedRuns} run(s) repeated this time).
+
+Sections: ${contents.join(' ')}
+
+${blocks.join('\n\n')}
+`;
+  fs.writeFileSync(OUTPUT, md);
+  log(`wrote ${path.relative(process.cwd(), OUTPUT) || OUTPUT}`);
+}
+
+async function main(): Promise<void> {
+  const cleanup = async (): Promise<void> => {
+    await stopAllChildren();
+    await closeSyncLab();
+    for (const db of [DB_NAME, SYNC_DB, SCHED_DB, WEBHOOK_DB]) await dropDatabase(db);
+  };
+  process.on('SIGINT', () => {
+    void cleanup().finally(() => process.exit(130));
+  });
+  const order: Section[] = ['api', 'sync', 'memory', 'scheduler', 'webhooks'];
+  const run = order.filter((s) => SELECTED_SECTIONS.has(s));
+  log(`sections: ${run.join(', ')}`);
+  const results = new Map<Section, SectionResult>();
+  const runners: Record<Section, () => Promise<SectionResult>> = {
+    api: runApiSection,
+    sync: runSyncSection,
+    memory: runMemorySection,
+    scheduler: runSchedulerSection,
+    webhooks: runWebhooksSection,
+  };
+  const failed: Section[] = [];
+  try {
+    for (const s of run) {
+      const t = performance.now();
+      log(`=== ${SECTION_TITLES[s]} ===`);
+      try {
+        results.set(s, await runners[s]());
+        log(`=== ${SECTION_TITLES[s]}: done in ${((performance.now() - t) / 1000).toFixed(0)} s ===`);
+      } catch (err) {
+        // One section failing does not lose the others: its previous text stays in BENCHMARKS.md.
+        failed.push(s);
+        console.error(`=== ${SECTION_TITLES[s]} FAILED ===\n`, err);
+        await stopAllChildren();
+        await closeSyncLab();
+      }
+      if (s === 'memory' || (s === 'sync' && !run.includes('memory'))) {
+        await closeSyncLab();
+        await dropDatabase(SYNC_DB);
+      }
+    }
+  } finally {
+    await cleanup();
+  }
+  console.log('\nSummary:');
+  for (const r of results.values()) console.log(`  ${r.summary}`);
+  if (PROFILE || TRACE) {
+    log('profiling/tracing run: BENCHMARKS.md left unchanged');
+    return;
+  }
+  if (results.size > 0) writeReport(results, machineInfo(await postgresVersion()));
+  if (failed.length > 0) {
+    console.error(`sections that failed: ${failed.join(', ')} (their previous text, if any, was kept)`);
+    process.exitCode = 1;
   }
 }
 
@@ -713,7 +673,7 @@ function renderMarkdown(r: {
   );
   const experiments = SELECTED.some((d) => d.experiment)
     ? `
-## What-if experiments (emulated changes to src/)
+### What-if experiments (emulated changes to src/)
 
 Each experiment runs Mooring in a fresh process whose database layer is wrapped (bench/variants.ts) to emulate a
 candidate change; \`x-control\` is the unchanged Mooring under the same regime. "token look-up cached" serves repeated
@@ -725,21 +685,17 @@ tokens without waiting for the WAL flush.
 ${experimentsTable(r.medians)}
 `
     : '';
-  return `# Benchmarks
+  return `## API endpoints
 
-Generated by \`npm run bench\` (bench/run.ts) — this file is overwritten on every run.
+_Measured ${new Date().toISOString()} (${m.nproc} CPUs, Node ${m.node}, PostgreSQL ${m.postgres}); re-run this section alone with \`BENCH_ONLY=api\`._
 
-- **Date:** ${new Date().toISOString()}
-- **Machine:** ${m.nproc} CPUs (nproc) — ${m.cpuModel}; ${m.memoryGiB.toFixed(1)} GiB memory; ${m.os}
-- **Node:** ${m.node}; **PostgreSQL:** ${m.postgres} (same machine, 127.0.0.1)
-
-## Results
+### Results
 
 ${tableOf(MAIN, r.medians, r.results)}
 
 ${ratioLine(r.medians)}
 
-## Method
+### Method
 
 - **Database:** a fresh database \`${DB_NAME}\` (dropped and recreated each run), migrated by Mooring at start-up, then seeded
   directly with SQL (\`generate_series\`) in ${r.seedSeconds.toFixed(1)} s: ${fmtInt(r.counts.users)} users of the bench client,
@@ -763,24 +719,24 @@ ${ratioLine(r.medians)}
 - **Caveat:** generator, servers and PostgreSQL share the same ${m.nproc} CPUs; the numbers measure the CPU cost per request
   of the whole stack at saturation. Compare ratios, not absolute values, across machines.
   Before each run the bench waits for other processes to go quiet, and it repeats a run during which processes outside
-  the bench used more than ${DISTURBED_CORES} cores (${disturbedRuns} run(s) repeated this time), within a shared budget of
+  the bench used more than ${quiet.disturbedCores} cores (${quiet.disturbedRuns} run(s) repeated this time, all sections), within a shared budget of
   ${MAX_WAIT_MS / 1000} s; the CPU used outside the bench during each kept run is shown below ("other processes").
   PostgreSQL CPU counts the backends of \`${DB_NAME}\` plus the WAL writer, checkpointer and background writer.
   Response sizes: Mooring ${r.mooringBytes} bytes of JSON, baseline ${r.baselineBytes} bytes (raw rows).
 
-## CPU use during the median runs
+### CPU use during the median runs
 
 | Scenario | Server process (cores) | PostgreSQL (cores) | Generator (cores) | Other processes (cores) | Server CPU per request | PostgreSQL CPU per request |
 |---|---:|---:|---:|---:|---:|---:|
 ${cpuRows.join('\n')}
 ${experiments}
-## All runs
+### All runs
 
 | Scenario | Run | Requests/s | p50 | p90 | p99 | max | Requests | Bad status | Socket errors | CPU cores: server / PostgreSQL / other processes |
 |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|
 ${allRuns.join('\n')}
 
-## Query plan of the connections query for the target user
+### Query plan of the connections query for the target user
 
 \`\`\`
 ${r.plan}

@@ -28,7 +28,8 @@ import { webhookDispatcher } from './webhooks/dispatcher.ts';
 
 /** How often a process picks up a sandbox clock moved by another process. */
 const CLOCK_REFRESH_MS = 1_000;
-const WEBHOOK_POLL_MS = 1_000;
+// Due webhook events are looked for this often (an index probe when none are due): bounds delivery latency.
+const WEBHOOK_POLL_MS = 250;
 const EVENT_SWEEP_MS = 10_000;
 const WEBHOOK_CONCURRENCY = 20;
 /** Expired tokens and sessions, and abandoned journeys, are deleted this often. */

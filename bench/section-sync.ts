@@ -1,0 +1,564 @@
+/**
+ * Sections `sync` (sync throughput against the latency limit) and `memory` (a worker's memory over
+ * many syncs). Both run real syncs: Mooring's Open Banking adapter calls the sandbox banks over HTTP,
+ * served by a Mooring API child whose every bank call waits MOORING_SANDBOX_LATENCY_MS; the syncs are
+ * run by worker child processes built by createServer (role 'worker') exactly as `mooring worker`.
+ * Connections are seeded with SQL (bench/sync-seed.ts) instead of connect journeys.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { sandboxCatalog } from '../src/providers/catalog.ts';
+import { SCHEDULER_TICK_MS, PER_PROVIDER_CONCURRENCY } from '../src/syncs/worker.ts';
+import { SCHEDULER_BATCH } from '../src/syncs/engine.ts';
+import type pg from 'pg';
+import {
+  cpuMeter, environmentLine, envNum, ROOT, fmtInt, fmtMiB, fmtMs, fmtNum, freePort, freshDatabase, log, median, percentile, quiet, sleep, startChild, waitForQuiet, withClient,
+  type Child, type CpuReading,
+} from './common.ts';
+import type { MemorySample } from './ipc.ts';
+import { armConnections, resetSyncState, seedObConnections } from './sync-seed.ts';
+
+export const SYNC_DB = 'mooring_bench_sync';
+const ADMIN_TOKEN = 'bench-admin-token-0123456789abcdef';
+const POOL = 10;
+
+const LATENCY_MS = envNum('BENCH_SYNC_LATENCY_MS', 200);
+const WORKERS = envNum('BENCH_SYNC_WORKERS', 2);
+const PER_WORKER = envNum('BENCH_SYNC_CONCURRENCY', 10);
+const WINDOW_S = envNum('BENCH_SYNC_WINDOW_S', 15);
+const WARMUP_S = envNum('BENCH_SYNC_WARMUP_S', 8);
+const REPEATS = envNum('BENCH_REPEATS', 3);
+const SINGLE_SAMPLES = envNum('BENCH_SYNC_SINGLE_SAMPLES', 15);
+/** Optional what-if: pg-boss work options merged into those src/syncs/worker.ts passes (JSON), one extra row. */
+const WHATIF = process.env.BENCH_SYNC_WHATIF !== undefined && process.env.BENCH_SYNC_WHATIF !== '' ? process.env.BENCH_SYNC_WHATIF : null;
+
+const MEMORY_SYNCS = envNum('BENCH_MEMORY_SYNCS', 100_000);
+const MEMORY_MAX_S = envNum('BENCH_MEMORY_MAX_S', 150);
+const MEMORY_CONCURRENCY = envNum('BENCH_MEMORY_CONCURRENCY', 50);
+const MEMORY_SAMPLE_S = envNum('BENCH_MEMORY_SAMPLE_S', 15);
+/** Connections made due at a time in the memory run. */
+const ARM_CHUNK = 2000;
+
+/** The five Open Banking providers of the sandbox catalog; connections are spread over them round robin. */
+const OB_PROVIDERS = sandboxCatalog('http://unused').filter((e) => e.adapter === 'openbanking');
+
+// ---------------------------------------------------------------------------------------------
+// The lab: one database, an API child (sandbox banks) per bank latency, an engine child for each
+
+interface Lab {
+  url: string;
+  apis: Map<number, Child>;
+  engines: Map<number, Child>;
+  seeded: number;
+  batches: number;
+}
+
+let lab: Lab | null = null;
+
+async function openLab(): Promise<Lab> {
+  if (lab !== null) return lab;
+  log(`(re)creating database ${SYNC_DB}`);
+  lab = { url: await freshDatabase(SYNC_DB), apis: new Map(), engines: new Map(), seeded: 0, batches: 0 };
+  return lab;
+}
+
+/** The API child serving the sandbox banks with this latency (it migrates the database on first start). */
+async function apiFor(l: Lab, latencyMs: number): Promise<Child> {
+  const have = l.apis.get(latencyMs);
+  if (have !== undefined) return have;
+  const port = await freePort();
+  log(`starting a Mooring API process serving the sandbox banks with ${latencyMs} ms per bank call (child process)`);
+  const api = await startChild(`Mooring API (banks ${latencyMs} ms)`, 'mooring-server.ts', [l.url, String(port), ADMIN_TOKEN, String(POOL), '', String(latencyMs)], port);
+  l.apis.set(latencyMs, api);
+  return api;
+}
+
+const bankUrl = (api: Child): string => `http://127.0.0.1:${api.port}`;
+
+/** A Mooring process without worker loops, for driving the engine (single syncs, scheduler ticks), with banks at this latency. */
+async function engineFor(l: Lab, latencyMs: number): Promise<Child> {
+  const have = l.engines.get(latencyMs);
+  if (have !== undefined) return have;
+  const api = await apiFor(l, latencyMs);
+  const engine = await startChild(`Mooring engine (banks ${latencyMs} ms)`, 'worker-process.ts', ['engine', l.url, bankUrl(api), '1', String(POOL)], 0);
+  l.engines.set(latencyMs, engine);
+  return engine;
+}
+
+async function ensureSeeded(l: Lab, n: number): Promise<void> {
+  if (l.seeded >= n) return;
+  const add = n - l.seeded;
+  await apiFor(l, LATENCY_MS); // migrated
+  const t = performance.now();
+  l.batches += 1;
+  await withClient(l.url, (c) => seedObConnections(c, { providerIds: OB_PROVIDERS.map((p) => p.id), count: add, prefix: `s${l.batches}-` }));
+  await withClient(l.url, (c) => c.query('vacuum analyze'));
+  l.seeded = n;
+  log(`  seeded ${fmtInt(add)} Open Banking connections (user_ok, consent + tokens at the bank) with SQL in ${((performance.now() - t) / 1000).toFixed(1)} s; ${fmtInt(n)} in all`);
+}
+
+export async function closeSyncLab(): Promise<void> {
+  if (lab === null) return;
+  for (const c of [...lab.engines.values(), ...lab.apis.values()]) await c.stop().catch(() => undefined);
+  lab = null;
+}
+
+interface Counts {
+  done: number;
+  failed: number;
+  queued: number;
+  running: number;
+}
+
+async function counts(c: pg.Client): Promise<Counts> {
+  const r = await c.query<{ done: string; failed: string; queued: string; running: string }>(
+    `select count(*) filter (where state = 'done') as done, count(*) filter (where state = 'done' and fetch_status <> 'success') as failed,
+            count(*) filter (where state = 'queued') as queued, count(*) filter (where state = 'running') as running from syncs`,
+  );
+  const row = r.rows[0];
+  return { done: Number(row?.done ?? 0), failed: Number(row?.failed ?? 0), queued: Number(row?.queued ?? 0), running: Number(row?.running ?? 0) };
+}
+
+/** Queues every due connection for the workers, as the worker's scheduler tick does (engine.enqueueDue with pg-boss). */
+async function prequeue(engine: Child): Promise<{ queued: number; ms: number }> {
+  let queued = 0;
+  const t = performance.now();
+  for (;;) {
+    const r = await engine.call<{ queued: number; ms: number }>('tick', { queue: true });
+    queued += r.queued;
+    if (r.queued < SCHEDULER_BATCH) return { queued, ms: performance.now() - t };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Single-sync latency
+
+interface SingleSync {
+  latencyMs: number;
+  samples: number[];
+  median: number;
+  bankCallsPerSync: number;
+  /** How long the bank took to answer each call (latency included), median. */
+  bankMedianMs: number;
+}
+
+async function singleSyncLatency(l: Lab, latencyMs: number): Promise<SingleSync> {
+  const api = await apiFor(l, latencyMs);
+  const engine = await engineFor(l, latencyMs);
+  await ensureSeeded(l, SINGLE_SAMPLES + 1);
+  const ids = await withClient(l.url, async (c) => {
+    await resetSyncState(c);
+    return (await c.query<{ id: string }>('select id from connections order by id limit $1', [SINGLE_SAMPLES + 1])).rows.map((r) => r.id);
+  });
+  await waitForQuiet();
+  const calls0 = await api.call<number>('bankCalls');
+  await api.call('bankTimesReset');
+  const samples: number[] = [];
+  for (const [i, id] of ids.entries()) {
+    const r = await engine.call<{ ms: number; fetchStatus: string | null; errorDetail: string | null }>('syncOne', { connectionId: id });
+    if (r.fetchStatus !== 'success') throw new Error(`single sync of ${id} ended ${r.fetchStatus}: ${r.errorDetail ?? ''}`);
+    if (i > 0) samples.push(r.ms); // the first warms the process up
+  }
+  const calls = (await api.call<number>('bankCalls')) - calls0;
+  const bankMedianMs = median(await api.call<number[]>('bankTimes'));
+  const out = { latencyMs, samples, median: median(samples), bankCallsPerSync: calls / ids.length, bankMedianMs };
+  log(`  one sync at a time, banks ${latencyMs} ms: median ${fmtMs(out.median)} (${samples.map((s) => s.toFixed(0)).join(', ')} ms); ${fmtNum(out.bankCallsPerSync)} bank calls per sync, each answered in ${fmtMs(bankMedianMs)} (median)`);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Throughput runs
+
+interface WorkerSpec {
+  name: string;
+  label: string;
+  workers: number;
+  perWorker: number;
+  /** BENCH_WORK_OPTIONS for the workers (a what-if), or none. */
+  workOptions?: string;
+  warmupS?: number;
+  windowS?: number;
+}
+
+interface ThroughputRun {
+  spec: WorkerSpec;
+  run: number;
+  concurrency: number;
+  rate: number;
+  syncs: number;
+  failed: number;
+  seconds: number;
+  backlogAtEnd: number;
+  prequeueMs: number;
+  cpu: CpuReading;
+  /** Cores of the API (bank) process and of all worker processes. */
+  apiCores: number;
+  workerCores: number;
+  /** How long the workers' job handlers (one sync each) ran, for jobs finished in the window: median, p90. */
+  handlerMedianMs: number;
+  handlerP90Ms: number;
+  /** Share of the window the C slots spent inside a job handler. */
+  busy: number;
+  /** How long the banks took to answer each call during the window (latency included): median, p90. */
+  bankMedianMs: number;
+  bankP90Ms: number;
+}
+
+async function throughputOnce(l: Lab, spec: WorkerSpec, run: number, perSyncMs: number): Promise<ThroughputRun> {
+  const api = await apiFor(l, LATENCY_MS);
+  const engine = await engineFor(l, LATENCY_MS);
+  const concurrency = spec.workers * spec.perWorker;
+  const warmupS = spec.warmupS ?? WARMUP_S;
+  const windowS = spec.windowS ?? WINDOW_S;
+  const need = Math.ceil((concurrency / (perSyncMs / 1000)) * (warmupS + windowS + 5) * 1.25) + concurrency;
+  await ensureSeeded(l, need);
+  const c = await withClient(l.url, async (db) => {
+    await resetSyncState(db);
+    return armConnections(db, need);
+  });
+  const pre = await prequeue(engine);
+  if (pre.queued !== c) throw new Error(`armed ${c} connections but the scheduler queued ${pre.queued}`);
+  await waitForQuiet();
+  const workers = await Promise.all(
+    Array.from({ length: spec.workers }, (_, i) =>
+      startChild(`worker ${i + 1}`, 'worker-process.ts', ['worker', l.url, bankUrl(api), String(spec.perWorker), String(POOL)], 0, {
+        env: { BENCH_TIME_JOBS: '1', BENCH_WORK_OPTIONS: spec.workOptions ?? '' },
+      }),
+    ),
+  );
+  try {
+    const started = performance.now();
+    return await withClient(l.url, async (db) => {
+      while (performance.now() - started < warmupS * 1000) await sleep(250);
+      await Promise.all([...workers.map((w) => w.call('jobsReset')), api.call('bankTimesReset')]);
+      const meter = cpuMeter(SYNC_DB, () => [api.proc.pid, ...workers.map((w) => w.proc.pid)]);
+      const c0 = await counts(db);
+      const t0 = performance.now();
+      for (let s = 1; s <= windowS; s += 1) {
+        await sleep(t0 + s * 1000 - performance.now());
+        if (s % 5 === 0 || s === windowS) {
+          const last = await counts(db);
+          log(`    ${s} s: ${fmtInt(last.done - c0.done)} syncs done in the window (${last.running} running, ${fmtInt(last.queued)} queued)`);
+        }
+      }
+      const c1 = await counts(db);
+      const seconds = (performance.now() - t0) / 1000;
+      const cpu = meter();
+      const handlers = (await Promise.all(workers.map((w) => w.call<number[]>('jobs')))).flat().sort((a, b) => a - b);
+      const bank = (await api.call<number[]>('bankTimes')).sort((a, b) => a - b);
+      const syncs = c1.done - c0.done;
+      return {
+        spec, run, concurrency, rate: syncs / seconds, syncs, failed: c1.failed, seconds, backlogAtEnd: c1.queued, prequeueMs: pre.ms, cpu,
+        apiCores: cpu.perChild[0] ?? 0,
+        workerCores: cpu.perChild.slice(1).reduce((a, b) => a + b, 0),
+        handlerMedianMs: percentile(handlers, 50),
+        handlerP90Ms: percentile(handlers, 90),
+        busy: handlers.reduce((a, b) => a + b, 0) / (seconds * 1000 * concurrency),
+        bankMedianMs: percentile(bank, 50),
+        bankP90Ms: percentile(bank, 90),
+      };
+    });
+  } finally {
+    await Promise.all(workers.map((w) => w.stop()));
+  }
+}
+
+async function throughput(l: Lab, spec: WorkerSpec, run: number, perSyncMs: number): Promise<ThroughputRun> {
+  const C = spec.workers * spec.perWorker;
+  log(`  ${spec.label}: ${spec.workers} worker process(es) × concurrency ${spec.perWorker} = ${C}; run ${run}`);
+  for (;;) {
+    const r = await throughputOnce(l, spec, run, perSyncMs);
+    const limit = C / (perSyncMs / 1000);
+    log(
+      `  → ${fmtNum(r.rate)} syncs/s (limit ${fmtNum(limit)}: ${((100 * r.rate) / limit).toFixed(0)} %); ${r.failed} failed; backlog at end ${fmtInt(r.backlogAtEnd)};` +
+        ` a sync in the worker took ${fmtMs(r.handlerMedianMs)} (median; p90 ${fmtMs(r.handlerP90Ms)}), slots busy ${(100 * r.busy).toFixed(0)} % of the time;` +
+        ` a bank call took ${fmtMs(r.bankMedianMs)} (median; p90 ${fmtMs(r.bankP90Ms)});` +
+        ` CPU cores: API+banks ${r.apiCores.toFixed(2)}, workers ${r.workerCores.toFixed(2)}, PostgreSQL ${r.cpu.postgres?.toFixed(2) ?? 'n/a'}, other processes ${r.cpu.other?.toFixed(2) ?? 'n/a'}`,
+    );
+    const cost = ((spec.warmupS ?? WARMUP_S) + (spec.windowS ?? WINDOW_S) + 10) * 1000;
+    if (r.cpu.other === null || r.cpu.other <= quiet.disturbedCores || quiet.budgetMs < cost) return r;
+    quiet.budgetMs -= cost;
+    quiet.disturbedRuns += 1;
+    log(`  run disturbed (${r.cpu.other.toFixed(2)} cores used outside the bench); repeating it`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Section: sync throughput
+
+/** The pg-boss work options literal in src/syncs/worker.ts, quoted in the method notes (null if not found). */
+function workOptionsInSource(): string | null {
+  try {
+    const text = fs.readFileSync(path.join(ROOT, 'src/syncs/worker.ts'), 'utf8');
+    const m = /\{\s*localConcurrency:[^}]*\}/.exec(text);
+    return m === null ? null : m[0].replace(/\s+/g, ' ');
+  } catch {
+    return null;
+  }
+}
+
+export interface SectionResult {
+  markdown: string;
+  summary: string;
+}
+
+export async function runSyncSection(): Promise<SectionResult> {
+  const l = await openLab();
+  await apiFor(l, LATENCY_MS);
+  await apiFor(l, 0);
+
+  log(`sync throughput: per-sync latency, one sync at a time (engine.sync in a Mooring process; ${SINGLE_SAMPLES} syncs after one warm-up)`);
+  const single = await singleSyncLatency(l, LATENCY_MS);
+  const single0 = await singleSyncLatency(l, 0);
+  const L1 = single.median;
+  const rounds = (single.median - single0.median) / LATENCY_MS;
+
+  const main: WorkerSpec = { name: 'workers', label: 'Mooring workers as deployed', workers: WORKERS, perWorker: PER_WORKER };
+  const one: WorkerSpec = { name: 'c1', label: 'One worker, concurrency 1', workers: 1, perWorker: 1, warmupS: 4, windowS: 15 };
+  const whatIfs: WorkerSpec[] = WHATIF === null ? [] : [{ name: 'x-whatif', label: `What if: boss.work options + \`${WHATIF}\``, workers: WORKERS, perWorker: PER_WORKER, workOptions: WHATIF }];
+
+  log(`sync throughput: workers with a known concurrency; ${WARMUP_S} s warm-up, then ${WINDOW_S} s measured; all syncs queued before the workers start`);
+  const runs: ThroughputRun[] = [];
+  runs.push(await throughput(l, one, 1, L1));
+  for (let run = 1; run <= REPEATS; run += 1) runs.push(await throughput(l, main, run, L1));
+  for (const w of whatIfs) runs.push(await throughput(l, w, 1, L1));
+
+  const pick = (name: string): ThroughputRun[] => runs.filter((r) => r.spec.name === name);
+  const medianRun = (rs: ThroughputRun[]): ThroughputRun => {
+    const s = [...rs].sort((a, b) => a.rate - b.rate);
+    const m = s[Math.floor((s.length - 1) / 2)];
+    if (m === undefined) throw new Error('no runs');
+    return m;
+  };
+  const mainMedian = medianRun(pick('workers'));
+  const limitOf = (r: ThroughputRun): number => r.concurrency / (L1 / 1000);
+  const idealOf = (r: ThroughputRun): number => r.concurrency / ((2 * LATENCY_MS) / 1000);
+  const ratio = mainMedian.rate / limitOf(mainMedian);
+
+  const row = (r: ThroughputRun, all: ThroughputRun[]): string => {
+    const perSyncCpu = ((r.apiCores + r.workerCores + (r.cpu.postgres ?? 0)) * 1000) / r.rate;
+    const perSyncWorker = (r.workerCores * 1000) / r.rate;
+    return (
+      `| ${r.spec.label} | ${r.spec.workers} × ${r.spec.perWorker} = **${r.concurrency}** | **${fmtNum(r.rate)}**${all.length > 1 ? ` (${all.map((x) => fmtNum(x.rate)).join(' / ')})` : ''} |` +
+      ` ${fmtNum(limitOf(r))} | **${((100 * r.rate) / limitOf(r)).toFixed(0)} %** | ${((100 * r.rate) / idealOf(r)).toFixed(0)} % |` +
+      ` ${fmtMs(r.handlerMedianMs)} | ${fmtNum(r.concurrency / r.rate, 2)} s | ${(100 * r.busy).toFixed(0)} % | ${fmtMs(r.bankMedianMs)} |` +
+      ` ${all.reduce((a, x) => a + x.failed, 0)} | ${r.apiCores.toFixed(2)} / ${r.workerCores.toFixed(2)} / ${r.cpu.postgres?.toFixed(2) ?? 'n/a'} / ${r.cpu.other?.toFixed(2) ?? 'n/a'} | ${fmtNum(perSyncWorker)} / ${fmtNum(perSyncCpu)} ms |`
+    );
+  };
+  const rows = [row(medianRun(pick('c1')), pick('c1')), row(mainMedian, pick('workers')), ...whatIfs.map((w) => row(medianRun(pick(w.name)), pick(w.name)))];
+
+  const c1 = medianRun(pick('c1'));
+  const cycle = mainMedian.concurrency / mainMedian.rate;
+  const pollBound = L1 < 900 && cycle > 0.9 && cycle < 1.25;
+  const verdict = ratio >= 0.9 ? 'met' : 'NOT met';
+  const summary =
+    `Sync throughput: ${fmtNum(mainMedian.rate)} syncs/s at C = ${mainMedian.concurrency} (limit C ÷ L₁ = ${fmtNum(limitOf(mainMedian))}/s with L₁ = ${fmtMs(L1)}): ` +
+    `${(ratio * 100).toFixed(0)} % (target ≥ 90 %: ${verdict}); bank calls per sync ${fmtNum(single.bankCallsPerSync, 0)}, sequential ${fmtNum(rounds)}`;
+
+  const markdown = `## Sync throughput
+
+_Measured ${new Date().toISOString()} on ${await environmentLine()}; re-run this section alone with \`BENCH_ONLY=sync\`._
+
+Every sandbox bank call waits **${LATENCY_MS} ms** (\`MOORING_SANDBOX_LATENCY_MS\`). Each Open Banking sync makes
+**${fmtNum(single.bankCallsPerSync, 0)} bank calls**, of which **${fmtNum(rounds)} are sequential**: the accounts list, then the balances and the
+transactions of both accounts in parallel (the adapter's \`ACCOUNT_CONCURRENCY\` is 4; no token refresh is needed).
+So one sync cannot take less than 2 × ${LATENCY_MS} ms = ${2 * LATENCY_MS} ms.
+
+| | One sync at a time (median of ${SINGLE_SAMPLES}) |
+|---|---:|
+| Banks at ${LATENCY_MS} ms: per-sync latency **L₁** | **${fmtMs(single.median)}** |
+| Banks at 0 ms: Mooring's own time per sync | ${fmtMs(single0.median)} |
+| Sequential bank calls = (L₁ − L₀) ÷ ${LATENCY_MS} ms | ${fmtNum(rounds, 2)} |
+| A bank call answered in (median; ${LATENCY_MS} ms of latency + the sandbox bank's own work) | ${fmtMs(single.bankMedianMs)} |
+
+| Workers | Processes × concurrency = C | Syncs/s (median${pick('workers').length > 1 ? ` of ${pick('workers').length}; each run` : ''}) | Limit C ÷ L₁ (syncs/s) | Achieved ÷ limit | Achieved ÷ (C ÷ ${2 * LATENCY_MS} ms) | Sync in the worker (median job) | Slot time per sync (C ÷ syncs/s) | Slots busy | Bank call answered in (median, latency included) | Failed syncs | CPU cores: API+banks / workers / PostgreSQL / other | CPU per sync: workers / all (banks and PostgreSQL included) |
+|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|
+${rows.join('\n')}
+
+**Achieved ÷ limit for the deployed worker: ${(ratio * 100).toFixed(0)} %** (target ≥ 90 %: ${verdict}).
+
+**Where the time goes** (deployed workers, median run): the C slots were inside a sync **${(100 * mainMedian.busy).toFixed(0)} %** of the
+window, each slot spending ${fmtNum(cycle, 2)} s per sync (C ÷ syncs/s; at concurrency 1: ${fmtNum(1 / c1.rate, 2)} s); a sync took **${fmtMs(mainMedian.handlerMedianMs)}** in the worker (median job)
+against L₁ = ${fmtMs(L1)} alone, and a bank call was answered in ${fmtMs(mainMedian.bankMedianMs)} against ${fmtMs(single.bankMedianMs)} alone.
+${
+  mainMedian.busy < 0.9
+    ? `**The slots idle ${(100 * (1 - mainMedian.busy)).toFixed(0)} % of the time with jobs queued:** job pick-up, not the syncs, limits throughput.${
+        pollBound
+          ? ' Each slot runs about one sync per pg-boss polling interval: a fetch loop of pg-boss (dist/worker.js) sleeps until a full `pollingIntervalSeconds` has passed since its previous fetch whenever more than 100 ms of it is left, even with a backlog.'
+          : ''
+      }`
+    : `The slots are kept busy (pick-up costs ${(100 * (1 - mainMedian.busy)).toFixed(0)} %); the throughput lost against C ÷ L₁ is the sync itself taking
+longer under load: ${fmtMs(mainMedian.handlerMedianMs - L1)} more per sync, of which about ${fmtMs(rounds * (mainMedian.bankMedianMs - single.bankMedianMs))} is the
+${fmtNum(rounds, 0)} sequential bank answers arriving later (the sandbox banks are served by a Mooring process on the same CPUs, and
+used ${mainMedian.apiCores.toFixed(2)} cores) and the rest Mooring's own work in the worker and PostgreSQL under contention.`
+}
+During the window the whole machine used ${mainMedian.cpu.machine === null ? 'n/a' : fmtNum(mainMedian.cpu.machine, 2)} of its ${os.availableParallelism()} CPUs.
+
+Method:
+- **Setup:** database \`${SYNC_DB}\`, migrated by Mooring; connections seeded with SQL (bench/sync-seed.ts), spread over the
+  ${OB_PROVIDERS.length} sandbox Open Banking providers: user, an \`Authorised\` consent at the sandbox bank (username \`user_ok\`),
+  an access token (valid for 3 days, so no refresh) and a refresh token, and the connection holding the grant; no connect journeys.
+  Between runs every sync, account, transaction and event is deleted, so each run does the same work (2 accounts upserted,
+  the last 7 days of transactions inserted, \`syncCompleted\` and \`newTransactions\` events logged).
+- **Banks:** a Mooring API process (\`createServer\`, role \`api\`, pool ${POOL}) serves the sandbox banks with a ${LATENCY_MS} ms latency per call.
+- **L₁:** \`engine.sync()\` of one connection at a time in a Mooring process (queue, claim, bank calls, store, events), wall time.
+- **Workers:** child processes built by \`createServer\` with role \`worker\` (what \`mooring worker\` runs), \`MOORING_WORKER_CONCURRENCY\`
+  = ${PER_WORKER}, pool ${POOL}. Before they start, the armed connections (enough for the run) are queued by \`engine.enqueueDue()\` with the
+  pg-boss queue — exactly the scheduler tick — so the queue never runs dry. After ${WARMUP_S} s, syncs finished (state \`done\`)
+  are counted over ${WINDOW_S} s. The deployed configuration runs ${REPEATS} times; the table quotes the median.
+  Per-provider limit: ${PER_PROVIDER_CONCURRENCY} (not reached).
+- **pg-boss options** the workers ran with (src/syncs/worker.ts): \`${workOptionsInSource() ?? 'see src/syncs/worker.ts'}\`.
+  \`BENCH_SYNC_WHATIF='{"pollingIntervalSeconds":1}'\` (any pg-boss work options, JSON) adds a row with them merged in (one run).
+- **Timings inside the processes** (bench instrumentation only): each pg-boss job handler call in the workers is timed
+  (BENCH_TIME_JOBS, bench/worker-process.ts), and the API process records how long each bank call took to answer
+  (Fastify's \`reply.elapsedTime\`, the ${LATENCY_MS} ms included).
+- **CPU:** cores used during the window by the API process (it serves the banks), the worker processes, PostgreSQL
+  (backends of \`${SYNC_DB}\`, WAL writer, checkpointer, background writer) and everything else on the machine ("other").
+`;
+  return { markdown, summary };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Section: worker memory
+
+interface MemoryPoint {
+  seconds: number;
+  syncs: number;
+  mem: MemorySample;
+}
+
+/** Least-squares slope of y over x. */
+function slope(xs: number[], ys: number[]): number {
+  const n = xs.length;
+  if (n < 2) return Number.NaN;
+  const mx = xs.reduce((a, b) => a + b, 0) / n;
+  const my = ys.reduce((a, b) => a + b, 0) / n;
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < n; i += 1) {
+    num += ((xs[i] ?? 0) - mx) * ((ys[i] ?? 0) - my);
+    den += ((xs[i] ?? 0) - mx) ** 2;
+  }
+  return den === 0 ? Number.NaN : num / den;
+}
+
+export async function runMemorySection(): Promise<SectionResult> {
+  const l = await openLab();
+  const api = await apiFor(l, 0);
+  await ensureSeeded(l, MEMORY_SYNCS);
+  await withClient(l.url, (c) => resetSyncState(c));
+  await waitForQuiet();
+  log(`worker memory: one worker process (concurrency ${MEMORY_CONCURRENCY}, --expose-gc), banks without latency; target ${fmtInt(MEMORY_SYNCS)} syncs or ${MEMORY_MAX_S} s`);
+  const worker = await startChild('worker (memory)', 'worker-process.ts', ['worker', l.url, bankUrl(api), String(MEMORY_CONCURRENCY), String(POOL)], 0, { execArgv: ['--expose-gc'] });
+  const points: MemoryPoint[] = [];
+  let reachedTarget = false;
+  let failed = 0;
+  let elapsed = 0;
+  let duplicateJobs = 0;
+  let maxBacklog = 0;
+  let cpu: CpuReading | null = null;
+  try {
+    await withClient(l.url, async (db) => {
+      const t0 = performance.now();
+      const meter = cpuMeter(SYNC_DB, () => [api.proc.pid, worker.proc.pid]);
+      const sample = async (): Promise<void> => {
+        const c = await counts(db);
+        failed = c.failed;
+        const mem = await worker.memory();
+        points.push({ seconds: (performance.now() - t0) / 1000, syncs: c.done, mem });
+        log(`    ${fmtInt(c.done).padStart(7)} syncs: RSS ${fmtMiB(mem.rss)}, heap used ${fmtMiB(mem.heapUsed)} (after GC), heap total ${fmtMiB(mem.heapTotal)}, external ${fmtMiB(mem.external)}; ${fmtInt(c.queued)} queued`);
+      };
+      await sample();
+      // Connections are made due a chunk at a time, keeping the worker's backlog (due or queued) under
+      // ARM_CHUNK: a steady state, not a growing backlog (queued syncs older than their lease would be
+      // handed to pg-boss again by the reaper, see the sync throughput notes).
+      let armed = 0;
+      const topUp = async (): Promise<void> => {
+        const r = await db.query<{ backlog: string }>(
+          `select (select count(*) from syncs where state <> 'done') + (select count(*) from connections where next_sync_at <= now()) as backlog`,
+        );
+        const backlog = Number(r.rows[0]?.backlog ?? 0);
+        maxBacklog = Math.max(maxBacklog, backlog);
+        if (backlog < ARM_CHUNK / 2 && armed < MEMORY_SYNCS) armed += await armConnections(db, Math.min(ARM_CHUNK, MEMORY_SYNCS - armed));
+      };
+      let nextSample = performance.now() + MEMORY_SAMPLE_S * 1000;
+      for (;;) {
+        await topUp();
+        await sleep(1000);
+        if (performance.now() < nextSample) continue;
+        nextSample += MEMORY_SAMPLE_S * 1000;
+        await sample();
+        const last = points[points.length - 1];
+        elapsed = (performance.now() - t0) / 1000;
+        if (last !== undefined && last.syncs >= MEMORY_SYNCS) {
+          reachedTarget = true;
+          break;
+        }
+        if (elapsed >= MEMORY_MAX_S) break;
+      }
+      cpu = meter();
+      const dup = await db.query<{ n: string }>(`select count(*) - count(distinct data->>'syncId') as n from pgboss.job where name = 'sync'`).catch(() => null);
+      duplicateJobs = Number(dup?.rows[0]?.n ?? 0);
+    });
+  } finally {
+    await worker.stop();
+  }
+
+  const last = points[points.length - 1];
+  if (last === undefined) throw new Error('no memory samples');
+  const c = cpu as CpuReading | null;
+  const cpuNote =
+    c === null
+      ? 'CPU not measured'
+      : `cores used: sandbox banks (a Mooring API process) ${(c.perChild[0] ?? 0).toFixed(2)}, the worker ${(c.perChild[1] ?? 0).toFixed(2)}, PostgreSQL ${c.postgres?.toFixed(2) ?? 'n/a'}, other processes ${c.other?.toFixed(2) ?? 'n/a'}`;
+  // Fit over the samples after the first third of the syncs (start-up, JIT, pools and caches warming up).
+  const steady = points.filter((p) => p.syncs >= last.syncs / 3);
+  const heapSlope = slope(steady.map((p) => p.syncs), steady.map((p) => p.mem.heapUsed));
+  const rssSlope = slope(steady.map((p) => p.syncs), steady.map((p) => p.mem.rss));
+  const rate = last.syncs / last.seconds;
+  // A falling trend over a short run is noise around a flat line: it is not projected downwards.
+  const project = (v: number, s: number): number => v + Math.max(0, s) * Math.max(0, 100_000 - last.syncs);
+  const perTenK = (s: number): string => `${s * 10_000 >= 0 ? '+' : ''}${fmtNum((s * 10_000) / 1024 ** 2, 2)} MiB`;
+  const first = steady[0] ?? last;
+
+  const table = points.map(
+    (p) => `| ${fmtInt(p.syncs)} | ${fmtNum(p.seconds, 0)} s | ${fmtMiB(p.mem.rss)} | ${fmtMiB(p.mem.heapUsed)} | ${fmtMiB(p.mem.heapTotal)} | ${fmtMiB(p.mem.external)} |`,
+  );
+  const extrapolated = !reachedTarget;
+  const summary =
+    `Worker memory: ${fmtInt(last.syncs)} syncs${extrapolated ? ` (time cap; ${fmtInt(MEMORY_SYNCS)} targeted)` : ''}: RSS ${fmtMiB(last.mem.rss)}, heap ${fmtMiB(last.mem.heapUsed)}; ` +
+    `heap trend ${perTenK(heapSlope)} per 10k syncs${extrapolated ? `, projected at 100k: heap ${fmtMiB(project(last.mem.heapUsed, heapSlope))}, RSS ${fmtMiB(project(last.mem.rss, rssSlope))}` : ''}`;
+
+  const markdown = `## Worker memory
+
+_Measured ${new Date().toISOString()} on ${await environmentLine()}; re-run this section alone with \`BENCH_ONLY=memory\`._
+
+One worker process (createServer role \`worker\`, \`MOORING_WORKER_CONCURRENCY\` = ${MEMORY_CONCURRENCY}, pool ${POOL}, started with
+\`--expose-gc\`) syncs Open Banking connections against sandbox banks **without latency**, fed by its own scheduler tick
+(up to ${SCHEDULER_BATCH} due connections every ${SCHEDULER_TICK_MS / 1000} s). Every ${MEMORY_SAMPLE_S} s the bench forces a full garbage collection in the worker
+and reads \`process.memoryUsage()\`; syncs counted are finished syncs in the database.
+${
+  extrapolated
+    ? `
+**The run stopped at ${fmtInt(last.syncs)} syncs, not ${fmtInt(MEMORY_SYNCS)}:** the time cap (\`BENCH_MEMORY_MAX_S\` = ${MEMORY_MAX_S} s) keeps
+\`npm run bench\` within its budget; this machine ran ${fmtNum(rate)} syncs/s — its ${os.availableParallelism()} CPUs were busy (${cpuNote}) —
+so ${fmtInt(MEMORY_SYNCS)} syncs would take about ${fmtInt(MEMORY_SYNCS / rate / 60)} minutes. The figures for 100,000 syncs below are a **linear extrapolation** of the trend measured
+over the last ${fmtInt(last.syncs - first.syncs)} syncs — valid only if that trend holds; run with \`BENCH_ONLY=memory BENCH_MEMORY_MAX_S=${Math.ceil((MEMORY_SYNCS / rate) * 1.1)}\` to measure it.
+`
+    : ''
+}
+| Syncs done | Time | RSS | Heap used (after GC) | Heap total | External |
+|---:|---:|---:|---:|---:|---:|
+${table.join('\n')}
+
+| Trend (least squares over the samples from ${fmtInt(first.syncs)} syncs on) | Heap used | RSS |
+|---|---:|---:|
+| Growth per 10,000 syncs | ${perTenK(heapSlope)} | ${perTenK(rssSlope)} |
+| ${extrapolated ? 'Projected' : 'Measured'} at 100,000 syncs | ${fmtMiB(extrapolated ? project(last.mem.heapUsed, heapSlope) : last.mem.heapUsed)} | ${fmtMiB(extrapolated ? project(last.mem.rss, rssSlope) : last.mem.rss)} |
+
+Failed syncs: ${failed}. Sync rate over the run: ${fmtNum(rate)} syncs/s (${cpuNote}). Backlog (due or queued) kept under ${fmtInt(ARM_CHUNK)} by making
+connections due ${fmtInt(ARM_CHUNK)} at a time (largest seen: ${fmtInt(maxBacklog)}); pg-boss jobs beyond one per sync: ${fmtInt(duplicateJobs)}.
+`;
+  return { markdown, summary };
+}
