@@ -359,3 +359,12 @@ export async function environmentLine(): Promise<string> {
   const pgVersion = await withClient(ADMIN_URL, async (c) => (await c.query<{ v: string }>("select current_setting('server_version') as v")).rows[0]?.v ?? '?').catch(() => '?');
   return `${os.availableParallelism()} CPUs (${os.cpus()[0]?.model ?? 'unknown'}), ${(os.totalmem() / 1024 ** 3).toFixed(1)} GiB, Node ${process.version}, PostgreSQL ${pgVersion}`;
 }
+
+/** Whether a file of src/ contains `text` (for method notes that depend on how the measured code works). */
+export function sourceContains(file: string, text: string): boolean {
+  try {
+    return fs.readFileSync(path.join(ROOT, file), 'utf8').includes(text);
+  } catch {
+    return false;
+  }
+}

@@ -14,7 +14,7 @@ import type { SectionResult } from './section-sync.ts';
 
 export const SCHED_DB = 'mooring_bench_sched';
 const DUE = 1000;
-const TICKS = envNum('BENCH_SCHED_TICKS', 7);
+const TICKS = envNum('BENCH_SCHED_TICKS', 15);
 const SIZES = (process.env.BENCH_SCHED_SIZES ?? '10000,1000000').split(',').map(Number);
 const CONNECTIONS_PER_USER = 10;
 const OB_PROVIDER_IDS = sandboxCatalog('http://unused').filter((e) => e.adapter === 'openbanking').map((e) => e.id);

@@ -36,7 +36,7 @@ const WHATIF = process.env.BENCH_SYNC_WHATIF !== undefined && process.env.BENCH_
 const MEMORY_SYNCS = envNum('BENCH_MEMORY_SYNCS', 100_000);
 const MEMORY_MAX_S = envNum('BENCH_MEMORY_MAX_S', 150);
 const MEMORY_CONCURRENCY = envNum('BENCH_MEMORY_CONCURRENCY', 50);
-const MEMORY_SAMPLE_S = envNum('BENCH_MEMORY_SAMPLE_S', 15);
+const MEMORY_SAMPLE_S = envNum('BENCH_MEMORY_SAMPLE_S', 10);
 /** Connections made due at a time in the memory run. */
 const ARM_CHUNK = 2000;
 
@@ -304,6 +304,7 @@ export interface SectionResult {
 }
 
 export async function runSyncSection(): Promise<SectionResult> {
+  const workOptions = workOptionsInSource();
   const l = await openLab();
   await apiFor(l, LATENCY_MS);
   await apiFor(l, 0);
@@ -389,9 +390,10 @@ ${
           : ''
       }`
     : `The slots are kept busy (pick-up costs ${(100 * (1 - mainMedian.busy)).toFixed(0)} %); the throughput lost against C ÷ L₁ is the sync itself taking
-longer under load: ${fmtMs(mainMedian.handlerMedianMs - L1)} more per sync, of which about ${fmtMs(rounds * (mainMedian.bankMedianMs - single.bankMedianMs))} is the
-${fmtNum(rounds, 0)} sequential bank answers arriving later (the sandbox banks are served by a Mooring process on the same CPUs, and
-used ${mainMedian.apiCores.toFixed(2)} cores) and the rest Mooring's own work in the worker and PostgreSQL under contention.`
+longer under load: ${fmtMs(mainMedian.handlerMedianMs - L1)} more per sync. The banks answer later — median ${fmtMs(mainMedian.bankMedianMs)}, p90 ${fmtMs(mainMedian.bankP90Ms)}
+against ${fmtMs(single.bankMedianMs)} alone, and the second round waits for the slowest of its 4 parallel calls — because the sandbox banks
+are served by one Mooring process on the same CPUs (it used ${mainMedian.apiCores.toFixed(2)} cores); the rest is Mooring's own work in the
+worker and PostgreSQL under contention.`
 }
 During the window the whole machine used ${mainMedian.cpu.machine === null ? 'n/a' : fmtNum(mainMedian.cpu.machine, 2)} of its ${os.availableParallelism()} CPUs.
 
@@ -408,7 +410,7 @@ Method:
   pg-boss queue — exactly the scheduler tick — so the queue never runs dry. After ${WARMUP_S} s, syncs finished (state \`done\`)
   are counted over ${WINDOW_S} s. The deployed configuration runs ${REPEATS} times; the table quotes the median.
   Per-provider limit: ${PER_PROVIDER_CONCURRENCY} (not reached).
-- **pg-boss options** the workers ran with (src/syncs/worker.ts): \`${workOptionsInSource() ?? 'see src/syncs/worker.ts'}\`.
+- **pg-boss options** the workers ran with (src/syncs/worker.ts): \`${workOptions ?? 'see src/syncs/worker.ts'}\`.
   \`BENCH_SYNC_WHATIF='{"pollingIntervalSeconds":1}'\` (any pg-boss work options, JSON) adds a row with them merged in (one run).
 - **Timings inside the processes** (bench instrumentation only): each pg-boss job handler call in the workers is timed
   (BENCH_TIME_JOBS, bench/worker-process.ts), and the API process records how long each bank call took to answer
@@ -428,10 +430,10 @@ interface MemoryPoint {
   mem: MemorySample;
 }
 
-/** Least-squares slope of y over x. */
-function slope(xs: number[], ys: number[]): number {
+/** Least-squares slope of y over x, with its standard error. */
+function fit(xs: number[], ys: number[]): { slope: number; se: number } {
   const n = xs.length;
-  if (n < 2) return Number.NaN;
+  if (n < 3) return { slope: Number.NaN, se: Number.NaN };
   const mx = xs.reduce((a, b) => a + b, 0) / n;
   const my = ys.reduce((a, b) => a + b, 0) / n;
   let num = 0;
@@ -440,7 +442,12 @@ function slope(xs: number[], ys: number[]): number {
     num += ((xs[i] ?? 0) - mx) * ((ys[i] ?? 0) - my);
     den += ((xs[i] ?? 0) - mx) ** 2;
   }
-  return den === 0 ? Number.NaN : num / den;
+  if (den === 0) return { slope: Number.NaN, se: Number.NaN };
+  const slope = num / den;
+  const intercept = my - slope * mx;
+  let sse = 0;
+  for (let i = 0; i < n; i += 1) sse += ((ys[i] ?? 0) - (intercept + slope * (xs[i] ?? 0))) ** 2;
+  return { slope, se: Math.sqrt(sse / (n - 2) / den) };
 }
 
 export async function runMemorySection(): Promise<SectionResult> {
@@ -514,13 +521,23 @@ export async function runMemorySection(): Promise<SectionResult> {
       : `cores used: sandbox banks (a Mooring API process) ${(c.perChild[0] ?? 0).toFixed(2)}, the worker ${(c.perChild[1] ?? 0).toFixed(2)}, PostgreSQL ${c.postgres?.toFixed(2) ?? 'n/a'}, other processes ${c.other?.toFixed(2) ?? 'n/a'}`;
   // Fit over the samples after the first third of the syncs (start-up, JIT, pools and caches warming up).
   const steady = points.filter((p) => p.syncs >= last.syncs / 3);
-  const heapSlope = slope(steady.map((p) => p.syncs), steady.map((p) => p.mem.heapUsed));
-  const rssSlope = slope(steady.map((p) => p.syncs), steady.map((p) => p.mem.rss));
+  const heapFit = fit(steady.map((p) => p.syncs), steady.map((p) => p.mem.heapUsed));
+  const rssFit = fit(steady.map((p) => p.syncs), steady.map((p) => p.mem.rss));
   const rate = last.syncs / last.seconds;
-  // A falling trend over a short run is noise around a flat line: it is not projected downwards.
-  const project = (v: number, s: number): number => v + Math.max(0, s) * Math.max(0, 100_000 - last.syncs);
-  const perTenK = (s: number): string => `${s * 10_000 >= 0 ? '+' : ''}${fmtNum((s * 10_000) / 1024 ** 2, 2)} MiB`;
+  const MiB = 1024 ** 2;
+  const perTenK = (f: { slope: number; se: number }): string =>
+    Number.isNaN(f.slope) ? 'n/a' : `${f.slope >= 0 ? '+' : '−'}${fmtNum(Math.abs(f.slope * 10_000) / MiB, 2)} ± ${fmtNum((2 * f.se * 10_000) / MiB, 2)} MiB`;
+  /** Growth is told apart from noise only when the slope exceeds two standard errors. */
+  const grows = (f: { slope: number; se: number }): boolean => !Number.isNaN(f.slope) && f.slope - 2 * f.se > 0;
+  /** At 100,000 syncs if the upper end of the trend held (a falling trend is not projected downwards). */
+  const upTo = (v: number, f: { slope: number; se: number }): number => v + Math.max(0, Number.isNaN(f.slope) ? 0 : f.slope + 2 * f.se) * Math.max(0, 100_000 - last.syncs);
+  const heapRange = `${fmtMiB(Math.min(...steady.map((p) => p.mem.heapUsed)))}–${fmtMiB(Math.max(...steady.map((p) => p.mem.heapUsed)))}`;
+  const rssRange = `${fmtMiB(Math.min(...steady.map((p) => p.mem.rss)))}–${fmtMiB(Math.max(...steady.map((p) => p.mem.rss)))}`;
   const first = steady[0] ?? last;
+  const verdict =
+    grows(heapFit) || grows(rssFit)
+      ? `**Memory grew measurably** (${grows(heapFit) ? 'heap' : ''}${grows(heapFit) && grows(rssFit) ? ' and ' : ''}${grows(rssFit) ? 'RSS' : ''}: the trend exceeds twice its standard error)`
+      : `**No measurable growth:** after the first ${fmtInt(first.syncs)} syncs the heap stayed within ${heapRange} and RSS within ${rssRange}; neither trend is larger than twice its standard error`;
 
   const table = points.map(
     (p) => `| ${fmtInt(p.syncs)} | ${fmtNum(p.seconds, 0)} s | ${fmtMiB(p.mem.rss)} | ${fmtMiB(p.mem.heapUsed)} | ${fmtMiB(p.mem.heapTotal)} | ${fmtMiB(p.mem.external)} |`,
@@ -528,7 +545,8 @@ export async function runMemorySection(): Promise<SectionResult> {
   const extrapolated = !reachedTarget;
   const summary =
     `Worker memory: ${fmtInt(last.syncs)} syncs${extrapolated ? ` (time cap; ${fmtInt(MEMORY_SYNCS)} targeted)` : ''}: RSS ${fmtMiB(last.mem.rss)}, heap ${fmtMiB(last.mem.heapUsed)}; ` +
-    `heap trend ${perTenK(heapSlope)} per 10k syncs${extrapolated ? `, projected at 100k: heap ${fmtMiB(project(last.mem.heapUsed, heapSlope))}, RSS ${fmtMiB(project(last.mem.rss, rssSlope))}` : ''}`;
+    `trend per 10k syncs: heap ${perTenK(heapFit)}, RSS ${perTenK(rssFit)}${grows(heapFit) || grows(rssFit) ? ' (GROWS)' : ' (flat within noise)'}` +
+    `${extrapolated ? `; at 100k at most: heap ${fmtMiB(upTo(last.mem.heapUsed, heapFit))}, RSS ${fmtMiB(upTo(last.mem.rss, rssFit))}` : ''}`;
 
   const markdown = `## Worker memory
 
@@ -543,8 +561,9 @@ ${
     ? `
 **The run stopped at ${fmtInt(last.syncs)} syncs, not ${fmtInt(MEMORY_SYNCS)}:** the time cap (\`BENCH_MEMORY_MAX_S\` = ${MEMORY_MAX_S} s) keeps
 \`npm run bench\` within its budget; this machine ran ${fmtNum(rate)} syncs/s — its ${os.availableParallelism()} CPUs were busy (${cpuNote}) —
-so ${fmtInt(MEMORY_SYNCS)} syncs would take about ${fmtInt(MEMORY_SYNCS / rate / 60)} minutes. The figures for 100,000 syncs below are a **linear extrapolation** of the trend measured
-over the last ${fmtInt(last.syncs - first.syncs)} syncs — valid only if that trend holds; run with \`BENCH_ONLY=memory BENCH_MEMORY_MAX_S=${Math.ceil((MEMORY_SYNCS / rate) * 1.1)}\` to measure it.
+so ${fmtInt(MEMORY_SYNCS)} syncs would take about ${fmtInt(MEMORY_SYNCS / rate / 60)} minutes. The figures for 100,000 syncs below are an **extrapolation**: the
+upper end of the trend measured over the last ${fmtInt(last.syncs - first.syncs)} syncs, carried on linearly — an upper bound only if that trend
+holds; run with \`BENCH_ONLY=memory BENCH_MEMORY_MAX_S=${Math.ceil((MEMORY_SYNCS / rate) * 1.1)}\` to measure it.
 `
     : ''
 }
@@ -554,8 +573,10 @@ ${table.join('\n')}
 
 | Trend (least squares over the samples from ${fmtInt(first.syncs)} syncs on) | Heap used | RSS |
 |---|---:|---:|
-| Growth per 10,000 syncs | ${perTenK(heapSlope)} | ${perTenK(rssSlope)} |
-| ${extrapolated ? 'Projected' : 'Measured'} at 100,000 syncs | ${fmtMiB(extrapolated ? project(last.mem.heapUsed, heapSlope) : last.mem.heapUsed)} | ${fmtMiB(extrapolated ? project(last.mem.rss, rssSlope) : last.mem.rss)} |
+| Growth per 10,000 syncs (± 2 standard errors) | ${perTenK(heapFit)} | ${perTenK(rssFit)} |
+| ${extrapolated ? 'At 100,000 syncs, at most (upper end of the trend, extrapolated)' : 'Measured at 100,000 syncs'} | ${fmtMiB(extrapolated ? upTo(last.mem.heapUsed, heapFit) : last.mem.heapUsed)} | ${fmtMiB(extrapolated ? upTo(last.mem.rss, rssFit) : last.mem.rss)} |
+
+${verdict}.
 
 Failed syncs: ${failed}. Sync rate over the run: ${fmtNum(rate)} syncs/s (${cpuNote}). Backlog (due or queued) kept under ${fmtInt(ARM_CHUNK)} by making
 connections due ${fmtInt(ARM_CHUNK)} at a time (largest seen: ${fmtInt(maxBacklog)}); pg-boss jobs beyond one per sync: ${fmtInt(duplicateJobs)}.

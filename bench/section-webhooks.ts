@@ -7,7 +7,7 @@ import type pg from 'pg';
 import type { Queryable } from '../src/db/db.ts';
 import { webhooksRepository } from '../src/webhooks/repository.ts';
 import {
-  constantInSource, cpuMeter, dropDatabase, environmentLine, envNum, repeatIfDisturbed, fmtInt, fmtMs, fmtNum, freePort, freshDatabase, log, percentile, sleep, startChild, waitForQuiet, withClient,
+  constantInSource, sourceContains, cpuMeter, dropDatabase, environmentLine, envNum, repeatIfDisturbed, fmtInt, fmtMs, fmtNum, freePort, freshDatabase, log, percentile, sleep, startChild, waitForQuiet, withClient,
   type Child, type CpuReading,
 } from './common.ts';
 import type { SectionResult } from './section-sync.ts';
@@ -18,19 +18,34 @@ const MULTI_CLIENTS = envNum('BENCH_WEBHOOK_CLIENTS', 50);
 const REPEATS = envNum('BENCH_WEBHOOK_REPEATS', envNum('BENCH_REPEATS', 3));
 const RATE = envNum('BENCH_WEBHOOK_RATE', 50);
 const TRICKLE_S = envNum('BENCH_WEBHOOK_TRICKLE_S', 15);
-/** The dispatcher's settings as the measured code has them (read from src/, with the values of this writing as fallback). */
-const DISPATCHER_CONCURRENCY = constantInSource('src/server.ts', 'WEBHOOK_CONCURRENCY') ?? 20;
-const POLL_MS = constantInSource('src/server.ts', 'WEBHOOK_POLL_MS') ?? 1000;
-const LEASE_BATCH = constantInSource('src/webhooks/dispatcher.ts', 'BATCH') ?? 200;
+/**
+ * The dispatcher's settings as the measured code has them, read from src/ when the section starts
+ * (values of this writing as fallback), so the notes describe the code that ran.
+ */
+let DISPATCHER_CONCURRENCY = 20;
+let POLL_MS = 250;
+let LEASE_BATCH = 200;
 /** Events of one client per leased batch. */
-const PER_CLIENT_PER_BATCH = constantInSource('src/webhooks/dispatcher.ts', 'PER_CLIENT_PER_BATCH') ?? 20;
+let PER_CLIENT_PER_BATCH = 20;
 /** Deliveries to one client at once (null when the dispatcher has no such limit). */
-const PER_CLIENT_IN_FLIGHT = constantInSource('src/webhooks/dispatcher.ts', 'PER_CLIENT_IN_FLIGHT');
+let PER_CLIENT_IN_FLIGHT: number | null = 5;
 /** The concurrency one client's backlog actually gets. */
-const ONE_CLIENT_CONCURRENCY = Math.min(DISPATCHER_CONCURRENCY, PER_CLIENT_IN_FLIGHT ?? PER_CLIENT_PER_BATCH);
+let ONE_CLIENT_CONCURRENCY = 5;
+/** Whether each POST opens a new connection (node:http with agent: false). */
+let FRESH_CONNECTIONS = true;
+
+function readSettings(): void {
+  DISPATCHER_CONCURRENCY = constantInSource('src/server.ts', 'WEBHOOK_CONCURRENCY') ?? DISPATCHER_CONCURRENCY;
+  POLL_MS = constantInSource('src/server.ts', 'WEBHOOK_POLL_MS') ?? POLL_MS;
+  LEASE_BATCH = constantInSource('src/webhooks/dispatcher.ts', 'BATCH') ?? LEASE_BATCH;
+  PER_CLIENT_PER_BATCH = constantInSource('src/webhooks/dispatcher.ts', 'PER_CLIENT_PER_BATCH') ?? PER_CLIENT_PER_BATCH;
+  PER_CLIENT_IN_FLIGHT = constantInSource('src/webhooks/dispatcher.ts', 'PER_CLIENT_IN_FLIGHT');
+  ONE_CLIENT_CONCURRENCY = Math.min(DISPATCHER_CONCURRENCY, PER_CLIENT_IN_FLIGHT ?? PER_CLIENT_PER_BATCH);
+  FRESH_CONNECTIONS = sourceContains('src/webhooks/dispatcher.ts', 'agent: false');
+}
 const SECRET = 'whsec_bench_0123456789abcdef';
 /** Baseline variants: requests in flight, and whether each POST opens a new connection (as the dispatcher's node:http with agent: false). */
-const BASELINES: [number, boolean][] = [
+const baselines = (): [number, boolean][] => [
   [DISPATCHER_CONCURRENCY, false],
   [ONE_CLIENT_CONCURRENCY, false],
   [ONE_CLIENT_CONCURRENCY, true],
@@ -227,6 +242,7 @@ async function explainLease(c: pg.Client): Promise<string> {
 }
 
 export async function runWebhooksSection(): Promise<SectionResult> {
+  readSettings();
   log(`webhook delivery: (re)creating database ${WEBHOOK_DB}`);
   const url = await freshDatabase(WEBHOOK_DB);
   const port = await freePort();
@@ -246,7 +262,7 @@ export async function runWebhooksSection(): Promise<SectionResult> {
         for (const clients of [1, MULTI_CLIENTS]) {
           mooringRuns.push(await repeatIfDisturbed(`Mooring run ${run}`, 30_000, () => mooringBulk(c, receiver, worker, clients, run, hookUrl), (r) => r.cpu.other));
         }
-        for (const [conc, fresh] of BASELINES) {
+        for (const [conc, fresh] of baselines()) {
           baselineRuns.push(await repeatIfDisturbed(`baseline run ${run}`, 10_000, () => baselineBulk(c, receiver, baseline, conc, fresh, run), (r) => r.cpu.other));
         }
       }
@@ -304,7 +320,7 @@ worker process to a local receiver; deliveries/s between the first and the last 
 |---|---:|---|---:|---:|---:|---:|---|
 ${mRow(mOne)}
 ${mRow(mMulti)}
-${BASELINES.map(bRow).join('\n')}
+${baselines().map(bRow).join('\n')}
 
 Latency: ${Math.round(RATE * TRICKLE_S)} events logged one at a time at ${RATE}/s for one client (as syncs finishing would log them), while the
 worker runs; latency = arrival at the receiver (wall clock) − the event's \`created_at\`. The baseline POSTs each body the moment it
@@ -315,18 +331,18 @@ is "created", at the same rate: its latency is the POST round trip alone.
 | Mooring: event logged → delivered | **${fmtMs(t.p50)}** | ${fmtMs(t.p90)} | **${fmtMs(t.p99)}** | ${fmtMs(t.max)} | ${t.n} |
 | Baseline: POST round trip | ${fmtMs(tb.p50)} | ${fmtMs(tb.p90)} | ${fmtMs(tb.p99)} | ${fmtMs(tb.max)} | ${tb.n} |
 
-The dispatcher as measured (read from src/): the worker polls for due events every ${POLL_MS / 1000} s (src/server.ts \`WEBHOOK_POLL_MS\`), so an
-event waits up to ${POLL_MS / 1000} s (${POLL_MS / 2000} s on average) before its first attempt; each poll leases batches of up to ${LEASE_BATCH} events, at most
+The dispatcher as measured (read from src/): the worker polls for due events every ${POLL_MS} ms (src/server.ts \`WEBHOOK_POLL_MS\`), so an
+event waits up to ${POLL_MS} ms (${POLL_MS / 2} ms on average) before its first attempt; each poll leases batches of up to ${LEASE_BATCH} events, at most
 ${PER_CLIENT_PER_BATCH} per client (\`PER_CLIENT_PER_BATCH\`)${
   PER_CLIENT_IN_FLIGHT === null ? '' : `, and delivers at most ${PER_CLIENT_IN_FLIGHT} to one client at a time (\`PER_CLIENT_IN_FLIGHT\`)`
 }, ${DISPATCHER_CONCURRENCY} in all (\`WEBHOOK_CONCURRENCY\`); so one client's backlog is delivered ${ONE_CLIENT_CONCURRENCY} at a time. Each
-delivery is recorded with its own statements, and each POST${PER_CLIENT_IN_FLIGHT === null ? '' : ' opens a new connection (node:http, agent: false)'}.
+delivery is recorded with its own statements${FRESH_CONNECTIONS ? ', and each POST opens a new connection (node:http, agent: false)' : ''}.
 
 Method:
 - Database \`${WEBHOOK_DB}\` (dropped afterwards). One endpoint per client (\`webhook_endpoints\`), all pointing at the receiver:
   bench/webhook-receiver.ts, node:http on 127.0.0.1 in its own process, which checks every \`Mooring-Signature\` with
   \`verify\` from src/webhooks/signing.ts and answers 200 \`ok\`; no bad signatures or duplicates were accepted as new.
-- Mooring: a worker process built by createServer (role \`worker\`: dispatcher concurrency ${DISPATCHER_CONCURRENCY}, polled every ${POLL_MS / 1000} s; the
+- Mooring: a worker process built by createServer (role \`worker\`: dispatcher concurrency ${DISPATCHER_CONCURRENCY}, polled every ${POLL_MS} ms; the
   scheduler, reaper and event sweep run too but find nothing to do). Sandbox mode allows the loopback receiver.
 - Baseline: bench/webhook-baseline.ts, a child process that loads the same events, builds the dispatcher's exact body
   (\`{ id, eventType, userId, payload }\`), signs it with \`sign\` and POSTs it with \`fetch\` and the same headers, discarding the

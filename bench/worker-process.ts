@@ -16,7 +16,8 @@
  * Instrumentation and what-ifs, by environment, both wrapping PgBoss#work (nothing else changes):
  *   BENCH_TIME_JOBS=1          time every job handler call (`jobs` answers the durations in ms)
  *   BENCH_WORK_OPTIONS=<json>  merge these options into the options src/syncs/worker.ts passes to
- *                              boss.work (e.g. {"pollingIntervalSeconds":1}): a what-if experiment
+ *                              boss.work (e.g. {"pollingIntervalSeconds":1}; null removes an option): a
+ *                              what-if experiment
  */
 import { PgBoss } from 'pg-boss';
 import { loadConfig } from '../src/config.ts';
@@ -36,7 +37,11 @@ if (timeJobs || workOptions !== null) {
   (PgBoss.prototype as unknown as { work: Work }).work = function (this: PgBoss, ...args: unknown[]) {
     const last = args.length - 1;
     const handler = args[last];
-    if (workOptions !== null && args.length === 3 && typeof args[1] === 'object' && args[1] !== null) args[1] = { ...args[1], ...workOptions };
+    if (workOptions !== null && args.length === 3 && typeof args[1] === 'object' && args[1] !== null) {
+      const merged: Record<string, unknown> = { ...args[1], ...workOptions };
+      for (const [k, v] of Object.entries(workOptions)) if (v === null) delete merged[k]; // null removes an option
+      args[1] = merged;
+    }
     if (timeJobs && typeof handler === 'function') {
       args[last] = async (jobs: unknown) => {
         const t = performance.now();
