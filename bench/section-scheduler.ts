@@ -61,12 +61,13 @@ async function addDue(c: pg.Client): Promise<string[]> {
   return r.rows.map((x) => x.id);
 }
 
-/** Puts the due connections back: due again, their queued syncs (and pg-boss jobs) deleted, dead rows vacuumed. */
+/** Puts the due connections back: due again, their queued syncs (and pg-boss jobs) deleted, dead rows vacuumed (pg-boss's too). */
 async function rearm(c: pg.Client, ids: string[]): Promise<void> {
   await c.query(`delete from syncs where state = 'queued'`);
   await c.query(`delete from pgboss.job where name = 'sync'`).catch(() => undefined);
   await c.query(`update connections set next_sync_at = now() - interval '1 minute' where id = any($1::text[])`, [ids]);
   await c.query('vacuum connections, syncs');
+  await c.query('vacuum pgboss.job').catch(() => undefined);
 }
 
 type Mode = 'db' | 'boss';
@@ -198,7 +199,7 @@ Method:
   "database work only" is the same engine built with \`queue: null\`; "as the worker runs it" is createServer's engine, whose
   queue hands the queued syncs to pg-boss after the commit. Wall time of the \`enqueueDue()\` call.
 - Between ticks (not timed): the queued syncs and pg-boss jobs are deleted, the ${fmtInt(DUE)} connections are made due again, and
-  \`VACUUM connections, syncs\` clears the dead rows, as autovacuum would.
+  \`VACUUM connections, syncs, pgboss.job\` clears the dead rows, as autovacuum would.
 
 All ticks (ms):
 
