@@ -4,7 +4,6 @@
  */
 import { fork, execSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -85,17 +84,8 @@ export async function dropDatabase(name: string): Promise<void> {
   await withClient(ADMIN_URL, (c) => c.query(`drop database if exists ${name} with (force)`)).catch(() => undefined);
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+/** A free loopback port (the same helper the tests use). */
+export { freePort } from '../test/helpers/server.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Child processes
