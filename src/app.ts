@@ -46,6 +46,7 @@ import { accountsRoutes } from './accounts/routes.ts';
 import { journeysService } from './journeys/service.ts';
 import { journeyRoutes } from './journeys/routes.ts';
 import { registerSandboxBanks } from './sandbox/banks/index.ts';
+import type { Timers } from './timers.ts';
 
 export interface AppDeps {
   config: Config;
@@ -61,6 +62,7 @@ export interface AppDeps {
   engine: SyncEngine;
   events: ConnectionEvents;
   dispatcher: WebhookDispatcher;
+  timers: Timers;
 }
 
 export interface BuiltApp {
@@ -141,7 +143,7 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   authRequestRoutes(app, { authRequests: authRequestsService({ db, oidc, clock, issuer: `${config.publicUrl}${OIDC_PREFIX}` }), publicUrl: config.publicUrl });
   webhookRoutes(app, { db, oidc, clock, adminToken: deps.adminToken, publicUrl: config.publicUrl, policy: { allowPrivate: config.webhookAllowPrivate, allowLoopback: config.sandbox } });
   if (config.sandbox) {
-    await registerSandboxBanks(fastify, { db, clock, catalog, sandboxClientSecret: deps.sandboxClientSecret, latencyMs: config.sandboxLatencyMs });
+    await registerSandboxBanks(fastify, { db, clock, catalog, sandboxClientSecret: deps.sandboxClientSecret, latencyMs: config.sandboxLatencyMs, slowCallMs: deps.timers.sandboxSlowCallMs });
     sandboxControlRoutes(app, { db, clock, catalog, engine, events, dispatcher, adminToken: deps.adminToken, concurrency: config.workerConcurrency });
   }
 

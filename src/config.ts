@@ -27,6 +27,8 @@ export interface Config {
   sandboxLatencyMs: number;
   /** Believe X-Forwarded-* headers (only behind a reverse proxy that sets them). */
   trustProxy: boolean;
+  /** Sandbox only: where the domain clock starts on the first start of a new database (null: real time). */
+  sandboxClockStart: Date | null;
 }
 
 export class ConfigError extends Error {
@@ -89,6 +91,19 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
   const logLevel = (LOG_LEVELS as readonly string[]).includes(logLevelRaw) ? (logLevelRaw as LogLevel) : 'info';
   if (logLevel !== logLevelRaw) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got "${env.LOG_LEVEL}")`);
 
+  let sandboxClockStart: Date | null = null;
+  const clockStartRaw = env.MOORING_SANDBOX_CLOCK_START;
+  if (clockStartRaw !== undefined && clockStartRaw !== '') {
+    // UTC only, and the calendar date must exist (no rolling 2026-02-30 over into March).
+    const m = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d{1,3})?Z$/.exec(clockStartRaw);
+    const parsed = m === null ? null : new Date(clockStartRaw);
+    if (m === null || parsed === null || Number.isNaN(parsed.getTime()) || parsed.toISOString().slice(0, 19) !== m[1]) {
+      problems.push(`MOORING_SANDBOX_CLOCK_START must be a UTC date-time such as 2026-01-14T09:00:00Z (got "${clockStartRaw}")`);
+    } else {
+      sandboxClockStart = parsed;
+    }
+  }
+
   const config: Config = {
     port,
     host,
@@ -104,6 +119,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     webhookAllowPrivate: boolVar(env, 'MOORING_WEBHOOK_ALLOW_PRIVATE', false, problems),
     sandboxLatencyMs: intVar(env, 'MOORING_SANDBOX_LATENCY_MS', 0, 0, 60_000, problems),
     trustProxy: boolVar(env, 'TRUST_PROXY', false, problems),
+    sandboxClockStart,
     ...overrides,
   };
   if (problems.length > 0) throw new ConfigError(problems);

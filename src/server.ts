@@ -25,15 +25,9 @@ import { syncRunner } from './syncs/runner.ts';
 import { bossSyncQueue, startWorker, type Worker } from './syncs/worker.ts';
 import { connectionEvents } from './webhooks/events.ts';
 import { webhookDispatcher } from './webhooks/dispatcher.ts';
+import { resolveTimers, type Timers } from './timers.ts';
 
-/** How often a process picks up a sandbox clock moved by another process. */
-const CLOCK_REFRESH_MS = 1_000;
-// Due webhook events are looked for this often (an index probe when none are due): bounds delivery latency.
-const WEBHOOK_POLL_MS = 250;
-const EVENT_SWEEP_MS = 10_000;
 const WEBHOOK_CONCURRENCY = 20;
-/** Expired tokens and sessions, and abandoned journeys, are deleted this often. */
-const PURGE_EVERY_MS = 60_000;
 const JOURNEY_RETENTION_MS = 24 * 3_600_000;
 
 export type Role = 'all' | 'api' | 'worker';
@@ -58,6 +52,8 @@ export interface ServerOptions {
   jobs?: boolean;
   /** An already-open database (tests); otherwise one is opened from the config. */
   db?: Db;
+  /** Intervals, leases and time-outs (default DEFAULT_TIMERS); tests make them short. */
+  timers?: Partial<Timers>;
   onProgress?: (msg: string) => void;
 }
 
@@ -65,6 +61,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
   const { config, logger: log } = opts;
   const role = opts.role ?? 'all';
   const progress = opts.onProgress ?? (() => undefined);
+  const timers = resolveTimers(opts.timers);
   const ownsDb = opts.db === undefined;
   progress(config.databaseUrl === null ? `opening the embedded database in ${config.dataDir}` : 'connecting to PostgreSQL');
   const db = opts.db ?? (await openDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize }));
@@ -77,16 +74,21 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     await migrate(db, progress);
     const keys = await loadOrCreateKeys(db);
     const clock = systemClock();
+    if (config.sandbox && config.sandboxClockStart !== null) {
+      // First start of this database only: every later start (and every other process) follows the stored offset.
+      const start = config.sandboxClockStart.getTime();
+      await settingOrCreate(db, CLOCK_OFFSET_SETTING, () => start - Date.now());
+    }
     const refreshClock = async (): Promise<void> => clock.setOffsetMs((await readSetting<number>(db, CLOCK_OFFSET_SETTING)) ?? 0);
     await refreshClock();
     if (config.sandbox) {
-      const timer = setInterval(() => void refreshClock().catch(() => undefined), CLOCK_REFRESH_MS);
+      const timer = setInterval(() => void refreshClock().catch(() => undefined), timers.clockRefreshMs);
       timer.unref();
       closers.push(async () => clearInterval(timer));
     }
     const sandboxClientSecret = (await settingOrCreate(db, 'sandbox_client_secret', () => randomBytes(24).toString('base64url'))).value;
     const catalog = createCatalog(config.sandbox ? sandboxCatalog(config.publicUrl) : []);
-    const adapters = createProviderAdapters({ sandboxClientSecret });
+    const adapters = createProviderAdapters({ sandboxClientSecret, timeoutMs: timers.providerTimeoutMs });
 
     let boss: PgBoss | null = null;
     if (opts.jobs ?? true) {
@@ -101,7 +103,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
       policy: { allowPrivate: config.webhookAllowPrivate, allowLoopback: config.sandbox },
     });
     const engine = syncEngine({
-      db, catalog, clock, log,
+      db, catalog, clock, log, timers,
       runClaimed: syncRunner({ db, catalog, adapters, clock, log, afterSync: events.afterSync }),
       queue: boss === null ? null : bossSyncQueue(boss),
     });
@@ -109,13 +111,13 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     let worker: Worker | null = null;
     if (role !== 'api' && boss !== null) {
       worker = await startWorker({
-        boss, engine, concurrency: config.workerConcurrency, beforeTick: refreshClock, log,
+        boss, engine, concurrency: config.workerConcurrency, beforeTick: refreshClock, log, timers,
         loops: [
-          { name: 'webhook deliveries', everyMs: WEBHOOK_POLL_MS, run: () => dispatcher.deliverDue() },
-          { name: 'connection events', everyMs: EVENT_SWEEP_MS, run: () => events.sweep(db) },
+          { name: 'webhook deliveries', everyMs: timers.webhookPollMs, run: () => dispatcher.deliverDue() },
+          { name: 'connection events', everyMs: timers.eventSweepMs, run: () => events.sweep(db) },
           {
             name: 'purge',
-            everyMs: PURGE_EVERY_MS,
+            everyMs: timers.purgeEveryMs,
             run: async () => {
               await purgeExpiredOidcModels(db);
               await journeysRepository(db).purgeOlderThan(new Date(clock.now().getTime() - JOURNEY_RETENTION_MS));
@@ -130,7 +132,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     let app: FastifyInstance | null = null;
     let oidc: Provider | null = null;
     if (role !== 'worker') {
-      const built = await buildApp({ config, db, clock, logger: log, catalog, adapters, keys, adminToken: opts.adminToken, sandboxClientSecret, engine, events, dispatcher });
+      const built = await buildApp({ config, db, clock, logger: log, catalog, adapters, keys, adminToken: opts.adminToken, sandboxClientSecret, engine, events, dispatcher, timers });
       app = built.app;
       oidc = built.oidc;
       const a = built.app;

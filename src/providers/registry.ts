@@ -7,9 +7,10 @@ import { createLegacyAdapter } from './legacy/adapter.ts';
 import { createOpenBankingAdapter } from './openbanking/adapter.ts';
 import type { ProviderAdapter } from './provider.ts';
 import { createValuationAdapter } from './valuation/adapter.ts';
+import { DEFAULT_TIMERS } from '../timers.ts';
 
 /** Each HTTP call to a provider may take this long (user_slow's calls take 2 s). */
-export const DEFAULT_PROVIDER_TIMEOUT_MS = 10_000;
+export const DEFAULT_PROVIDER_TIMEOUT_MS = DEFAULT_TIMERS.providerTimeoutMs;
 
 export interface ProviderAdapterOptions {
   /** Mooring's client secret at the sandbox banks (client id `mooring`). */

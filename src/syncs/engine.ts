@@ -15,7 +15,8 @@ import { AppError } from '../errors.ts';
 import { connectionsRepository } from '../connections/repository.ts';
 import type { Catalog } from '../providers/catalog.ts';
 import { LONGEST_WINDOW_MS, nextScheduledSync, syncBudget } from './cadence.ts';
-import { syncsRepository, RUNNING_LEASE_SECONDS, type SyncRow } from './repository.ts';
+import { syncsRepository, type SyncRow } from './repository.ts';
+import { DEFAULT_TIMERS, type Timers } from '../timers.ts';
 import type { RunClaimed } from './runner.ts';
 import type { SyncAction } from './schemas.ts';
 
@@ -36,6 +37,8 @@ export interface SyncEngineDeps {
   log: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void };
   /** Real-time sleep (tests may shorten it). */
   sleep?: (ms: number) => Promise<void>;
+  /** Leases, join polling and time-out (default DEFAULT_TIMERS). */
+  timers?: Pick<Timers, 'runningLeaseSeconds' | 'queuedLeaseSeconds' | 'joinPollMs' | 'joinTimeoutMs'>;
 }
 
 export interface SyncRequest {
@@ -53,9 +56,6 @@ export type SyncOutcome =
   /** No sync can run: the provider is retired, the consent expired, or the connection is gone. */
   | { kind: 'skipped'; reason: 'retired' | 'expired' | 'not_found' };
 
-const LEASE_RENEW_MS = (RUNNING_LEASE_SECONDS * 1000) / 3;
-const JOIN_POLL_MS = 100;
-const JOIN_TIMEOUT_MS = 5 * 60_000;
 export const SCHEDULER_BATCH = 1000;
 /** A provider whose syncs mostly failed over the last hour gets no scheduled syncs for this long. */
 export const PROVIDER_BACKOFF_MS = 3_600_000;
@@ -78,7 +78,9 @@ async function failingProviders(tx: Queryable, providerIds: string[], now: Date)
 }
 
 export function syncEngine(deps: SyncEngineDeps) {
-  const syncs = syncsRepository(deps.db);
+  const timers = deps.timers ?? DEFAULT_TIMERS;
+  const leaseRenewMs = (timers.runningLeaseSeconds * 1000) / 3;
+  const syncs = syncsRepository(deps.db, timers);
   const connections = connectionsRepository(deps.db);
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
 
@@ -88,7 +90,7 @@ export function syncEngine(deps: SyncEngineDeps) {
     if (claimed === null) return false;
     const heartbeat = setInterval(() => {
       syncs.renewLease(syncId, claimed.attempts).catch((err: unknown) => deps.log.warn({ syncId, err: String(err) }, 'could not renew a sync lease'));
-    }, LEASE_RENEW_MS);
+    }, leaseRenewMs);
     heartbeat.unref();
     try {
       await deps.runClaimed(claimed);
@@ -99,13 +101,13 @@ export function syncEngine(deps: SyncEngineDeps) {
   }
 
   async function waitDone(syncId: string): Promise<SyncRow> {
-    const deadline = Date.now() + JOIN_TIMEOUT_MS;
+    const deadline = Date.now() + timers.joinTimeoutMs;
     for (;;) {
       const row = await syncs.findById(syncId);
       if (row === undefined) throw new AppError(404, 'not_found', 'Sync not found (its connection was deleted)');
       if (row.state === 'done') return row;
       if (Date.now() > deadline) throw new AppError(504, 'sync_timeout', 'The sync is still running; check it later with GET /users/:userId/syncs/:syncId');
-      await sleep(JOIN_POLL_MS);
+      await sleep(timers.joinPollMs);
     }
   }
 
@@ -176,7 +178,7 @@ export function syncEngine(deps: SyncEngineDeps) {
       const now = deps.clock.now();
       const queued = await deps.db.transaction(async (tx) => {
         const txConnections = connectionsRepository(tx);
-        const txSyncs = syncsRepository(tx);
+        const txSyncs = syncsRepository(tx, timers);
         const due = await txConnections.lockDue(now, limit);
         const failing = await failingProviders(tx, [...new Set(due.map((d) => d.provider_id))], now);
         const updates: { id: string; next: Date | null }[] = [];

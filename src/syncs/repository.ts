@@ -4,6 +4,7 @@ import type { Queryable } from '../db/db.ts';
 import type { FetchStatus } from '../connections/status.ts';
 import type { ProviderAccount, ProviderTransaction } from '../providers/provider.ts';
 import type { SyncAction, SyncMethod, SyncState } from './schemas.ts';
+import { DEFAULT_TIMERS } from '../timers.ts';
 
 export interface SyncRow {
   id: string;
@@ -25,10 +26,9 @@ export interface SyncRow {
   attempts: number;
 }
 
-/** How long a queued sync may wait for a worker before it is handed out again. */
-export const QUEUED_LEASE_SECONDS = 120;
-/** How long a running sync's lease lasts; its runner renews it well before then. */
-export const RUNNING_LEASE_SECONDS = 30;
+/** Leases default to DEFAULT_TIMERS (timers.ts); createServer may pass others. */
+export const QUEUED_LEASE_SECONDS = DEFAULT_TIMERS.queuedLeaseSeconds;
+export const RUNNING_LEASE_SECONDS = DEFAULT_TIMERS.runningLeaseSeconds;
 
 export interface SyncCounts {
   accounts: number;
@@ -36,7 +36,12 @@ export interface SyncCounts {
   transactionsUpdated: number;
 }
 
-export function syncsRepository(db: Queryable) {
+export interface SyncLeases {
+  queuedLeaseSeconds: number;
+  runningLeaseSeconds: number;
+}
+
+export function syncsRepository(db: Queryable, leases: SyncLeases = { queuedLeaseSeconds: QUEUED_LEASE_SECONDS, runningLeaseSeconds: RUNNING_LEASE_SECONDS }) {
   return {
     /**
      * Queues a sync unless the connection already has one queued or running (then answers null:
@@ -50,7 +55,7 @@ export function syncsRepository(db: Queryable) {
                  'queued', $6, $7, $8, now() + make_interval(secs => $9))
          on conflict (connection_id) where state <> 'done' do nothing
          returning *`,
-        [s.id, s.connectionId, s.userId, s.providerId, s.action, s.attended, s.customerIp, s.now, QUEUED_LEASE_SECONDS],
+        [s.id, s.connectionId, s.userId, s.providerId, s.action, s.attended, s.customerIp, s.now, leases.queuedLeaseSeconds],
       );
       return r.rows[0] ?? null;
     },
@@ -66,7 +71,7 @@ export function syncsRepository(db: Queryable) {
            from jsonb_to_recordset($1::jsonb) as x(id uuid, connection_id text, user_id text, provider_id text)
          on conflict (connection_id) where state <> 'done' do nothing
          returning *`,
-        [JSON.stringify(rows.map((x) => ({ id: x.id, connection_id: x.connectionId, user_id: x.userId, provider_id: x.providerId }))), action, now, QUEUED_LEASE_SECONDS],
+        [JSON.stringify(rows.map((x) => ({ id: x.id, connection_id: x.connectionId, user_id: x.userId, provider_id: x.providerId }))), action, now, leases.queuedLeaseSeconds],
       );
       return r.rows;
     },
@@ -91,14 +96,14 @@ export function syncsRepository(db: Queryable) {
       const r = await db.query<SyncRow>(
         `update syncs set state = 'running', attempts = attempts + 1, lease_until = now() + make_interval(secs => $2)
          where id = $1 and state = 'queued' returning *`,
-        [syncId, RUNNING_LEASE_SECONDS],
+        [syncId, leases.runningLeaseSeconds],
       );
       return r.rows[0] ?? null;
     },
 
     /** Renews the lease of this run (its attempt) only; false once another run took the sync over. */
     async renewLease(syncId: string, attempt: number): Promise<boolean> {
-      const r = await db.query(`update syncs set lease_until = now() + make_interval(secs => $2) where id = $1 and state = 'running' and attempts = $3`, [syncId, RUNNING_LEASE_SECONDS, attempt]);
+      const r = await db.query(`update syncs set lease_until = now() + make_interval(secs => $2) where id = $1 and state = 'running' and attempts = $3`, [syncId, leases.runningLeaseSeconds, attempt]);
       return r.rowCount > 0;
     },
 
@@ -114,7 +119,7 @@ export function syncsRepository(db: Queryable) {
          update syncs s set state = 'queued', lease_until = now() + make_interval(secs => $2)
          from expired e where s.id = e.id
          returning s.id::text as id, s.provider_id, e.state as was`,
-        [limit, QUEUED_LEASE_SECONDS],
+        [limit, leases.queuedLeaseSeconds],
       );
       return r.rows;
     },

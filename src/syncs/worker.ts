@@ -6,9 +6,9 @@
 import type { PgBoss } from 'pg-boss';
 import { SYNC_QUEUE } from '../jobs/boss.ts';
 import type { SyncEngine, SyncQueue } from './engine.ts';
+import { DEFAULT_TIMERS, type Timers } from '../timers.ts';
 
-export const SCHEDULER_TICK_MS = 5_000;
-export const REAPER_INTERVAL_MS = 10_000;
+export const SCHEDULER_TICK_MS = DEFAULT_TIMERS.schedulerTickMs;
 /** At most this many syncs of one provider run at once across all workers. */
 export const PER_PROVIDER_CONCURRENCY = 50;
 
@@ -27,6 +27,8 @@ export interface WorkerDeps {
   boss: PgBoss;
   engine: SyncEngine;
   concurrency: number;
+  /** Scheduler tick and reaper intervals (default DEFAULT_TIMERS). */
+  timers?: Pick<Timers, 'schedulerTickMs' | 'reaperIntervalMs'>;
   /** Called before each scheduler tick (e.g. to pick up a moved sandbox clock). */
   beforeTick?: () => Promise<void>;
   /** Other periodic work of a worker (webhook deliveries, time-driven events). */
@@ -69,12 +71,12 @@ export async function startWorker(deps: WorkerDeps): Promise<Worker> {
     timer.unref();
     return timer;
   };
-  const tick = loop('scheduler tick', SCHEDULER_TICK_MS, async () => {
+  const tick = loop('scheduler tick', (deps.timers ?? DEFAULT_TIMERS).schedulerTickMs, async () => {
     await deps.beforeTick?.();
     const queued = await deps.engine.enqueueDue();
     if (queued.length > 0) deps.log.info({ queued: queued.length }, 'scheduled syncs queued');
   });
-  const reaper = loop('reaper', REAPER_INTERVAL_MS, () => deps.engine.reap());
+  const reaper = loop('reaper', (deps.timers ?? DEFAULT_TIMERS).reaperIntervalMs, () => deps.engine.reap());
   const others = (deps.loops ?? []).map((l) => loop(l.name, l.everyMs, l.run));
   deps.log.info({ concurrency: deps.concurrency }, 'sync worker started');
 

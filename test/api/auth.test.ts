@@ -3,7 +3,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { ADMIN_TOKEN, startTestServer, type TestServer } from '../helpers/server.ts';
+import { domainNow } from '../helpers/time.ts';
 import { accessToken, ALL_API_SCOPES, apiClient, call, connectBank, requestToken, type ApiClient } from '../helpers/api.ts';
 
 interface ErrorBody {
@@ -16,6 +17,8 @@ const TOKEN_TTL_MS = 3600_000;
 
 describe('authentication and scopes', () => {
   let ts: TestServer;
+  /** The server's domain time (tests start it at a fixed instant). */
+  let now: () => number;
   let a: ApiClient;
   let b: ApiClient;
   let userA: string;
@@ -24,6 +27,7 @@ describe('authentication and scopes', () => {
 
   beforeAll(async () => {
     ts = await startTestServer();
+    now = await domainNow(ts.baseUrl, ADMIN_TOKEN);
     a = await apiClient(ts.baseUrl);
     b = await apiClient(ts.baseUrl);
     userA = (await a.mh.registerUser({ clientUserId: 'a-1' })).userId;
@@ -38,7 +42,7 @@ describe('authentication and scopes', () => {
     ['GET', `/users/${userA}`],
     ['DELETE', `/users/${userA}`],
     ['GET', `/users/${userA}/connections`],
-    ['PATCH', `/users/${userA}/connections/${connectionA}`, { expiresAt: new Date(Date.now() + 86_400_000).toISOString() }],
+    ['PATCH', `/users/${userA}/connections/${connectionA}`, { expiresAt: new Date(now() + 86_400_000).toISOString() }],
     ['GET', `/users/${userA}/connections/${connectionA}/syncs`],
     ['POST', `/v2.0/sync/${connectionA}`, {}],
   ];
@@ -110,7 +114,7 @@ describe('authentication and scopes', () => {
     expect(del.status).toBe(403);
     expect((del.body as ErrorBody).message).toContain('user:delete');
 
-    const patch = await call(ts.baseUrl, 'PATCH', `/users/${userA}/connections/${connectionA}`, { token: readOnly, json: { expiresAt: new Date(Date.now() + 86_400_000).toISOString() } });
+    const patch = await call(ts.baseUrl, 'PATCH', `/users/${userA}/connections/${connectionA}`, { token: readOnly, json: { expiresAt: new Date(now() + 86_400_000).toISOString() } });
     expect(patch.status).toBe(403);
     expect((patch.body as ErrorBody).message).toContain('user:update');
 

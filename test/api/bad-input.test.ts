@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_TOKEN, startTestServer, type TestServer } from '../helpers/server.ts';
+import { domainNow } from '../helpers/time.ts';
 import { REDIRECT_URI } from '../helpers/moneyhub.ts';
 import { accessToken, ALL_API_SCOPES, apiClient, call, connectBank, DAY_MS, MODELO_ID, type ApiClient } from '../helpers/api.ts';
 
@@ -23,6 +24,8 @@ const BODY_LIMIT_BYTES = 100_000;
 
 describe('bad input changes nothing', () => {
   let ts: TestServer;
+  /** The server's domain time (tests start it at a fixed instant). */
+  let now: () => number;
   let client: ApiClient;
   let token: string;
   let userId: string;
@@ -48,6 +51,7 @@ describe('bad input changes nothing', () => {
 
   beforeAll(async () => {
     ts = await startTestServer();
+    now = await domainNow(ts.baseUrl, ADMIN_TOKEN);
     client = await apiClient(ts.baseUrl);
     token = await accessToken(ts.baseUrl, client, ALL_API_SCOPES);
     userId = (await client.mh.registerUser({ clientUserId: 'bad-input' })).userId;
@@ -99,7 +103,7 @@ describe('bad input changes nothing', () => {
 
     const c = await connection();
     const patch = await call(ts.baseUrl, 'PATCH', `/users/${userId}/connections/${connectionId}`, {
-      token, json: { expiresAt: new Date(Date.now() + 10 * DAY_MS).toISOString(), status: 'ok' },
+      token, json: { expiresAt: new Date(now() + 10 * DAY_MS).toISOString(), status: 'ok' },
     });
     expect(patch.status).toBe(400);
     expect((patch.body as ErrorBody).message).toContain('status');
@@ -154,13 +158,13 @@ describe('bad input changes nothing', () => {
 
   it.each<[string, () => unknown]>([
     ['not a date', () => 'next tuesday'],
-    ['in the past', () => new Date(Date.now() - DAY_MS).toISOString()],
-    ['now, which is not in the future', () => new Date(Date.now() - 1000).toISOString()],
-    ['beyond 90 days', () => new Date(Date.now() + 91 * DAY_MS).toISOString()],
-    ['a bare date without a time', () => new Date(Date.now() + 10 * DAY_MS).toISOString().slice(0, 10)],
-    ['a date-time without a time zone', () => new Date(Date.now() + 10 * DAY_MS).toISOString().slice(0, 19)],
-    ['an impossible calendar date', () => `${new Date(Date.now() + 40 * DAY_MS).getUTCFullYear() + 1}-02-30T00:00:00Z`],
-    ['a number', () => Date.now() + 10 * DAY_MS],
+    ['in the past', () => new Date(now() - DAY_MS).toISOString()],
+    ['now, which is not in the future', () => new Date(now() - 1000).toISOString()],
+    ['beyond 90 days', () => new Date(now() + 91 * DAY_MS).toISOString()],
+    ['a bare date without a time', () => new Date(now() + 10 * DAY_MS).toISOString().slice(0, 10)],
+    ['a date-time without a time zone', () => new Date(now() + 10 * DAY_MS).toISOString().slice(0, 19)],
+    ['an impossible calendar date', () => `${new Date(now() + 40 * DAY_MS).getUTCFullYear() + 1}-02-30T00:00:00Z`],
+    ['a number', () => now() + 10 * DAY_MS],
     ['null', () => null],
   ])('refuses PATCH expiresAt that is %s with 400 and details.field "expiresAt", leaving expiresAt and userConsentedAt unchanged', async (_what, value) => {
     const before = await connection();
@@ -185,7 +189,7 @@ describe('bad input changes nothing', () => {
   });
 
   it('accepts PATCH expiresAt within 90 days (the refusals above were about the value)', async () => {
-    const expiresAt = new Date(Date.now() + 30 * DAY_MS).toISOString();
+    const expiresAt = new Date(now() + 30 * DAY_MS).toISOString();
     const res = await call(ts.baseUrl, 'PATCH', `/users/${userId}/connections/${connectionId}`, { token, json: { expiresAt } });
     expect(res.status).toBe(204);
     expect((await connection()).expiresAt).toBe(expiresAt);
@@ -213,7 +217,7 @@ describe('bad input changes nothing', () => {
     'answers 404 (never 500) for an unknown user, connection or sync id such as %s',
     async (_label, id) => {
       const userToken = await accessToken(ts.baseUrl, client, ALL_API_SCOPES, userId);
-      const expiresAt = { expiresAt: new Date(Date.now() + 10 * DAY_MS).toISOString() };
+      const expiresAt = { expiresAt: new Date(now() + 10 * DAY_MS).toISOString() };
       const calls: [string, string, string, unknown?][] = [
         ['GET user', 'GET', `/users/${id}`],
         ['DELETE user', 'DELETE', `/users/${id}`],

@@ -3,7 +3,8 @@
  * answer 404 exactly as ids that do not exist, and nothing another client sends changes them.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { ADMIN_TOKEN, startTestServer, type TestServer } from '../helpers/server.ts';
+import { domainNow } from '../helpers/time.ts';
 import { accessToken, ALL_API_SCOPES, apiClient, call, connectBank, DAY_MS, MODELO_ID, type ApiClient, type Res } from '../helpers/api.ts';
 
 const NO_USER = 'a'.repeat(24);
@@ -19,6 +20,8 @@ interface Snapshot {
 
 describe('isolation between API clients', () => {
   let ts: TestServer;
+  /** The server's domain time (tests start it at a fixed instant). */
+  let now: () => number;
   let a: ApiClient;
   let b: ApiClient;
   let userA: string;
@@ -57,6 +60,7 @@ describe('isolation between API clients', () => {
 
   beforeAll(async () => {
     ts = await startTestServer();
+    now = await domainNow(ts.baseUrl, ADMIN_TOKEN);
     a = await apiClient(ts.baseUrl);
     b = await apiClient(ts.baseUrl);
     userA = (await a.mh.registerUser({ clientUserId: 'shared-name' })).userId;
@@ -91,7 +95,7 @@ describe('isolation between API clients', () => {
 
   it("answers 404 to every change B attempts on A's user and connection, and A's data is unchanged afterwards", async () => {
     const before = await snapshotOfA();
-    const expiresAt = { expiresAt: new Date(Date.now() + 10 * DAY_MS).toISOString() };
+    const expiresAt = { expiresAt: new Date(now() + 10 * DAY_MS).toISOString() };
     const cases: [string, string, string, unknown?][] = [
       ['PATCH connection', 'PATCH', `/users/${userA}/connections/${connectionA}`, expiresAt],
       ['PATCH connection via own user', 'PATCH', `/users/${userB}/connections/${connectionA}`, expiresAt],
@@ -133,7 +137,7 @@ describe('isolation between API clients', () => {
     const tokenA = await accessToken(ts.baseUrl, a, ALL_API_SCOPES, userA);
     const sync = await call(ts.baseUrl, 'POST', `/v2.0/sync/${connectionA}`, { token: tokenA, json: {} });
     expect(sync.status).toBe(200);
-    const patch = await call(ts.baseUrl, 'PATCH', `/users/${userA}/connections/${connectionA}`, { token: tokenA, json: { expiresAt: new Date(Date.now() + 10 * DAY_MS).toISOString() } });
+    const patch = await call(ts.baseUrl, 'PATCH', `/users/${userA}/connections/${connectionA}`, { token: tokenA, json: { expiresAt: new Date(now() + 10 * DAY_MS).toISOString() } });
     expect(patch.status).toBe(204);
     const del = await call(ts.baseUrl, 'DELETE', `/users/${userA}/connection/${connectionA}`, { token: tokenA });
     expect(del.status).toBe(204);

@@ -13,6 +13,7 @@ import { createTestDb, type TestDb } from '../helpers/db.ts';
 import { connect, officialClient, sandbox, type MoneyhubClient } from '../helpers/moneyhub.ts';
 import { killAllMooring, spawnMooring, waitUntil, type MooringProcess } from '../helpers/processes.ts';
 import { ADMIN_TOKEN, freePort } from '../helpers/server.ts';
+import { DOMAIN_START } from '../helpers/time.ts';
 
 export const MODELO_ID = '1ffe704d39629a929c8e293880fb449a';
 /** Every wait is bounded by this; the lease (30 s) plus the reaper interval (10 s) fit well inside. */
@@ -155,6 +156,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
       PUBLIC_URL: baseUrl,
       MOORING_ADMIN_TOKEN: ADMIN_TOKEN,
       MOORING_DATA_DIR: dataDir,
+      MOORING_SANDBOX_CLOCK_START: DOMAIN_START.toISOString(),
       LOG_LEVEL: 'warn',
       MOORING_WORKER_CONCURRENCY: String(opts.workerConcurrency),
       DATABASE_POOL_SIZE: '6',

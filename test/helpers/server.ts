@@ -4,6 +4,8 @@ import { loadConfig, type Config } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createServer, type Server } from '../../src/server.ts';
 import { createTestDb, type TestDb } from './db.ts';
+import type { Timers } from '../../src/timers.ts';
+import { DOMAIN_START, TEST_TIMERS } from './time.ts';
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
 
@@ -30,14 +32,16 @@ export interface TestServer {
 export interface TestServerOptions {
   /** Run the durable job queue and a sync worker in the server process (default: off; syncs run inline). */
   jobs?: boolean;
+  /** Timers on top of TEST_TIMERS. */
+  timers?: Partial<Timers>;
 }
 
 export async function startTestServer(overrides: Partial<Config> = {}, opts: TestServerOptions = {}): Promise<TestServer> {
   const testDb = await createTestDb();
   const port = await freePort();
   const baseUrl = `http://127.0.0.1:${port}`;
-  const config = loadConfig({}, { port, host: '127.0.0.1', publicUrl: baseUrl, adminToken: ADMIN_TOKEN, dataDir: '/nonexistent', ...overrides });
-  const server = await createServer({ config, logger: createLogger(process.env.TEST_LOG_LEVEL === undefined ? 'silent' : config.logLevel), adminToken: ADMIN_TOKEN, db: testDb.db, jobs: opts.jobs ?? false });
+  const config = loadConfig({}, { port, host: '127.0.0.1', publicUrl: baseUrl, adminToken: ADMIN_TOKEN, dataDir: '/nonexistent', sandboxClockStart: DOMAIN_START, ...overrides });
+  const server = await createServer({ config, logger: createLogger(process.env.TEST_LOG_LEVEL === undefined ? 'silent' : config.logLevel), adminToken: ADMIN_TOKEN, db: testDb.db, jobs: opts.jobs ?? false, timers: { ...TEST_TIMERS, ...opts.timers } });
   if (server.app === null) throw new Error('the test server has no HTTP app');
   await server.app.listen({ port, host: '127.0.0.1' });
   return {

@@ -7,7 +7,8 @@ import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import formbody from '@fastify/formbody';
 import { expect } from 'vitest';
-import { systemClock, type MovableClock } from '../../src/clock.ts';
+import type { MovableClock } from '../../src/clock.ts';
+import { testClock } from '../helpers/time.ts';
 import type { Db } from '../../src/db/db.ts';
 import { sandboxCatalog, type AdapterKind, type Catalog, type CatalogEntry } from '../../src/providers/catalog.ts';
 import type { FetchResult, JourneyStep, JsonObject, ProviderAdapter, ProviderError } from '../../src/providers/provider.ts';
@@ -31,15 +32,18 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startSandbox(opts: { timeoutMs?: number } = {}): Promise<Harness> {
+/** How long user_slow's calls take in these tests. */
+export const SLOW_CALL_MS = 1_000;
+
+export async function startSandbox(opts: { timeoutMs?: number; slowCallMs?: number } = {}): Promise<Harness> {
   const t: TestDb = await createTestDb();
-  const clock = systemClock();
+  const clock = testClock();
   const entries: CatalogEntry[] = [];
   // The catalog needs the port, which exists only after listening: the banks read it per request.
   const catalog: Catalog = { all: () => entries, get: (id) => entries.find((e) => e.id === id) };
   const app = Fastify({ logger: false });
   await app.register(formbody);
-  await registerSandboxBanks(app, { db: t.db, clock, catalog, sandboxClientSecret: SECRET });
+  await registerSandboxBanks(app, { db: t.db, clock, catalog, sandboxClientSecret: SECRET, slowCallMs: opts.slowCallMs ?? SLOW_CALL_MS });
   const url = await app.listen({ port: 0, host: '127.0.0.1' });
   entries.push(...sandboxCatalog(url));
   return {

@@ -23,14 +23,11 @@ export const behaviourFor = (username: string): SandboxUsername => {
   return isSandboxUsername(u) ? u : 'user_ok';
 };
 
-/** How long `user_slow` makes every provider call take. */
-export const SLOW_CALL_DELAY_MS = 2_000;
-
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Waits as long as the behaviour makes a provider call take. */
-export async function behaviourDelay(behaviour: string | null): Promise<void> {
-  if (behaviour === 'user_slow') await sleep(SLOW_CALL_DELAY_MS);
+/** Waits as long as the behaviour makes a provider call take (`slowCallMs` for `user_slow`). */
+export async function behaviourDelay(behaviour: string | null, slowCallMs: number): Promise<void> {
+  if (behaviour === 'user_slow') await sleep(slowCallMs);
 }
 
 export const SYNC_OUTCOMES = ['ok', 'partial', 'provider_error', 'mfa_required', 'revoked'] as const;

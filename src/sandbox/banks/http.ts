@@ -19,6 +19,8 @@ export interface SandboxBankDeps {
   sandboxClientSecret: string;
   /** Every call waits this long before answering (a realistic bank latency for load tests). */
   latencyMs?: number;
+  /** How long every call of a `user_slow` connection takes. */
+  slowCallMs: number;
 }
 
 export const SANDBOX_CLIENT_ID = 'mooring';

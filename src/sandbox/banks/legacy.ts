@@ -62,7 +62,7 @@ export async function legacyRoutes(app: FastifyInstance, deps: SandboxBankDeps):
     const username = req.body.username.trim();
     if (username === '') throw new BankError(400, 'invalid_request', 'username is required');
     const behaviour = behaviourFor(username);
-    await behaviourDelay(behaviour);
+    await behaviourDelay(behaviour, deps.slowCallMs);
     const now = deps.clock.now();
     if (behaviour !== 'user_mfa' || req.body.otp === SANDBOX_ONE_TIME_CODE) {
       const id = await insertCredential(deps.db, { providerId: provider.id, username, behaviour, status: 'active', now });
@@ -84,7 +84,7 @@ export async function legacyRoutes(app: FastifyInstance, deps: SandboxBankDeps):
     if (credential === null || credential.status !== 'awaiting_otp') {
       throw new BankError(401, 'challenge_expired', 'This login has expired; start again');
     }
-    await behaviourDelay(credential.behaviour);
+    await behaviourDelay(credential.behaviour, deps.slowCallMs);
     if (req.body.otp.trim() !== SANDBOX_ONE_TIME_CODE) {
       await updateCredential(deps.db, credential.id, { otpFailed: true });
       if (credential.otpAttempts + 1 >= MAX_OTP_ATTEMPTS) {
@@ -101,7 +101,7 @@ export async function legacyRoutes(app: FastifyInstance, deps: SandboxBankDeps):
   r.get(`${P}/portfolio`, { schema: { params: Slug, querystring: PortfolioQuery } }, async (req) => {
     const provider = providerOf(req);
     const credential = await activeCredential(deps, req, provider);
-    await behaviourDelay(credential.behaviour);
+    await behaviourDelay(credential.behaviour, deps.slowCallMs);
     const syncNumber = await countSync(deps.db, 'sandbox_credentials', credential.id);
     const outcome = syncOutcome(credential.behaviour, syncNumber, headerPresent(req, LEGACY_CUSTOMER_PRESENT_HEADER));
     if (outcome === 'provider_error') throw new BankError(500, 'internal_error', 'Our systems are busy; try again later');

@@ -63,7 +63,7 @@ async function consentContext(deps: SandboxBankDeps, req: FastifyRequest, anyOf:
   if (!anyOf.some((p) => consent.permissions.includes(p))) {
     throw new BankError(403, 'UK.OBIE.Resource.ConsentMismatch', `The consent does not grant ${anyOf.join(' or ')}`);
   }
-  await behaviourDelay(consent.behaviour);
+  await behaviourDelay(consent.behaviour, deps.slowCallMs);
   const seed = customerSeed(provider.id, consent.username);
   return {
     provider,

@@ -161,7 +161,7 @@ export async function openBankingRoutes(app: FastifyInstance, deps: SandboxBankD
       throw new BankError(401, 'invalid_client', 'Client authentication failed', { 'www-authenticate': 'Basic realm="sandbox"' });
     }
     const tokenAnswer = async (consent: ConsentRow, refreshToken: string): Promise<unknown> => {
-      await behaviourDelay(consent.behaviour);
+      await behaviourDelay(consent.behaviour, deps.slowCallMs);
       const accessToken = await issueToken(deps.db, { kind: 'access', providerId: provider.id, subjectId: consent.id, ttlMs: ACCESS_TOKEN_TTL_MS });
       return { access_token: accessToken, token_type: 'Bearer', expires_in: ACCESS_TOKEN_TTL_MS / 1000, refresh_token: refreshToken, scope: 'openid accounts' };
     };
@@ -223,7 +223,7 @@ export async function openBankingRoutes(app: FastifyInstance, deps: SandboxBankD
     await requireClientToken(deps, req, provider);
     const consent = await getConsent(deps.db, req.params.consentId, provider.id);
     if (consent === null) throw new BankError(404, 'UK.OBIE.Resource.NotFound', 'No such consent');
-    await behaviourDelay(consent.behaviour);
+    await behaviourDelay(consent.behaviour, deps.slowCallMs);
     await setConsentStatus(deps.db, consent.id, 'Revoked', deps.clock.now());
     await revokeTokensOf(deps.db, consent.id);
     return reply.status(204).send();

@@ -88,7 +88,7 @@ export async function valuationRoutes(app: FastifyInstance, deps: SandboxBankDep
 
   r.get(`${P}/:assetId/valuation`, { schema: { params: SlugAndAsset } }, async (req) => {
     const asset = await liveAsset(req, req.params.assetId);
-    await behaviourDelay(asset.behaviour);
+    await behaviourDelay(asset.behaviour, deps.slowCallMs);
     const syncNumber = await countSync(deps.db, 'sandbox_valuation_assets', asset.id);
     const outcome = syncOutcome(asset.behaviour, syncNumber, false);
     if (outcome === 'provider_error') throw new BankError(500, 'internal_error', 'Valuations are temporarily unavailable');
