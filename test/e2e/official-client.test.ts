@@ -3,7 +3,8 @@
  * authentication method. Everything goes over HTTP; journeys follow Mooring's and the banks' forms.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { ADMIN_TOKEN, startTestServer, type TestServer } from '../helpers/server.ts';
+import { domainNow } from '../helpers/time.ts';
 import { officialClient, rejection, runJourney, type AuthMethod, type MoneyhubClient } from '../helpers/moneyhub.ts';
 
 const DAY_MS = 86_400_000;
@@ -12,6 +13,8 @@ const MODELO_ID = '1ffe704d39629a929c8e293880fb449a';
 
 describe.each<AuthMethod>(['client_secret_basic', 'client_secret_post', 'private_key_jwt'])('the official Moneyhub client (%s)', (method) => {
   let ts: TestServer;
+  /** The server's domain time (tests start it at a fixed instant). */
+  let now: () => number;
   let mh: MoneyhubClient;
   let clientId: string;
   let catalog: { id: string; name: string; type: string }[];
@@ -20,6 +23,7 @@ describe.each<AuthMethod>(['client_secret_basic', 'client_secret_post', 'private
 
   beforeAll(async () => {
     ts = await startTestServer();
+    now = await domainNow(ts.baseUrl, ADMIN_TOKEN);
     ({ mh, clientId } = await officialClient(ts.baseUrl, method));
   });
   afterAll(async () => ts.stop());
@@ -73,7 +77,7 @@ describe.each<AuthMethod>(['client_secret_basic', 'client_secret_post', 'private
     if (bank === undefined) throw new Error(`no ${name} in the catalog`);
     const state = `state-${Math.random().toString(36).slice(2)}`;
     const nonce = `nonce-${Math.random().toString(36).slice(2)}`;
-    const before = Date.now();
+    const before = now();
     const url = await mh.getAuthorizeUrlForCreatedUser({ bankId: bank.id, userId, state, nonce });
     const callback = await runJourney(url, 'user_ok');
     expect(callback.get('state')).toBe(state);
@@ -104,7 +108,7 @@ describe.each<AuthMethod>(['client_secret_basic', 'client_secret_post', 'private
     else expect(c.expiresAt).toBeNull();
     // lastUpdated comes from the data retrieved by the first sync, never later than now.
     expect(typeof c.lastUpdated).toBe('string');
-    expect(Date.parse(c.lastUpdated as string)).toBeLessThanOrEqual(Date.now());
+    expect(Date.parse(c.lastUpdated as string)).toBeLessThanOrEqual(now());
     expect((c.accountIds as string[]).length).toBeGreaterThan(0);
     expect(c.remediation).toEqual({ action: 'none', reason: expect.any(String) });
     expect(c.syncBudget).toMatchObject({ remaining: expect.any(Number) });
@@ -132,13 +136,13 @@ describe.each<AuthMethod>(['client_secret_basic', 'client_secret_post', 'private
 
   it('renews consent with updateUserConnection within 90 days and refuses beyond', async () => {
     const connectionId = connected.get('Modelo Open Banking Mock') ?? '';
-    const in30 = new Date(Date.now() + 30 * DAY_MS).toISOString();
+    const in30 = new Date(now() + 30 * DAY_MS).toISOString();
     expect(await mh.updateUserConnection({ userId, connectionId, expiresAt: in30 })).toBe(204);
     const { data } = await mh.getUserConnections({ userId });
     const c = data.find((x) => x.id === connectionId);
     expect(c?.expiresAt).toBe(in30);
 
-    const in120 = new Date(Date.now() + 120 * DAY_MS).toISOString();
+    const in120 = new Date(now() + 120 * DAY_MS).toISOString();
     const err = await rejection(mh.updateUserConnection({ userId, connectionId, expiresAt: in120 }));
     expect(err.response?.statusCode).toBe(400);
     expect(err.error).toBe('invalid_expires_at');
@@ -149,7 +153,7 @@ describe.each<AuthMethod>(['client_secret_basic', 'client_secret_post', 'private
 
   it('refuses to renew consent on a connection whose provider sets no expiry', async () => {
     const connectionId = connected.get('Handelsbanken') ?? '';
-    const err = await rejection(mh.updateUserConnection({ userId, connectionId, expiresAt: new Date(Date.now() + DAY_MS).toISOString() }));
+    const err = await rejection(mh.updateUserConnection({ userId, connectionId, expiresAt: new Date(now() + DAY_MS).toISOString() }));
     expect(err.response?.statusCode).toBe(400);
     expect(err.error).toBe('no_consent_expiry');
   });
