@@ -40,7 +40,7 @@ const json = (status: number, body: unknown): Responder => (_req, res) => {
 };
 const fakeProvider = (name: string): CatalogEntry => ({ ...h.provider(name), baseUrl: fakeUrl });
 const obGrant = { consentId: 'c1', accessToken: 'a', accessTokenExpiresAt: new Date(Date.now() + 3_600_000).toISOString(), refreshToken: 'r' };
-const fetchOb = (a = adapters) => a.openbanking.fetch({ provider: fakeProvider('Modelo Open Banking Mock'), grant: obGrant, attended: false, since: null, now: new Date() });
+const fetchOb = (a = adapters) => a.openbanking.fetch({ provider: fakeProvider('Modelo Open Banking Mock'), grant: obGrant, attended: false, since: null, now: h.clock.now() });
 
 const account = { AccountId: 'A1', Currency: 'GBP', AccountSubType: 'CurrentAccount', Nickname: 'Main' };
 /** A bank whose accounts list works; `rest` answers everything else. */
@@ -92,7 +92,7 @@ describe('provider failures become ProviderError kinds', () => {
     const port = (closed.address() as AddressInfo).port;
     await new Promise((resolve) => closed.close(resolve));
     const provider = { ...h.provider('Modelo Open Banking Mock'), baseUrl: `http://127.0.0.1:${port}` };
-    expect(await errorKind(adapters.openbanking.fetch({ provider, grant: obGrant, attended: false, since: null, now: new Date() }))).toBe('unavailable');
+    expect(await errorKind(adapters.openbanking.fetch({ provider, grant: obGrant, attended: false, since: null, now: h.clock.now() }))).toBe('unavailable');
   });
 
   it('an account whose transactions fail makes the sync partial, not failed; no readable account at all (a bad amount, a foreign next link) fails it', async () => {
@@ -117,14 +117,14 @@ describe('provider failures become ProviderError kinds', () => {
     respond = (_req, res) => res.end('not json');
     const aviva = fakeProvider('Aviva');
     const legacyGrant = { credentialId: 'c', credentialToken: 't' };
-    expect(await errorKind(adapters.legacy.fetch({ provider: aviva, grant: legacyGrant, attended: false, since: null, now: new Date() }))).toBe('bad_response');
+    expect(await errorKind(adapters.legacy.fetch({ provider: aviva, grant: legacyGrant, attended: false, since: null, now: h.clock.now() }))).toBe('bad_response');
     respond = json(401, { error: 'otp_required' });
-    expect(await errorKind(adapters.legacy.fetch({ provider: aviva, grant: legacyGrant, attended: false, since: null, now: new Date() }))).toBe('mfa_required');
+    expect(await errorKind(adapters.legacy.fetch({ provider: aviva, grant: legacyGrant, attended: false, since: null, now: h.clock.now() }))).toBe('mfa_required');
     respond = json(200, { value: '-5.00', currency: 'GBP', valuationDate: new Date().toISOString() });
     const zoopla = fakeProvider('Zoopla');
-    expect(await errorKind(adapters.valuation.fetch({ provider: zoopla, grant: { assetId: 'a', description: 'd' }, attended: false, since: null, now: new Date() }))).toBe('bad_response');
+    expect(await errorKind(adapters.valuation.fetch({ provider: zoopla, grant: { assetId: 'a', description: 'd' }, attended: false, since: null, now: h.clock.now() }))).toBe('bad_response');
     respond = (_req, res) => setTimeout(() => res.end('{}'), TIMEOUT_MS * 3);
-    expect(await errorKind(hasty.valuation.fetch({ provider: zoopla, grant: { assetId: 'a', description: 'd' }, attended: false, since: null, now: new Date() }))).toBe('timeout');
+    expect(await errorKind(hasty.valuation.fetch({ provider: zoopla, grant: { assetId: 'a', description: 'd' }, attended: false, since: null, now: h.clock.now() }))).toBe('timeout');
   });
 });
 
