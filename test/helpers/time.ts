@@ -29,9 +29,11 @@ export const TEST_TIMERS: Partial<Timers> = {
  * Valid until the sandbox clock is moved.
  */
 export async function domainNow(baseUrl: string, adminToken: string): Promise<() => number> {
+  // The server read its clock after `sentAt`: so the estimate is never behind the server's time
+  // (ahead by at most one round trip), and "not later than now" checks hold.
+  const sentAt = Date.now();
   const res = await fetch(`${baseUrl}/sandbox/clock`, { headers: { authorization: `Bearer ${adminToken}` } });
   if (res.status !== 200) throw new Error(`GET /sandbox/clock answered ${res.status}`);
   const serverNow = Date.parse(((await res.json()) as { now: string }).now);
-  const localAt = Date.now();
-  return () => serverNow + (Date.now() - localAt);
+  return () => serverNow + (Date.now() - sentAt);
 }
