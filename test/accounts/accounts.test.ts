@@ -326,4 +326,15 @@ describe('accounts and transactions (resource server)', () => {
     expect(new Set(after.data.map((t) => t.id)).size).toBe(after.meta.total);
     expect(after.data.slice(after.meta.total - 30).map((t) => t.id)).toEqual(transactions.map((t) => t.id));
   });
+
+  it('types the accounts of a pension provider (PensionBee, listed with pension accounts) as pensions', async () => {
+    const catalog = await a.mh.listConnections();
+    const pensionBee = catalog.find((c) => c.name === 'PensionBee');
+    expect(pensionBee?.accountTypes.map((t) => t.name)).toEqual(['pension']);
+    const saver = (await a.mh.registerUser({ clientUserId: 'pension-saver' })).userId;
+    const pensionConnection = await connectBank(a, saver, pensionBee?.id ?? '');
+    const list = (await a.mh.getAccounts({ userId: saver })) as unknown as List<Account>;
+    expect(list.data).toHaveLength(2);
+    for (const acc of list.data) expect(acc).toMatchObject({ type: 'pension', providerName: 'PensionBee', connectionId: pensionConnection });
+  });
 });
