@@ -275,8 +275,6 @@ export function journeysService(deps: JourneysDeps) {
 
     /** POST /connect/:uid/provider — the user filled in a provider form (form journeys). */
     async providerForm(uid: string, fields: Record<string, string>, ip: string): Promise<JourneyResponse> {
-      const stored = await journeys.find(uid);
-      if (stored?.step === 'granted') return resume(stored, ip);
       const loaded = await load(uid);
       if ('kind' in loaded) return loaded;
       if (loaded.journey.step !== 'provider') return { kind: 'page', status: 400, html: messagePage('Something went wrong', 'This form is not expected now. Go back to the app and start again.') };
