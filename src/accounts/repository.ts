@@ -60,6 +60,13 @@ const SELECT_ACCOUNT = `
   ) td on true
   where a.user_id = $1`;
 
+const SELECT_TRANSACTION = `
+  select t.id::text as id, t.account_id::text as account_id, a.connection_id, c.provider_id, t.amount_minor, t.currency,
+    t.date, t.updated_at, t.status, t.short_description, t.long_description, t.category_id
+  from transactions t
+  join accounts a on a.id = t.account_id
+  join connections c on c.id = a.connection_id`;
+
 // Optional filters are null-tolerant parameters so the statement stays one readable text; the
 // user's rows are reached through transactions_user_date, which also gives the order.
 const TRANSACTIONS_FILTER = `
@@ -88,16 +95,23 @@ export function accountsRepository(db: Queryable) {
       return r.rows[0];
     },
 
+    /** `transactionId` must be a UUID (the caller answers "not found" for anything else). */
+    async findTransaction(userId: string, clientId: string, transactionId: string): Promise<TransactionRow | undefined> {
+      const r = await db.query<TransactionRow>(
+        `${SELECT_TRANSACTION}
+         join users u on u.id = t.user_id and u.client_id = $2
+         where t.user_id = $1 and t.id = $3::uuid`,
+        [userId, clientId, transactionId],
+      );
+      return r.rows[0];
+    },
+
     /** Newest first; `accountId`, when given, must be a UUID. */
     async listTransactions(f: TransactionFilter, limit: number, offset: number): Promise<{ rows: TransactionRow[]; total: number }> {
       const params = [f.userId, f.clientId, f.accountId, f.from, f.to];
       const [page, count] = await Promise.all([
         db.query<TransactionRow>(
-          `select t.id::text as id, t.account_id::text as account_id, a.connection_id, c.provider_id, t.amount_minor, t.currency,
-              t.date, t.updated_at, t.status, t.short_description, t.long_description, t.category_id
-           from transactions t
-           join accounts a on a.id = t.account_id
-           join connections c on c.id = a.connection_id
+          `${SELECT_TRANSACTION}
            ${TRANSACTIONS_FILTER}
            order by t.date desc, t.id
            limit $6 offset $7`,

@@ -5,7 +5,7 @@ import { dataOf, errorResponses, listOf, pageLinks, pageOf, Pagination } from '.
 import type { App } from '../http/types.ts';
 import type { Catalog } from '../providers/catalog.ts';
 import { accountsRepository } from './repository.ts';
-import { Account, AccountParams, Transaction, TransactionsQuery } from './schemas.ts';
+import { Account, AccountParams, Transaction, TransactionParams, TransactionsQuery } from './schemas.ts';
 import { accountsService } from './service.ts';
 
 export function accountsRoutes(app: App, deps: { db: Db; catalog: Catalog; publicUrl: string }): void {
@@ -29,6 +29,24 @@ export function accountsRoutes(app: App, deps: { db: Db; catalog: Catalog; publi
     const page = pageOf(req.query);
     const { accounts: data, total } = await accounts.list(clientId, userId, page);
     return { data, links: pageLinks(deps.publicUrl, '/v2.0/accounts', page, total), meta: { total } };
+  });
+
+  // What the official client's getAccountsList calls: the same accounts, without details (Mooring's
+  // accounts carry none, so the entries are those of /v2.0/accounts).
+  app.get('/v2.0/accounts-list', {
+    config: { scopes: ['accounts:read'], requiresUser: true },
+    schema: {
+      tags: ['accounts'],
+      summary: "List the user's accounts without details",
+      security: [{ bearer: ['accounts:read'] }],
+      querystring: Pagination,
+      response: { 200: listOf(Account), ...errorResponses },
+    },
+  }, async (req) => {
+    const { clientId, userId } = user(req);
+    const page = pageOf(req.query);
+    const { accounts: data, total } = await accounts.list(clientId, userId, page);
+    return { data, links: pageLinks(deps.publicUrl, '/v2.0/accounts-list', page, total), meta: { total } };
   });
 
   app.get('/v2.0/accounts/:accountId', {
@@ -62,5 +80,19 @@ export function accountsRoutes(app: App, deps: { db: Db; catalog: Catalog; publi
     const filters = { ...(accountId !== undefined ? { accountId } : {}), ...(startDate !== undefined ? { startDate } : {}), ...(endDate !== undefined ? { endDate } : {}) };
     const { transactions, total } = await accounts.transactions(clientId, userId, filters, page);
     return { data: transactions, links: pageLinks(deps.publicUrl, '/v2.0/transactions', page, total, filters), meta: { total } };
+  });
+
+  app.get('/v2.0/transactions/:transactionId', {
+    config: { scopes: ['transactions:read:all'], requiresUser: true },
+    schema: {
+      tags: ['transactions'],
+      summary: "Get one of the user's transactions",
+      security: [{ bearer: ['transactions:read:all'] }],
+      params: TransactionParams,
+      response: { 200: dataOf(Transaction), ...errorResponses },
+    },
+  }, async (req) => {
+    const { clientId, userId } = user(req);
+    return { data: await accounts.transaction(clientId, userId, req.params.transactionId) };
   });
 }

@@ -59,6 +59,8 @@ export type TransactionJson = Static<typeof Transaction>;
 
 export const AccountParams = Type.Object({ accountId: Type.String({ description: 'Account id (anything that is not one of the user\'s accounts is a 404)' }) });
 
+export const TransactionParams = Type.Object({ transactionId: Type.String({ description: 'Transaction id (anything that is not one of the user\'s transactions is a 404)' }) });
+
 const DATE_BOUND = 'A date (YYYY-MM-DD, the whole day) or an ISO 8601 date-time; inclusive';
 
 export const TransactionsQuery = Type.Object({

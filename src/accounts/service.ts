@@ -73,6 +73,12 @@ export function accountsService(deps: { accounts: AccountsRepository; catalog: C
       return toAccountJson(row, deps.catalog);
     },
 
+    async transaction(clientId: string, userId: string, transactionId: string): Promise<TransactionJson> {
+      const row = UUID.test(transactionId) ? await deps.accounts.findTransaction(userId, clientId, transactionId) : undefined;
+      if (row === undefined) throw notFound('Transaction');
+      return toTransactionJson(row);
+    },
+
     /** Bad dates are a 400; an account id that is not one of the user's simply matches nothing. */
     async transactions(clientId: string, userId: string, q: TransactionsQuery, page: Page): Promise<{ transactions: TransactionJson[]; total: number }> {
       const { from, to } = parseDateRange(q);

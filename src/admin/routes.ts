@@ -48,8 +48,8 @@ export function adminRoutes(app: App, deps: { db: Db; catalog: Catalog; clock: C
       deps.db.query<{ provider_id: string; connections: string; attempts: string; successes: string; retired_at: Date | null; outage_until: Date | null }>(
         `select p.provider_id,
                 (select count(*) from connections c where c.provider_id = p.provider_id) as connections,
-                (select count(*) from syncs s where s.provider_id = p.provider_id and s.state = 'done' and s.finished_at > $2) as attempts,
-                (select count(*) from syncs s where s.provider_id = p.provider_id and s.state = 'done' and s.finished_at > $2 and s.fetch_status = 'success') as successes,
+                (select count(*) from syncs s where s.provider_id = p.provider_id and s.state = 'done' and not s.internal_failure and s.finished_at > $2) as attempts,
+                (select count(*) from syncs s where s.provider_id = p.provider_id and s.state = 'done' and not s.internal_failure and s.finished_at > $2 and s.fetch_status = 'success') as successes,
                 po.retired_at, po.outage_until
            from unnest($1::text[]) as p(provider_id) left join provider_overrides po on po.provider_id = p.provider_id`,
         [deps.catalog.all().map((e) => e.id), since],

@@ -180,7 +180,12 @@ function remediateSyncOutcome(error: Exclude<ConnectionError, 'resync'>, facts: 
       return { action: 'reauth', reason };
     }
     case 'mfa_required':
-      return { action: 'refresh', reason: `${name} asked for a one-time code; take the user through a refresh journey.` };
+      // Only legacy providers have a refresh journey; a bank asking for strong customer
+      // authentication again is answered by logging in at the bank again.
+      if (facts.providerType === 'legacy') {
+        return { action: 'refresh', reason: `${name} asked for a one-time code; take the user through a refresh journey.` };
+      }
+      return { action: 'reauth', reason: `${name} asked for strong customer authentication again; take the user through a reauth journey.` };
     case 'sync_error': {
       if (!shouldEscalate(facts.consecutiveFailures, since, now)) return waitForNextSync(facts, `The last sync of ${name} failed`);
       const action = persistentFailureAction(facts, 'sync_error');

@@ -45,6 +45,13 @@ function postgresDb(url: string, poolSize: number): Db {
     query,
     async transaction(fn) {
       const client = await pool.connect();
+      let broken: Error | undefined;
+      // A checked-out client has no error listener of the pool's: without this one, a connection
+      // lost mid-transaction (a terminated backend, a failover) would be an uncaught 'error' event.
+      const onError = (err: Error): void => {
+        broken = err;
+      };
+      client.on('error', onError);
       try {
         await client.query('begin');
         const tx: Queryable = {
@@ -57,10 +64,14 @@ function postgresDb(url: string, poolSize: number): Db {
         await client.query('commit');
         return out;
       } catch (err) {
-        await client.query('rollback').catch(() => undefined);
+        // A client whose rollback fails (its connection was lost) must not go back to the pool.
+        await client.query('rollback').catch((e: unknown) => {
+          broken = e instanceof Error ? e : new Error(String(e));
+        });
         throw err;
       } finally {
-        client.release();
+        client.removeListener('error', onError);
+        client.release(broken);
       }
     },
     async executeSql(text, values) {

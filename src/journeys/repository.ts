@@ -2,8 +2,12 @@ import type { Queryable } from '../db/db.ts';
 import type { JsonObject } from '../providers/provider.ts';
 import type { JourneyKind } from './request.ts';
 
-/** `busy`: a step is being handled (the user's answer was taken; a second submission is refused). */
-export const JOURNEY_STEPS = ['consent', 'provider', 'busy', 'done', 'failed'] as const;
+/**
+ * `busy`: a step is being handled (the user's answer was taken; a second submission is refused).
+ * `granted`: the provider granted access and the connection is stored; what is left (the first
+ * sync, the client's grant) can be finished by the same callback again.
+ */
+export const JOURNEY_STEPS = ['consent', 'provider', 'busy', 'granted', 'done', 'failed'] as const;
 export type JourneyStepName = (typeof JOURNEY_STEPS)[number];
 
 export interface JourneyRow {

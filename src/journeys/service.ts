@@ -109,28 +109,52 @@ export function journeysService(deps: JourneysDeps) {
     return { journey, provider };
   }
 
-  /** Creates or updates the connection once the provider granted access, runs its sync, and finishes. */
+  /**
+   * Once the provider granted access: stores the user, the connection (or its new grant) and the
+   * journey's step `granted` in one transaction, then runs the first sync and finishes. A crash
+   * after that transaction leaves a journey the same callback can finish (see `resume`); a crash
+   * before it leaves nothing, so starting the journey again makes exactly one connection.
+   */
   async function complete(journey: JourneyRow, provider: CatalogEntry, granted: { grant: JourneyStep & { kind: 'done' } }, ip: string): Promise<JourneyResponse> {
     const now = deps.clock.now();
-    let userId = journey.user_id;
-    if (userId === null) {
-      userId = newUserId();
-      await users.insert({ id: userId, clientId: journey.client_id, clientUserId: null, userType: deps.sandbox ? 'test' : 'live', scopes: '', now });
-    }
-    let connectionId = journey.connection_id;
-    if (connectionId === null) {
-      connectionId = `${provider.id}:${randomUUID()}`;
-      await connections.insert({
-        id: connectionId, userId, providerId: provider.id, now, expiresAt: expiryAt(journey, provider, now),
-        tppConsent: provider.tppConsent, providerRef: granted.grant.ref, grant: granted.grant.grant, nextSyncAt: nextScheduledSync(provider.type, now),
-      });
-    } else {
-      await connections.replaceGrant(connectionId, { grant: granted.grant.grant, providerRef: granted.grant.ref, expiresAt: expiryAt(journey, provider, now), now });
-      await connections.scheduleIfIdle(connectionId, nextScheduledSync(provider.type, now));
-    }
-    await users.touch(userId, now);
+    const { userId, connectionId } = await deps.db.transaction(async (tx) => {
+      const txConnections = connectionsRepository(tx);
+      let user = journey.user_id;
+      if (user === null) {
+        user = newUserId();
+        await usersRepository(tx).insert({ id: user, clientId: journey.client_id, clientUserId: null, userType: deps.sandbox ? 'test' : 'live', scopes: '', now });
+      }
+      let connection = journey.connection_id;
+      if (connection === null) {
+        connection = `${provider.id}:${randomUUID()}`;
+        await txConnections.insert({
+          id: connection, userId: user, providerId: provider.id, now, expiresAt: expiryAt(journey, provider, now),
+          tppConsent: provider.tppConsent, providerRef: granted.grant.ref, grant: granted.grant.grant, nextSyncAt: nextScheduledSync(provider.type, now),
+        });
+      } else {
+        await txConnections.replaceGrant(connection, { grant: granted.grant.grant, providerRef: granted.grant.ref, expiresAt: expiryAt(journey, provider, now), now });
+        await txConnections.scheduleIfIdle(connection, nextScheduledSync(provider.type, now));
+      }
+      await usersRepository(tx).touch(user, now);
+      await journeysRepository(tx).update(journey.uid, { step: 'granted', userId: user, connectionId: connection, now });
+      return { userId: user, connectionId: connection };
+    });
     // The first sync runs before the user returns to the client, unless the client asked for async.
     const outcome = await deps.engine.sync({ connectionId, action: 'auto-update', attended: true, customerIpAddress: ip }, { wait: !journey.enable_async, enforceBudget: false, fresh: true });
+    const syncId = outcome.kind === 'skipped' ? null : outcome.sync.id;
+    return finishWithGrant(journey, userId, connectionId, journey.enable_async ? syncId : null);
+  }
+
+  /**
+   * The same callback again after the provider's grant was stored (the process died during the
+   * first sync, or before the redirect reached the browser): the bank's code was single-use and is
+   * not exchanged again; the journey finishes with the connection it already made. Its first sync
+   * is joined if still under way (a crashed one is finished by the reaper), else started.
+   */
+  async function resume(journey: JourneyRow, ip: string): Promise<JourneyResponse> {
+    const { user_id: userId, connection_id: connectionId } = journey;
+    if (userId === null || connectionId === null) return { kind: 'page', status: 400, html: messagePage('Something went wrong', 'This journey cannot be finished. Go back to the app and start again.') };
+    const outcome = await deps.engine.sync({ connectionId, action: 'auto-update', attended: true, customerIpAddress: ip }, { wait: false, enforceBudget: false });
     const syncId = outcome.kind === 'skipped' ? null : outcome.sync.id;
     return finishWithGrant(journey, userId, connectionId, journey.enable_async ? syncId : null);
   }
@@ -236,6 +260,10 @@ export function journeysService(deps: JourneysDeps) {
 
     /** GET /connect/:uid/callback — the provider sent the user back (redirect journeys). */
     async callback(uid: string, query: Record<string, string>, ip: string): Promise<JourneyResponse> {
+      const stored = await journeys.find(uid);
+      if (stored !== undefined && (stored.step === 'granted' || stored.step === 'done') && stored.provider_state !== null && query.state === stored.provider_state) {
+        return resume(stored, ip);
+      }
       const loaded = await load(uid);
       if ('kind' in loaded) return loaded;
       const { journey, provider } = loaded;

@@ -52,7 +52,7 @@ export function catalogRoutes(app: App, deps: { db: Db; catalog: Catalog; clock:
               count(s.id) as sync_attempts, count(s.id) filter (where s.fetch_status = 'success') as sync_successes
          from (select unnest($1::text[]) as provider_id) p
          left join provider_overrides po on po.provider_id = p.provider_id
-         left join syncs s on s.provider_id = p.provider_id and s.state = 'done' and s.finished_at > $2
+         left join syncs s on s.provider_id = p.provider_id and s.state = 'done' and not s.internal_failure and s.finished_at > $2
         group by p.provider_id, po.retired_at, po.outage_until`,
       [deps.catalog.all().map((e) => e.id), new Date(now.getTime() - HEALTH_WINDOW_MS)],
     );

@@ -64,13 +64,14 @@ const BACKOFF_MIN_ATTEMPTS = 10;
 
 /**
  * Providers that failed more than half of at least BACKOFF_MIN_ATTEMPTS syncs in the last hour.
- * Only provider errors count: a refused credential or a one-time code is the user's, not the provider's.
+ * Only provider errors count: a refused credential or a one-time code is the user's, not the provider's,
+ * and a sync that failed inside Mooring (internal_failure) is Mooring's.
  */
 async function failingProviders(tx: Queryable, providerIds: string[], now: Date): Promise<Set<string>> {
   if (providerIds.length === 0) return new Set();
   const r = await tx.query<{ provider_id: string; attempts: string; successes: string }>(
     `select provider_id, count(*) as attempts, count(*) filter (where fetch_status <> 'error') as successes
-       from syncs where provider_id = any($1::text[]) and state = 'done' and finished_at > $2
+       from syncs where provider_id = any($1::text[]) and state = 'done' and not internal_failure and finished_at > $2
       group by provider_id`,
     [providerIds, new Date(now.getTime() - HEALTH_WINDOW_MS)],
   );
@@ -106,6 +107,9 @@ export function syncEngine(deps: SyncEngineDeps) {
       const row = await syncs.findById(syncId);
       if (row === undefined) throw new AppError(404, 'not_found', 'Sync not found (its connection was deleted)');
       if (row.state === 'done') return row;
+      // Given back to the queue after Mooring's own failure and due again: whoever waits runs it
+      // (the claim keeps it to one run), so a requester is not left to a worker that may not exist.
+      if (row.state === 'queued' && row.lease_until !== null && row.lease_until.getTime() <= Date.now() && (await runIfQueued(syncId))) continue;
       if (Date.now() > deadline) throw new AppError(504, 'sync_timeout', 'The sync is still running; check it later with GET /users/:userId/syncs/:syncId');
       await sleep(timers.joinPollMs);
     }

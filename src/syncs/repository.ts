@@ -24,6 +24,8 @@ export interface SyncRow {
   accounts: { providerId: string; accountId: string }[];
   customer_ip: string | null;
   attempts: number;
+  lease_until: Date | null;
+  internal_failure: boolean;
 }
 
 /** Leases default to DEFAULT_TIMERS (timers.ts); createServer may pass others. */
@@ -137,6 +139,31 @@ export function syncsRepository(db: Queryable, leases: SyncLeases = { queuedLeas
          where id = $1`,
         [id, f.fetchStatus, f.fetchedAt, f.finishedAt, JSON.stringify(f.counts), f.errorDetail, JSON.stringify(f.accounts)],
       );
+    },
+
+    /**
+     * Gives a running sync back to the queue after Mooring's own failure (this run only): it runs
+     * again once `retryAfterSeconds` have passed (the reaper hands it out, or a waiting requester
+     * runs it). Nothing about the attempt is recorded as an outcome.
+     */
+    async releaseForRetry(id: string, attempt: number, retryAfterSeconds: number, detail: string): Promise<boolean> {
+      const r = await db.query(
+        `update syncs set state = 'queued', lease_until = now() + make_interval(secs => $3), error_detail = $4
+         where id = $1 and state = 'running' and attempts = $2`,
+        [id, attempt, retryAfterSeconds, detail],
+      );
+      return r.rowCount > 0;
+    },
+
+    /** Ends a sync (this run only) as Mooring's own failure: done / error, flagged internal. */
+    async finishInternalFailure(id: string, attempt: number, finishedAt: Date, detail: string): Promise<boolean> {
+      const r = await db.query(
+        `update syncs set state = 'done', fetch_status = 'error', internal_failure = true, fetched_at = null, finished_at = $3,
+           error_detail = $4, lease_until = null, customer_ip = null
+         where id = $1 and state = 'running' and attempts = $2`,
+        [id, attempt, finishedAt, detail],
+      );
+      return r.rowCount > 0;
     },
 
     async listForConnection(connectionId: string, limit: number, offset: number): Promise<{ rows: SyncRow[]; total: number }> {

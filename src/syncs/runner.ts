@@ -2,6 +2,11 @@
  * Runs one sync of one connection: asks the provider adapter for data, stores what came back,
  * records the attempt, and updates the connection's freshness and failure streak. Provider
  * failures arrive as ProviderErrors and are decided by kind; nothing here parses messages.
+ *
+ * Anything else that goes wrong (the database, a bug) is Mooring's failure, never the provider's:
+ * storing is retried, and if it still fails the sync goes back to the queue untouched (see
+ * endAsInternalFailure), so no provider health, back-off, failure streak or connection status
+ * ever reflects it.
  */
 import type { Clock } from '../clock.ts';
 import type { Db, Queryable } from '../db/db.ts';
@@ -9,7 +14,7 @@ import type { NewTransactions } from '../webhooks/events.ts';
 import { connectionsRepository } from '../connections/repository.ts';
 import { nextLastUpdated, type FetchStatus } from '../connections/status.ts';
 import type { AdapterKind, Catalog } from '../providers/catalog.ts';
-import { ProviderError, type ProviderAdapter, type ProviderErrorKind } from '../providers/provider.ts';
+import { ProviderError, type FetchResult, type ProviderAdapter, type ProviderErrorKind } from '../providers/provider.ts';
 import { syncsRepository, type SyncRow } from './repository.ts';
 import type { SyncJson } from './schemas.ts';
 
@@ -31,6 +36,19 @@ export class LostSyncError extends Error {
     super(`sync ${syncId} is no longer owned by this run`);
   }
 }
+
+/** Tries at storing a sync's result before the run ends as Mooring's own failure. */
+const STORE_ATTEMPTS = 3;
+const STORE_RETRY_BASE_MS = 250;
+/** Runs of one sync (claims) that may end in Mooring's own failure before the sync ends as one. */
+export const MAX_SYNC_ATTEMPTS = 5;
+/** How long a sync given back to the queue after Mooring's own failure waits before it runs again. */
+export const INTERNAL_RETRY_DELAY_SECONDS = 10;
+const INTERNAL_RETRY_DETAIL = 'Mooring could not complete this attempt (an internal failure, not the provider\'s); the sync runs again shortly';
+const INTERNAL_FAILURE_DETAIL = 'Mooring could not complete this sync (an internal failure, not the provider\'s); the next scheduled sync tries again';
+
+const describe = (err: unknown): string => (err instanceof Error ? (err.stack ?? err.message) : String(err));
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Transactions are re-read from this long before lastUpdated, to pick up late bookings and changes. */
 const OVERLAP_MS = 7 * 86_400_000;
@@ -121,7 +139,54 @@ export function syncRunner(deps: SyncRunnerDeps) {
     });
   }
 
+  /**
+   * Stores what the provider sent. Mooring's own failures here (a lost database connection, a
+   * deadlock, a serialization failure, an exhausted pool) are retried a few times: the data is in
+   * hand and says nothing bad about the provider.
+   */
+  async function storeWithRetries(store: () => Promise<void>): Promise<void> {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await store();
+      } catch (err) {
+        if (err instanceof LostSyncError || attempt >= STORE_ATTEMPTS) throw err;
+        deps.log.warn({ attempt, err: describe(err) }, 'storing a sync failed (Mooring, not the provider); retrying');
+        await sleep(STORE_RETRY_BASE_MS * attempt);
+      }
+    }
+  }
+
+  /**
+   * Ends this run as Mooring's own failure: nothing is recorded against the connection or the
+   * provider. The sync goes back to the queue to run again later, or, once it has failed this way
+   * MAX_SYNC_ATTEMPTS times, ends done/error flagged internal. If even that cannot be written (the
+   * database is down), the running lease runs out and the reaper queues the sync again.
+   */
+  async function endAsInternalFailure(sync: SyncRow, err: unknown): Promise<void> {
+    deps.log.error({ syncId: sync.id, connectionId: sync.connection_id, err: describe(err) }, 'a sync failed inside Mooring (not the provider); it will run again');
+    const txSyncs = syncsRepository(deps.db);
+    try {
+      if (sync.attempts < MAX_SYNC_ATTEMPTS) {
+        await txSyncs.releaseForRetry(sync.id, sync.attempts, INTERNAL_RETRY_DELAY_SECONDS, INTERNAL_RETRY_DETAIL);
+      } else {
+        await txSyncs.finishInternalFailure(sync.id, sync.attempts, deps.clock.now(), INTERNAL_FAILURE_DETAIL);
+      }
+    } catch (again) {
+      deps.log.error({ syncId: sync.id, err: describe(again) }, 'could not release the sync either; its lease will run out and the reaper queues it again');
+    }
+  }
+
   return async function runClaimed(sync: SyncRow): Promise<void> {
+    try {
+      await runOwned(sync);
+    } catch (err) {
+      if (err instanceof LostSyncError) return lost(sync);
+      await endAsInternalFailure(sync, err);
+    }
+  };
+
+  /** Runs the sync; only a ProviderError from the adapter is the provider's failure, anything thrown is Mooring's. */
+  async function runOwned(sync: SyncRow): Promise<void> {
     const startedAt = deps.clock.now();
     const conn = await connections.findById(sync.connection_id);
     if (conn === undefined) return; // deleted meanwhile; its syncs went with it
@@ -135,8 +200,9 @@ export function syncRunner(deps: SyncRunnerDeps) {
       return;
     }
     const { grant, version: grantVersion } = (await connections.versionedGrantOf(conn.id)) ?? { grant: {}, version: 0 };
+    let result: FetchResult;
     try {
-      const result = await deps.adapters[provider.adapter].fetch({
+      result = await deps.adapters[provider.adapter].fetch({
         provider,
         grant,
         attended: sync.attended,
@@ -144,42 +210,38 @@ export function syncRunner(deps: SyncRunnerDeps) {
         since: conn.last_updated === null ? null : new Date(conn.last_updated.getTime() - OVERLAP_MS),
         now: startedAt,
       });
-      const fetchedAt = deps.clock.now();
-      const fetchStatus: FetchStatus = result.partial ? 'partial' : 'success';
-      await deps.db.transaction(async (tx) => {
-        await assertStillOwned(tx, sync);
-        if (await grantReplaced(tx, conn.id, grantVersion)) return finishSuperseded(tx, sync);
-        const txSyncs = syncsRepository(tx);
-        const accountIds = await txSyncs.upsertAccounts(conn.id, conn.user_id, result.accounts, fetchedAt);
-        const { added, updated, addedIds } = await txSyncs.upsertTransactions(conn.user_id, accountIds, result.transactions, fetchedAt);
-        await connectionsRepository(tx).recordSyncOutcome(conn.id, {
-          fetchStatus,
-          lastUpdated: nextLastUpdated(conn.last_updated, result.asOf, fetchedAt),
-          grant: result.grant,
-          attemptAt: startedAt,
-          failed: result.partial,
-        });
-        await txSyncs.finish(sync.id, {
-          fetchStatus,
-          fetchedAt,
-          finishedAt: deps.clock.now(),
-          counts: { accounts: result.accounts.length, transactionsAdded: added, transactionsUpdated: updated },
-          errorDetail: result.partial ? (result.partialDetail ?? 'Some data could not be retrieved from the provider') : null,
-          accounts: [...accountIds.values()].map((accountId) => ({ providerId: provider.id, accountId })),
-        });
-        const byAccount = new Map<string, string[]>();
-        for (const t of addedIds) byAccount.set(t.accountId, [...(byAccount.get(t.accountId) ?? []), t.transactionId]);
-        await deps.afterSync?.(tx, sync, [...byAccount].map(([accountId, transactionIds]) => ({ accountId, transactionIds })));
-      });
     } catch (err) {
-      if (err instanceof LostSyncError) return lost(sync);
-      const kind: ProviderErrorKind = err instanceof ProviderError ? err.kind : 'bad_response';
-      if (!(err instanceof ProviderError)) {
-        deps.log.error({ connectionId: conn.id, syncId: sync.id, err: err instanceof Error ? err.stack : String(err) }, 'sync failed with an unexpected error');
-      }
-      const detail = err instanceof ProviderError ? err.safeDetail : "Mooring could not process the provider's answer";
-      await finishFailed(sync, conn.id, startedAt, FETCH_STATUS_BY_ERROR[kind], detail, grantVersion);
+      if (!(err instanceof ProviderError)) throw err;
+      await storeWithRetries(() => finishFailed(sync, conn.id, startedAt, FETCH_STATUS_BY_ERROR[err.kind], err.safeDetail, grantVersion));
+      return;
     }
-  };
+    const fetchedAt = deps.clock.now();
+    const fetchStatus: FetchStatus = result.partial ? 'partial' : 'success';
+    await storeWithRetries(() => deps.db.transaction(async (tx) => {
+      await assertStillOwned(tx, sync);
+      if (await grantReplaced(tx, conn.id, grantVersion)) return finishSuperseded(tx, sync);
+      const txSyncs = syncsRepository(tx);
+      const accountIds = await txSyncs.upsertAccounts(conn.id, conn.user_id, result.accounts, fetchedAt);
+      const { added, updated, addedIds } = await txSyncs.upsertTransactions(conn.user_id, accountIds, result.transactions, fetchedAt);
+      await connectionsRepository(tx).recordSyncOutcome(conn.id, {
+        fetchStatus,
+        lastUpdated: nextLastUpdated(conn.last_updated, result.asOf, fetchedAt),
+        grant: result.grant,
+        attemptAt: startedAt,
+        failed: result.partial,
+      });
+      await txSyncs.finish(sync.id, {
+        fetchStatus,
+        fetchedAt,
+        finishedAt: deps.clock.now(),
+        counts: { accounts: result.accounts.length, transactionsAdded: added, transactionsUpdated: updated },
+        errorDetail: result.partial ? (result.partialDetail ?? 'Some data could not be retrieved from the provider') : null,
+        accounts: [...accountIds.values()].map((accountId) => ({ providerId: provider.id, accountId })),
+      });
+      const byAccount = new Map<string, string[]>();
+      for (const t of addedIds) byAccount.set(t.accountId, [...(byAccount.get(t.accountId) ?? []), t.transactionId]);
+      await deps.afterSync?.(tx, sync, [...byAccount].map(([accountId, transactionIds]) => ({ accountId, transactionIds })));
+    }));
+  }
 }
 export type RunClaimed = ReturnType<typeof syncRunner>;

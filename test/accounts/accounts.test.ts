@@ -98,6 +98,15 @@ describe('accounts and transactions (resource server)', () => {
     }
   });
 
+  it('serves getAccountsList: the same accounts, paged the same way', async () => {
+    const list = (await a.mh.getAccountsList({ userId })) as unknown as List<Account>;
+    expect(list.data).toEqual(accounts);
+    expect(list.meta.total).toBe(2);
+    expect(list.links.self).toBe(`${ts.baseUrl}/v2.0/accounts-list?limit=100&offset=0`);
+    const second = (await a.mh.getAccountsList({ userId, params: { limit: 1, offset: 1 } })) as unknown as List<Account>;
+    expect(second.data).toEqual([accounts[1]]);
+  });
+
   it('answers 404 for an account id that does not exist, in any form', async () => {
     for (const accountId of [NO_ACCOUNT, 'not-a-uuid']) {
       const err = await rejection(a.mh.getAccount({ userId, accountId }));
@@ -148,6 +157,23 @@ describe('accounts and transactions (resource server)', () => {
       expect(acc.transactionData.lastDate).toBe(own[0]?.date);
       expect(acc.transactionData.earliestDate).toBe(own[own.length - 1]?.date);
     }
+  });
+
+  it('serves getTransaction: each transaction by id, identical to its entry in the list; 404 otherwise', async () => {
+    for (const t of transactions.slice(0, 5)) {
+      const { data } = await a.mh.getTransaction({ userId, transactionId: t.id });
+      expect(data).toEqual(t);
+    }
+    for (const transactionId of [NO_ACCOUNT, 'not-a-uuid']) {
+      const err = await rejection(a.mh.getTransaction({ userId, transactionId }));
+      expect(err.response?.statusCode, transactionId).toBe(404);
+      expect(err.error).toBe('not_found');
+    }
+    const otherUser = (await a.mh.registerUser({ clientUserId: 'transaction-peeker' })).userId;
+    const theirs = await rejection(a.mh.getTransaction({ userId: otherUser, transactionId: transactions[0]?.id ?? '' }));
+    expect(theirs.response?.statusCode).toBe(404);
+    const accountsOnly = await accessToken(ts.baseUrl, a, 'accounts:read', userId);
+    expect((await call(ts.baseUrl, 'GET', `/v2.0/transactions/${transactions[0]?.id ?? ''}`, { token: accountsOnly })).status).toBe(403);
   });
 
   it('filters transactions by account', async () => {
@@ -299,5 +325,16 @@ describe('accounts and transactions (resource server)', () => {
     expect(Date.parse(after.data[0]?.date ?? '')).toBeGreaterThan(Date.parse(transactions[0]?.date ?? ''));
     expect(new Set(after.data.map((t) => t.id)).size).toBe(after.meta.total);
     expect(after.data.slice(after.meta.total - 30).map((t) => t.id)).toEqual(transactions.map((t) => t.id));
+  });
+
+  it('types the accounts of a pension provider (PensionBee, listed with pension accounts) as pensions', async () => {
+    const catalog = await a.mh.listConnections();
+    const pensionBee = catalog.find((c) => c.name === 'PensionBee');
+    expect(pensionBee?.accountTypes.map((t) => t.name)).toEqual(['pension']);
+    const saver = (await a.mh.registerUser({ clientUserId: 'pension-saver' })).userId;
+    const pensionConnection = await connectBank(a, saver, pensionBee?.id ?? '');
+    const list = (await a.mh.getAccounts({ userId: saver })) as unknown as List<Account>;
+    expect(list.data).toHaveLength(2);
+    for (const acc of list.data) expect(acc).toMatchObject({ type: 'pension', providerName: 'PensionBee', connectionId: pensionConnection });
   });
 });

@@ -400,16 +400,23 @@ describe('remediation: sync_partial', () => {
 });
 
 describe('remediation: mfa_required and credentials_error', () => {
-  it('asks for a refresh journey when the provider wants a one-time code', () => {
-    expect(describeAt(failing('mfa-required')).remediation).toEqual({
+  it('asks for a refresh journey when a legacy provider wants a one-time code', () => {
+    expect(describeAt({ providerType: 'legacy', providerName: 'Aviva', ...failing('mfa-required') }).remediation).toEqual({
       action: 'refresh',
-      reason: 'Nationwide Open Banking asked for a one-time code; take the user through a refresh journey.',
+      reason: 'Aviva asked for a one-time code; take the user through a refresh journey.',
+    });
+  });
+
+  it.each(['api', 'test'] as const)('asks for a reauth journey when a %s bank wants strong customer authentication again', (providerType) => {
+    expect(describeAt({ providerType, ...failing('mfa-required') }).remediation).toEqual({
+      action: 'reauth',
+      reason: 'Nationwide Open Banking asked for strong customer authentication again; take the user through a reauth journey.',
     });
   });
 
   it.each(PROVIDER_TYPES)('never escalates mfa_required for %s, however long it persists', (providerType) => {
     const s = describeAt({ providerType, tppConsent: true, ...failing('mfa-required', 10, { stateSince: at(-30 * DAY) }) });
-    expect(s.remediation.action).toBe('refresh');
+    expect(s.remediation.action).toBe(providerType === 'legacy' ? 'refresh' : 'reauth');
   });
 
   it.each(PROVIDER_TYPES)('asks for reauth on credentials_error for %s, even with tppConsent', (providerType) => {

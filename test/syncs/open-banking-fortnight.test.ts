@@ -236,7 +236,7 @@ describe('a fortnight of scheduled syncs of Open Banking connections, one per sa
     expect(recoveries).toBe(DAYS * 2);
   });
 
-  it('shows user_mfa as mfa_required with remediation refresh from its first unattended sync on, even when its data is old', () => {
+  it('shows user_mfa as mfa_required with remediation reauth from its first unattended sync on, even when its data is old', () => {
     const first = conn(observations[0] as Observation, 'user_mfa');
     expect(first.status).toBe('ok');
     for (const o of observations.slice(1)) {
@@ -247,7 +247,7 @@ describe('a fortnight of scheduled syncs of Open Banking connections, one per sa
         continue;
       }
       expect(c, label).toMatchObject({ status: 'error', error: 'mfa_required', lastUpdated: first.lastUpdated });
-      expect(c.remediation.action, label).toBe('refresh');
+      expect(c.remediation.action, label).toBe('reauth');
     }
     expect(scheduled(hist('user_mfa')).every((s) => s.fetchStatus === 'mfa-required')).toBe(true);
   });

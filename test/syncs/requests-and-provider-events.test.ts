@@ -324,7 +324,7 @@ describe('syncs requested by the client application', () => {
     expect((await mh.syncUserConnection({ userId, connectionId: c.id })).data.status).toBe('error');
     const blocked = await connection(mh, userId, c.id);
     expect(blocked).toMatchObject({ status: 'error', error: 'mfa_required', lastUpdated: c.lastUpdated });
-    expect(blocked.remediation.action).toBe('refresh');
+    expect(blocked.remediation.action).toBe('reauth');
     expect(blocked.syncBudget.remaining).toBe(3);
     const failed = (await history(mh, userId, c.id))[0];
     expect(failed).toMatchObject({ action: 'client-update', fetchStatus: 'mfa-required' });

@@ -186,7 +186,7 @@ export function createOpenBankingAdapter(opts: OpenBankingAdapterOptions): Provi
         const balancesOf = async (a: ObAccount) => {
           const body = checkShape(BalancesResponse, await get(`${base}/aisp/accounts/${encodeURIComponent(a.AccountId)}/balances`), 'the balances');
           noteAsOf(body.Meta);
-          return toProviderAccount(a, body.Data.Balance);
+          return toProviderAccount(a, body.Data.Balance, provider.accountTypes.map((t) => t.name));
         };
         const transactionsOf = async (a: ObAccount): Promise<ProviderTransaction[]> => {
           const first = new URL(`${base}/aisp/accounts/${encodeURIComponent(a.AccountId)}/transactions`);

@@ -16,7 +16,7 @@ const MONEYHUB_TYPE: Record<string, string> = {
   ChargeCard: 'card',
   PrePaidCard: 'card',
   Loan: 'loan',
-  Mortgage: 'mortgage',
+  Mortgage: 'mortgage:repayment',
 };
 
 /** The balance types Mooring prefers, most preferred first. */
@@ -28,7 +28,20 @@ const signed = (amount: { Amount: string; Currency: string }, indicator: 'Credit
   return indicator === 'Debit' && minor !== 0 ? -minor : minor;
 };
 
-export function toProviderAccount(account: ObAccount, balances: ObBalance[]): ProviderAccount {
+/**
+ * Open Banking's closed list of account subtypes has no pension or investment: a pension provider
+ * (PensionBee) reports its pots as `Savings`. When the provider's catalog entry lists no savings
+ * accounts but a long-term type, a `Savings` account is that type.
+ */
+const LONG_TERM_TYPES = ['pension', 'pension:definedBenefit', 'pension:definedContribution', 'investment'];
+
+function moneyhubTypeOf(subType: string | undefined, providerAccountTypes: readonly string[]): string {
+  const mapped = MONEYHUB_TYPE[subType ?? ''] ?? 'cash:current';
+  if (mapped !== 'savings' || providerAccountTypes.includes('savings')) return mapped;
+  return providerAccountTypes.find((t) => LONG_TERM_TYPES.includes(t)) ?? mapped;
+}
+
+export function toProviderAccount(account: ObAccount, balances: ObBalance[], providerAccountTypes: readonly string[] = []): ProviderAccount {
   const own = balances.filter((b) => b.AccountId === account.AccountId);
   const pool = own.length > 0 ? own : balances;
   const balance = BALANCE_PREFERENCE.map((t) => pool.find((b) => b.Type === t)).find((b) => b !== undefined) ?? pool[0];
@@ -37,7 +50,7 @@ export function toProviderAccount(account: ObAccount, balances: ObBalance[]): Pr
   return {
     providerAccountId: account.AccountId,
     accountName: account.Nickname ?? identification?.Name ?? account.AccountSubType ?? 'Account',
-    type: MONEYHUB_TYPE[account.AccountSubType ?? ''] ?? 'cash:current',
+    type: moneyhubTypeOf(account.AccountSubType, providerAccountTypes),
     accountType: account.AccountType === 'Business' ? 'business' : 'personal',
     currency: account.Currency,
     balanceMinor: signed(balance.Amount, balance.CreditDebitIndicator),
