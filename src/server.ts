@@ -15,6 +15,8 @@ import { migrate } from './db/migrate.ts';
 import { readSetting, settingOrCreate } from './db/settings.ts';
 import { startBoss } from './jobs/boss.ts';
 import { loadOrCreateKeys } from './oauth/keys.ts';
+import { resolveSecretBox } from './crypto/key.ts';
+import { resealSecrets } from './crypto/reseal.ts';
 import { purgeExpiredOidcModels } from './oauth/adapter.ts';
 import { journeysRepository } from './journeys/repository.ts';
 import { createCatalog, sandboxCatalog, type Catalog } from './providers/catalog.ts';
@@ -76,6 +78,10 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
   try {
     await migrate(db, progress);
     const keys = await loadOrCreateKeys(db);
+    const { box: secrets } = resolveSecretBox(config);
+    // Secrets stored before they were sealed (an upgrade) are sealed now; afterwards this finds nothing.
+    const sealedNow = await resealSecrets(db, secrets, { plaintextOnly: true });
+    if (sealedNow.resealed > 0) progress(`sealed ${sealedNow.resealed} secret(s) stored in plain text by an earlier version`);
     const clock = systemClock();
     const refreshClock = async (): Promise<void> => clock.setOffsetMs((await readSetting<number>(db, CLOCK_OFFSET_SETTING)) ?? 0);
     await refreshClock();
@@ -97,12 +103,12 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     }
     const events = connectionEvents({ catalog, clock });
     const dispatcher = webhookDispatcher({
-      db, clock, log, concurrency: WEBHOOK_CONCURRENCY,
+      db, secrets, clock, log, concurrency: WEBHOOK_CONCURRENCY,
       policy: { allowPrivate: config.webhookAllowPrivate, allowLoopback: config.sandbox },
     });
     const engine = syncEngine({
       db, catalog, clock, log,
-      runClaimed: syncRunner({ db, catalog, adapters, clock, log, afterSync: events.afterSync }),
+      runClaimed: syncRunner({ db, secrets, catalog, adapters, clock, log, afterSync: events.afterSync }),
       queue: boss === null ? null : bossSyncQueue(boss),
     });
 
@@ -130,7 +136,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     let app: FastifyInstance | null = null;
     let oidc: Provider | null = null;
     if (role !== 'worker') {
-      const built = await buildApp({ config, db, clock, logger: log, catalog, adapters, keys, adminToken: opts.adminToken, sandboxClientSecret, engine, events, dispatcher });
+      const built = await buildApp({ config, db, clock, logger: log, catalog, adapters, keys, secrets, adminToken: opts.adminToken, sandboxClientSecret, engine, events, dispatcher });
       app = built.app;
       oidc = built.oidc;
       const a = built.app;

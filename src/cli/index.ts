@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Config } from '../config.ts';
 import { resolveAdminToken } from '../admin/token.ts';
+import { keysCommand } from './keys.ts';
 
 const HELP = `Usage: mooring <command> [options]
 
@@ -27,6 +28,8 @@ Commands:
       --url URL                  where events are POSTed (required)
       --rotate-secret            issue a new signing secret
   webhook delete             Stop webhook deliveries to a client (--client CLIENT_ID)
+  keys rotate                Re-seal stored secrets under MOORING_ENCRYPTION_KEY (old keys in
+                             MOORING_ENCRYPTION_PREVIOUS_KEYS); works on the database directly
   help                       Show this help
 
 The admin token comes from MOORING_ADMIN_TOKEN or the data directory (MOORING_DATA_DIR).`;
@@ -133,6 +136,7 @@ async function webhook(args: string[], config: Config): Promise<number> {
 export async function runCli(command: string, args: string[], config: Config): Promise<number> {
   if (command === 'register-client') return registerClient(args, config);
   if (command === 'webhook') return webhook(args, config);
+  if (command === 'keys') return keysCommand(args, config);
   if (command === 'help' || command === '--help' || command === '-h') {
     console.log(HELP);
     return 0;

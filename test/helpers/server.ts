@@ -6,6 +6,8 @@ import { createServer, type Server } from '../../src/server.ts';
 import { createTestDb, type TestDb } from './db.ts';
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
+/** The key every test server seals secrets under (32 bytes, base64), unless a test passes its own. */
+export const TEST_ENCRYPTION_KEY = 'dGVzdC1lbmNyeXB0aW9uLWtleS0zMi1ieXRlcy0wMDA=';
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -36,7 +38,7 @@ export async function startTestServer(overrides: Partial<Config> = {}, opts: Tes
   const testDb = await createTestDb();
   const port = await freePort();
   const baseUrl = `http://127.0.0.1:${port}`;
-  const config = loadConfig({}, { port, host: '127.0.0.1', publicUrl: baseUrl, adminToken: ADMIN_TOKEN, dataDir: '/nonexistent', ...overrides });
+  const config = loadConfig({}, { port, host: '127.0.0.1', publicUrl: baseUrl, adminToken: ADMIN_TOKEN, dataDir: '/nonexistent', encryptionKey: TEST_ENCRYPTION_KEY, ...overrides });
   const server = await createServer({ config, logger: createLogger(process.env.TEST_LOG_LEVEL === undefined ? 'silent' : config.logLevel), adminToken: ADMIN_TOKEN, db: testDb.db, jobs: opts.jobs ?? false });
   if (server.app === null) throw new Error('the test server has no HTTP app');
   await server.app.listen({ port, host: '127.0.0.1' });

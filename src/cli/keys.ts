@@ -1,0 +1,66 @@
+/**
+ * `mooring keys rotate`: re-seals every secret at rest under MOORING_ENCRYPTION_KEY, reading
+ * values sealed under MOORING_ENCRYPTION_PREVIOUS_KEYS. Works on the database directly; with
+ * PostgreSQL it is safe while the API and workers run, with the embedded database stop the
+ * server first (only one process may open it).
+ */
+import type { Config } from '../config.ts';
+import { resolveSecretBox } from '../crypto/key.ts';
+import { countNotUnderCurrentKey, resealSecrets } from '../crypto/reseal.ts';
+import { openDb, type Db } from '../db/db.ts';
+
+const USAGE = `Usage: mooring keys rotate
+
+Re-seals every stored secret (bank grants, client secrets, webhook secrets, sessions) under the key
+in MOORING_ENCRYPTION_KEY. Keep the old key readable meanwhile in MOORING_ENCRYPTION_PREVIOUS_KEYS
+(comma-separated). Safe to run again; each run continues where the last stopped.`;
+
+export async function keysCommand(args: string[], config: Config): Promise<number> {
+  if (args[0] !== 'rotate' || args.length > 1) {
+    console.error(`mooring keys: unknown or missing subcommand\n\n${USAGE}`);
+    return 2;
+  }
+  let box;
+  try {
+    box = resolveSecretBox(config).box;
+  } catch (err) {
+    console.error(`mooring keys rotate: ${err instanceof Error ? err.message : String(err)}`);
+    return 2;
+  }
+  let db: Db;
+  try {
+    db = await openDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 2 });
+  } catch (err) {
+    console.error(`mooring keys rotate: cannot open the database (${err instanceof Error ? err.message : String(err)}).`);
+    console.error(config.databaseUrl === null ? 'With the embedded database, stop the server first.' : 'Check DATABASE_URL.');
+    return 1;
+  }
+  try {
+    return await rotate(db, box);
+  } catch (err) {
+    console.error(`mooring keys rotate: failed: ${err instanceof Error ? err.message : String(err)}. Nothing is lost; run it again.`);
+    return 1;
+  } finally {
+    await db.close();
+  }
+}
+
+async function rotate(db: Db, box: ReturnType<typeof resolveSecretBox>['box']): Promise<number> {
+  console.log(`mooring: re-sealing secrets under key ${box.currentKid}`);
+  const report = await resealSecrets(db, box, { progress: (m) => console.log(`mooring: ${m}`) });
+  const left = Object.entries(await countNotUnderCurrentKey(db, box)).filter(([, n]) => n > 0);
+  console.log(`mooring: ${report.resealed} value(s) re-sealed under key ${box.currentKid}`);
+  if (report.failures.length > 0) {
+    console.error(`mooring keys rotate: ${report.failures.length} value(s) could not be opened with any configured key:`);
+    for (const f of report.failures.slice(0, 20)) console.error(`  ${f}`);
+    console.error('Add the key they were sealed under to MOORING_ENCRYPTION_PREVIOUS_KEYS and run again.');
+    return 1;
+  }
+  if (left.length > 0) {
+    console.error(`mooring keys rotate: still not under key ${box.currentKid}: ${left.map(([c, n]) => `${c} (${n})`).join(', ')}.`);
+    console.error('A process still writes with the old key: restart every process with the new MOORING_ENCRYPTION_KEY, then run again.');
+    return 1;
+  }
+  console.log(`mooring: done. Every secret is sealed under key ${box.currentKid}; the previous keys can be removed.`);
+  return 0;
+}
