@@ -153,6 +153,16 @@ export function createOidcProvider(deps: ProviderDeps): Provider {
   };
   const provider = new Provider(deps.issuer, configuration);
   provider.proxy = deps.trustProxy;
+  // The official client refuses to start when revocation is advertised without its signing algorithms
+  // (it authenticates there as at the token endpoint); oidc-provider does not list them itself.
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.oidc?.route === 'discovery' && typeof ctx.body === 'object' && ctx.body !== null) {
+      const body = ctx.body as Record<string, unknown>;
+      body.revocation_endpoint_auth_methods_supported = body.token_endpoint_auth_methods_supported;
+      body.revocation_endpoint_auth_signing_alg_values_supported = body.token_endpoint_auth_signing_alg_values_supported;
+    }
+  });
   registerClientCredentialsGrant(provider, deps.db, deps.tokenCache);
   return provider;
 }
