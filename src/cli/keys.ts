@@ -7,7 +7,8 @@
 import type { Config } from '../config.ts';
 import { resolveSecretBox } from '../crypto/key.ts';
 import { countNotUnderCurrentKey, resealSecrets } from '../crypto/reseal.ts';
-import { openDb, type Db } from '../db/db.ts';
+import { openDb, type Db, type Queryable } from '../db/db.ts';
+import type { SecretBox } from '../crypto/secrets.ts';
 
 const USAGE = `Usage: mooring keys rotate
 
@@ -20,7 +21,7 @@ export async function keysCommand(args: string[], config: Config): Promise<numbe
     console.error(`mooring keys: unknown or missing subcommand\n\n${USAGE}`);
     return 2;
   }
-  let box;
+  let box: SecretBox;
   try {
     box = resolveSecretBox(config).box;
   } catch (err) {
@@ -36,7 +37,7 @@ export async function keysCommand(args: string[], config: Config): Promise<numbe
     return 1;
   }
   try {
-    return await rotate(db, box);
+    return await rotateKeys(db, box, { log: (m) => console.log(m), error: (m) => console.error(m) });
   } catch (err) {
     console.error(`mooring keys rotate: failed: ${err instanceof Error ? err.message : String(err)}. Nothing is lost; run it again.`);
     return 1;
@@ -45,22 +46,28 @@ export async function keysCommand(args: string[], config: Config): Promise<numbe
   }
 }
 
-async function rotate(db: Db, box: ReturnType<typeof resolveSecretBox>['box']): Promise<number> {
-  console.log(`mooring: re-sealing secrets under key ${box.currentKid}`);
-  const report = await resealSecrets(db, box, { progress: (m) => console.log(`mooring: ${m}`) });
+export interface CommandOutput {
+  log(line: string): void;
+  error(line: string): void;
+}
+
+/** What `keys rotate` does once the database is open; answers the exit code. */
+export async function rotateKeys(db: Queryable, box: SecretBox, out: CommandOutput): Promise<number> {
+  out.log(`mooring: re-sealing secrets under key ${box.currentKid}`);
+  const report = await resealSecrets(db, box, { progress: (m) => out.log(`mooring: ${m}`) });
   const left = Object.entries(await countNotUnderCurrentKey(db, box)).filter(([, n]) => n > 0);
-  console.log(`mooring: ${report.resealed} value(s) re-sealed under key ${box.currentKid}`);
+  out.log(`mooring: ${report.resealed} value(s) re-sealed under key ${box.currentKid}`);
   if (report.failures.length > 0) {
-    console.error(`mooring keys rotate: ${report.failures.length} value(s) could not be opened with any configured key:`);
-    for (const f of report.failures.slice(0, 20)) console.error(`  ${f}`);
-    console.error('Add the key they were sealed under to MOORING_ENCRYPTION_PREVIOUS_KEYS and run again.');
+    out.error(`mooring keys rotate: ${report.failures.length} value(s) could not be opened with any configured key:`);
+    for (const f of report.failures.slice(0, 20)) out.error(`  ${f}`);
+    out.error('Add the key they were sealed under to MOORING_ENCRYPTION_PREVIOUS_KEYS and run again.');
     return 1;
   }
   if (left.length > 0) {
-    console.error(`mooring keys rotate: still not under key ${box.currentKid}: ${left.map(([c, n]) => `${c} (${n})`).join(', ')}.`);
-    console.error('A process still writes with the old key: restart every process with the new MOORING_ENCRYPTION_KEY, then run again.');
+    out.error(`mooring keys rotate: still not under key ${box.currentKid}: ${left.map(([c, n]) => `${c} (${n})`).join(', ')}.`);
+    out.error('A process still writes with the old key: restart every process with the new MOORING_ENCRYPTION_KEY, then run again.');
     return 1;
   }
-  console.log(`mooring: done. Every secret is sealed under key ${box.currentKid}; the previous keys can be removed.`);
+  out.log(`mooring: done. Every secret is sealed under key ${box.currentKid}; the previous keys can be removed.`);
   return 0;
 }

@@ -32,10 +32,12 @@ export interface TestServer {
 export interface TestServerOptions {
   /** Run the durable job queue and a sync worker in the server process (default: off; syncs run inline). */
   jobs?: boolean;
+  /** Serve an existing test database (a second process over the same data); stop() then leaves it in place. */
+  testDb?: TestDb;
 }
 
 export async function startTestServer(overrides: Partial<Config> = {}, opts: TestServerOptions = {}): Promise<TestServer> {
-  const testDb = await createTestDb();
+  const testDb = opts.testDb ?? (await createTestDb());
   const port = await freePort();
   const baseUrl = `http://127.0.0.1:${port}`;
   const config = loadConfig({}, { port, host: '127.0.0.1', publicUrl: baseUrl, adminToken: ADMIN_TOKEN, dataDir: '/nonexistent', encryptionKey: TEST_ENCRYPTION_KEY, ...overrides });
@@ -49,7 +51,7 @@ export async function startTestServer(overrides: Partial<Config> = {}, opts: Tes
     config,
     async stop() {
       await server.close();
-      await testDb.drop();
+      if (opts.testDb === undefined) await testDb.drop();
     },
   };
 }
