@@ -164,5 +164,7 @@ export function createOidcProvider(deps: ProviderDeps): Provider {
     }
   });
   registerClientCredentialsGrant(provider, deps.db, deps.tokenCache);
+  // A token revoked here is refused here at once; other processes' caches let it go within a second.
+  provider.on('client_credentials.destroyed', (token: { jti: string }) => deps.tokenCache.delete(token.jti));
   return provider;
 }

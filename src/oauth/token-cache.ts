@@ -14,6 +14,8 @@ export const TOKEN_CACHE_TTL_MS = 1_000;
 export interface TokenCache {
   get(token: string): AuthContext | undefined;
   set(token: string, auth: AuthContext, expiresAtMs: number): void;
+  /** Forgets a token this process saw revoked. */
+  delete(token: string): void;
 }
 
 export function createTokenCache(realNow: () => number = () => Date.now()): TokenCache {
@@ -35,6 +37,9 @@ export function createTokenCache(realNow: () => number = () => Date.now()): Toke
         if (oldest !== undefined) entries.delete(oldest);
       }
       entries.set(token, { auth, until: Math.min(expiresAtMs, realNow() + TOKEN_CACHE_TTL_MS) });
+    },
+    delete(token) {
+      entries.delete(token);
     },
   };
 }
