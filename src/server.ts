@@ -12,7 +12,7 @@ import { systemClock, type MovableClock } from './clock.ts';
 import type { Config } from './config.ts';
 import { openDb, type Db } from './db/db.ts';
 import { migrate } from './db/migrate.ts';
-import { readSetting, settingOrCreate } from './db/settings.ts';
+import { readSetting, sealedSettingOrCreate } from './db/settings.ts';
 import { startBoss } from './jobs/boss.ts';
 import { loadOrCreateKeys } from './oauth/keys.ts';
 import { resolveSecretBox } from './crypto/key.ts';
@@ -77,11 +77,11 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
   };
   try {
     await migrate(db, progress);
-    const keys = await loadOrCreateKeys(db);
     const { box: secrets } = resolveSecretBox(config);
     // Secrets stored before they were sealed (an upgrade) are sealed now; afterwards this finds nothing.
     const sealedNow = await resealSecrets(db, secrets, { plaintextOnly: true });
     if (sealedNow.resealed > 0) progress(`sealed ${sealedNow.resealed} secret(s) stored in plain text by an earlier version`);
+    const keys = await loadOrCreateKeys(db, secrets);
     const clock = systemClock();
     const refreshClock = async (): Promise<void> => clock.setOffsetMs((await readSetting<number>(db, CLOCK_OFFSET_SETTING)) ?? 0);
     await refreshClock();
@@ -90,7 +90,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
       timer.unref();
       closers.push(async () => clearInterval(timer));
     }
-    const sandboxClientSecret = (await settingOrCreate(db, 'sandbox_client_secret', () => randomBytes(24).toString('base64url'))).value;
+    const sandboxClientSecret = (await sealedSettingOrCreate(db, 'sandbox_client_secret', secrets, () => randomBytes(24).toString('base64url'))).value;
     const catalog = createCatalog(config.sandbox ? sandboxCatalog(config.publicUrl) : []);
     const adapters = createProviderAdapters({ sandboxClientSecret });
 

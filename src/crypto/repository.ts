@@ -8,6 +8,7 @@ import type { Queryable } from '../db/db.ts';
 import { grantContext } from '../connections/repository.ts';
 import { clientSecretContext, sessionIdContext } from '../oauth/adapter.ts';
 import { webhookSecretContext } from '../webhooks/repository.ts';
+import { SEALED_SETTINGS, settingContext } from '../db/settings.ts';
 
 export interface SealedValue {
   /** The row's key (for messages and keyset paging). */
@@ -29,6 +30,25 @@ export interface SealedColumn {
 
 export function sealedColumns(db: Queryable): SealedColumn[] {
   return [
+    {
+      name: 'settings (keys and credentials)',
+      async page(afterKey, keepPattern, limit) {
+        // Sealed: a JSON string holding the sealed JSON text. Before sealing: any JSON value.
+        const r = await db.query<{ key: string; value: string; guard: string }>(
+          `select key, case when jsonb_typeof(value) = 'string' and value #>> '{}' like 'v1.%' then value #>> '{}' else value::text end as value,
+                  value::text as guard
+             from settings
+            where key = any($4::text[]) and key > $1 and not (jsonb_typeof(value) = 'string' and value #>> '{}' like $2)
+            order by key limit $3`,
+          [afterKey, keepPattern, limit, [...SEALED_SETTINGS]],
+        );
+        return r.rows.map((row) => ({ ...row, context: settingContext(row.key) }));
+      },
+      async replace(row, sealed) {
+        const r = await db.query('update settings set value = $2::jsonb where key = $1 and value = $3::jsonb', [row.key, JSON.stringify(sealed), row.guard]);
+        return r.rowCount > 0;
+      },
+    },
     {
       name: 'connections.provider_grant',
       async page(afterKey, keepPattern, limit) {

@@ -151,7 +151,20 @@ describe('secrets at rest', () => {
       expect(bankSecrets.length).toBeGreaterThan(0);
       bankSecrets.forEach((s, i) => secrets.set(`bank secret ${i + 1} of connection ${r.id}`, s));
     }
-    expect(secrets.size).toBeGreaterThanOrEqual(12);
+    // Mooring's own keys and its credential at the sandbox banks.
+    const settings = await testDb.db.query<{ key: string; value: unknown }>("select key, value from settings where key in ('server_keys', 'sandbox_client_secret')");
+    expect(settings.rows).toHaveLength(2);
+    for (const r of settings.rows) {
+      expect(typeof r.value).toBe('string');
+      const value = JSON.parse(box.open(r.value as string, `settings:${r.key}`)) as unknown;
+      if (typeof value === 'string') secrets.set(`setting ${r.key}`, value);
+      else {
+        const keys = value as { jwks: { keys: { d?: string }[] }; cookieKeys: string[] };
+        keys.jwks.keys.forEach((k, i) => secrets.set(`private signing key ${i + 1}`, k.d ?? ''));
+        keys.cookieKeys.forEach((k, i) => secrets.set(`cookie key ${i + 1}`, k));
+      }
+    }
+    expect(secrets.size).toBeGreaterThanOrEqual(17);
 
     const dump = await dumpDatabase(testDb.db);
     const found = [...secrets].map(([name, value]) => ({ name, tables: whereFound(dump, value) })).filter((f) => f.tables.length > 0);
@@ -172,10 +185,12 @@ describe('secrets at rest', () => {
     const sealed = await testDb.db.query<{ what: string; value: string }>(
       `select 'grant' as what, provider_grant #>> '{}' as value from connections
        union all select 'webhook', secret from webhook_endpoints
+       union all select 'setting ' || key, value #>> '{}' from settings where key in ('server_keys', 'sandbox_client_secret')
        union all select 'client', payload->>'client_secret' from oidc_models where kind = 'Client' and payload->>'client_secret' is not null`,
     );
     expect(sealed.rows.filter((r) => r.what === 'grant')).toHaveLength(2);
     expect(sealed.rows.filter((r) => r.what === 'client').length).toBeGreaterThanOrEqual(1);
+    expect(sealed.rows.filter((r) => r.what.startsWith('setting '))).toHaveLength(2);
     for (const r of sealed.rows) expect(r.value.startsWith(`v1.${newKid}.`), `${r.what}: ${r.value}`).toBe(true);
 
     // The old server goes away; the new one knows only the new key.
