@@ -16,6 +16,16 @@ Re-seals every stored secret (bank grants, client secrets, webhook secrets, sess
 in MOORING_ENCRYPTION_KEY. Keep the old key readable meanwhile in MOORING_ENCRYPTION_PREVIOUS_KEYS
 (comma-separated). Safe to run again; each run continues where the last stopped.`;
 
+async function serverAnswers(publicUrl: string): Promise<boolean> {
+  try {
+    const res = await fetch(`${publicUrl}/health`, { signal: AbortSignal.timeout(2_000) });
+    await res.arrayBuffer();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export async function keysCommand(args: string[], config: Config): Promise<number> {
   if (args[0] !== 'rotate' || args.length > 1) {
     console.error(`mooring keys: unknown or missing subcommand\n\n${USAGE}`);
@@ -27,6 +37,10 @@ export async function keysCommand(args: string[], config: Config): Promise<numbe
   } catch (err) {
     console.error(`mooring keys rotate: ${err instanceof Error ? err.message : String(err)}`);
     return 2;
+  }
+  if (config.databaseUrl === null && (await serverAnswers(config.publicUrl))) {
+    console.error(`mooring keys rotate: a server is running at ${config.publicUrl} on the embedded database, which only one process may open. Stop it, run this again, then start it with the new key.`);
+    return 1;
   }
   let db: Db;
   try {
