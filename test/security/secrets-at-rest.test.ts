@@ -5,7 +5,6 @@
  * sealed value to a new key, after which a server holding only the new key still works end to end.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Moneyhub } from '@mft/moneyhub-api-client';
 import type { Db } from '../../src/db/db.ts';
 import { loadConfig } from '../../src/config.ts';
 import { runCli } from '../../src/cli/index.ts';
@@ -14,7 +13,7 @@ import { createSecretBox, decodeKey, keyId, newEncryptionKey } from '../../src/c
 import { ADMIN_TOKEN, startTestServer, TEST_ENCRYPTION_KEY, type TestServer } from '../helpers/server.ts';
 import { createTestDb, type TestDb } from '../helpers/db.ts';
 import { accessToken, MODELO_ID, requestToken, type ApiClient, type Res } from '../helpers/api.ts';
-import { REDIRECT_URI, runJourney, type MoneyhubClient } from '../helpers/moneyhub.ts';
+import { officialClientFor, runJourney, type MoneyhubClient } from '../helpers/moneyhub.ts';
 import { allEvents, replay, runScheduler, setWebhook, webhookClient } from '../helpers/webhooks.ts';
 import { signatureProblem, startReceiver, type Receiver } from '../helpers/webhook-receiver.ts';
 
@@ -69,24 +68,6 @@ function grantSecrets(grant: unknown): string[] {
   };
   walk(grant, '');
   return out;
-}
-
-function officialClientFor(baseUrl: string, client: ApiClient): Promise<MoneyhubClient> {
-  return Moneyhub({
-    identityServiceUrl: baseUrl,
-    resourceServerUrl: `${baseUrl}/v2.0`,
-    options: { timeout: 30_000 },
-    client: {
-      client_id: client.clientId,
-      client_secret: client.clientSecret,
-      token_endpoint_auth_method: 'client_secret_basic',
-      id_token_signed_response_alg: 'RS256',
-      request_object_signing_alg: 'HS256',
-      redirect_uri: REDIRECT_URI,
-      response_type: 'code',
-      keys: [],
-    },
-  } as Parameters<typeof Moneyhub>[0]);
 }
 
 describe('secrets at rest', () => {
