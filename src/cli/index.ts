@@ -1,6 +1,7 @@
 /**
  * Operator commands that talk to a running Mooring over HTTP (so they work the same with the
- * embedded database, which only the server process may open, and with PostgreSQL).
+ * embedded database, which only the server process may open, and with PostgreSQL). `keys` is the
+ * exception: it works on the database itself (see keys.ts).
  */
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
