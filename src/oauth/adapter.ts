@@ -42,14 +42,17 @@ function fromStored(kind: string, lookedUpBy: string | null, payload: AdapterPay
     if (PLAIN_ID_KINDS.has(kind)) {
       const secret = payload.client_secret;
       const clientId = payload.client_id;
-      return typeof secret === 'string' && typeof clientId === 'string' ? { ...payload, client_secret: box.open(secret, clientSecretContext(clientId)) } : payload;
+      // A secret not sealed yet was stored by an earlier version; start-up seals it.
+      if (typeof secret !== 'string' || typeof clientId !== 'string' || !box.isSealed(secret)) return payload;
+      return { ...payload, client_secret: box.open(secret, clientSecretContext(clientId)) };
     }
     if (lookedUpBy !== null) return { ...payload, jti: lookedUpBy };
     const { jti: sealed, uid } = payload;
     return kind === 'Session' && typeof sealed === 'string' && typeof uid === 'string' ? { ...payload, jti: box.open(sealed, sessionIdContext(uid)) } : undefined;
   } catch (err) {
-    // A value sealed under a key no longer configured: the model is as good as gone.
-    if (err instanceof SecretError) return undefined;
+    // A session sealed under a key no longer configured is as good as gone (the user signs in again);
+    // a client's secret is not: that error reaches the log, naming the missing key.
+    if (err instanceof SecretError && kind === 'Session') return undefined;
     throw err;
   }
 }
