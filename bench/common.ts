@@ -23,6 +23,8 @@ export const envNum = (name: string, fallback: number): number => {
 
 export const ADMIN_URL = process.env.BENCH_DATABASE_URL && process.env.BENCH_DATABASE_URL !== '' ? process.env.BENCH_DATABASE_URL : 'postgres://postgres@127.0.0.1:5432/postgres';
 export const KEEP_DB = process.env.BENCH_KEEP_DB === '1';
+/** The key bench servers seal secrets under (32 bytes, base64). */
+export const BENCH_ENCRYPTION_KEY = 'YmVuY2gtZW5jcnlwdGlvbi1rZXktMzItYnl0ZXMtMDA=';
 export const MAX_WAIT_MS = envNum('BENCH_MAX_WAIT_S', 150) * 1000;
 
 const started = performance.now();

@@ -15,6 +15,7 @@ import { createLogger } from '../src/logger.ts';
 import { createServer } from '../src/server.ts';
 import { memorySample, reportFailure, serveParent, type QueryStat } from './ipc.ts';
 import { parseVariants, withVariants } from './variants.ts';
+import { BENCH_ENCRYPTION_KEY } from './common.ts';
 
 const [databaseUrl = '', portRaw = '0', adminToken = '', poolRaw = '10', variantsRaw = '', latencyRaw = ''] = process.argv.slice(2);
 const port = Number(portRaw);
@@ -31,6 +32,7 @@ try {
     logLevel: 'silent',
     databasePoolSize: Number(poolRaw),
     dataDir: '/nonexistent',
+    encryptionKey: BENCH_ENCRYPTION_KEY,
     sandboxLatencyMs: latencyRaw === '' ? 0 : Number(latencyRaw),
   });
   const stats = new Map<string, QueryStat>();

@@ -25,6 +25,7 @@ import { createLogger } from '../src/logger.ts';
 import { createServer } from '../src/server.ts';
 import { syncEngine } from '../src/syncs/engine.ts';
 import { memorySample, reportFailure, serveParent } from './ipc.ts';
+import { BENCH_ENCRYPTION_KEY } from './common.ts';
 
 const [mode = 'worker', databaseUrl = '', publicUrl = '', concurrencyRaw = '20', poolRaw = '10'] = process.argv.slice(2);
 
@@ -68,6 +69,7 @@ try {
     logLevel: process.env.BENCH_CHILD_LOG === '1' ? 'info' : 'error',
     databasePoolSize: Number(poolRaw),
     dataDir: '/nonexistent',
+    encryptionKey: BENCH_ENCRYPTION_KEY,
     workerConcurrency: Number(concurrencyRaw),
   });
   const logger = createLogger(config.logLevel);

@@ -11,6 +11,7 @@ import type Provider from 'oidc-provider';
 import type { MovableClock } from './clock.ts';
 import type { Config } from './config.ts';
 import type { Db } from './db/db.ts';
+import type { SecretBox } from './crypto/secrets.ts';
 import { frameworkErrors, registerErrorHandling } from './http/errors.ts';
 import { registerMetrics } from './http/metrics.ts';
 import { validatorCompiler } from './http/validation.ts';
@@ -56,6 +57,8 @@ export interface AppDeps {
   catalog: Catalog;
   adapters: Record<AdapterKind, ProviderAdapter>;
   keys: ServerKeys;
+  /** Seals secrets at rest (client secrets, bank grants, webhook secrets). */
+  secrets: SecretBox;
   adminToken: string;
   /** Secret the sandbox banks expect from Mooring's Open Banking client (sandbox mode only). */
   sandboxClientSecret: string;
@@ -109,6 +112,7 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   const oidc = createOidcProvider({
     tokenCache,
     db,
+    secrets: deps.secrets,
     issuer: `${config.publicUrl}${OIDC_PREFIX}`,
     trustProxy: config.trustProxy,
     keys: deps.keys,
@@ -126,10 +130,10 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   const { engine, events, dispatcher } = deps;
   // In one transaction: the row lock that makes status events exactly-once must hold until they are logged.
   const onConnectionChanged = (connectionId: string): Promise<void> => db.transaction((tx) => events.reconcile(tx, connectionId));
-  const connections = connectionsService({ connections: connectionsRepository(db), catalog, adapters, clock, log, onConnectionChanged });
+  const connections = connectionsService({ connections: connectionsRepository(db, deps.secrets), catalog, adapters, clock, log, onConnectionChanged });
   const userSvc = usersService({ users, clock, sandbox: config.sandbox, deleteUserConnections: (userId) => connections.revokeAllOfUser(userId) });
   const syncs = syncsService({ syncs: syncsRepository(db), engine });
-  const journeys = journeysService({ db, oidc, catalog, adapters, clock, engine, onConnectionChanged, publicUrl: config.publicUrl, sandbox: config.sandbox, log });
+  const journeys = journeysService({ db, oidc, catalog, adapters, clock, engine, onConnectionChanged, publicUrl: config.publicUrl, sandbox: config.sandbox, log, secrets: deps.secrets });
 
   await mountOidc(fastify, oidc);
   catalogRoutes(app, { db, catalog, clock, publicUrl: config.publicUrl });
@@ -141,7 +145,7 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   adminRoutes(app, { db, catalog, clock, adminToken: deps.adminToken, secureCookies: config.publicUrl.startsWith('https:') });
   await requestObjectRoutes(fastify, { oidc, issuer: `${config.publicUrl}${OIDC_PREFIX}` });
   authRequestRoutes(app, { authRequests: authRequestsService({ db, oidc, clock, issuer: `${config.publicUrl}${OIDC_PREFIX}` }), publicUrl: config.publicUrl });
-  webhookRoutes(app, { db, oidc, clock, adminToken: deps.adminToken, publicUrl: config.publicUrl, policy: { allowPrivate: config.webhookAllowPrivate, allowLoopback: config.sandbox } });
+  webhookRoutes(app, { db, secrets: deps.secrets, oidc, clock, adminToken: deps.adminToken, publicUrl: config.publicUrl, policy: { allowPrivate: config.webhookAllowPrivate, allowLoopback: config.sandbox } });
   if (config.sandbox) {
     await registerSandboxBanks(fastify, { db, clock, catalog, sandboxClientSecret: deps.sandboxClientSecret, latencyMs: config.sandboxLatencyMs, slowCallMs: deps.timers.sandboxSlowCallMs });
     sandboxControlRoutes(app, { db, clock, catalog, engine, events, dispatcher, adminToken: deps.adminToken, concurrency: config.workerConcurrency });

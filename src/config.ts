@@ -3,6 +3,7 @@
  * everything else receives a Config. Invalid values stop start-up with every problem listed.
  */
 import path from 'node:path';
+import { decodeKey } from './crypto/secrets.ts';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -29,6 +30,26 @@ export interface Config {
   trustProxy: boolean;
   /** Sandbox only: where the domain clock starts on the first start of a new database (null: real time). */
   sandboxClockStart: Date | null;
+  /** MOORING_ENCRYPTION_KEY (base64 of 32 bytes): seals secrets at rest. Null: embedded mode keeps one in dataDir. */
+  encryptionKey: string | null;
+  /** MOORING_ENCRYPTION_PREVIOUS_KEYS: older keys, still read after a rotation until `keys rotate` has run. */
+  previousEncryptionKeys: string[];
+}
+
+const MAKE_KEY_HINT = 'make one with: openssl rand -base64 32';
+
+function encryptionProblems(c: Config): string[] {
+  const problems: string[] = [];
+  if (c.encryptionKey !== null && decodeKey(c.encryptionKey) === null) {
+    problems.push(`MOORING_ENCRYPTION_KEY must be 32 random bytes in base64 (${MAKE_KEY_HINT})`);
+  }
+  if (c.encryptionKey === null && c.databaseUrl !== null) {
+    problems.push(`MOORING_ENCRYPTION_KEY is required with DATABASE_URL (${MAKE_KEY_HINT}, and keep it safe: without it stored secrets cannot be read)`);
+  }
+  c.previousEncryptionKeys.forEach((k, i) => {
+    if (decodeKey(k) === null) problems.push(`MOORING_ENCRYPTION_PREVIOUS_KEYS entry ${i + 1} must be 32 bytes in base64, like MOORING_ENCRYPTION_KEY`);
+  });
+  return problems;
 }
 
 export class ConfigError extends Error {
@@ -120,8 +141,11 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     sandboxLatencyMs: intVar(env, 'MOORING_SANDBOX_LATENCY_MS', 0, 0, 60_000, problems),
     trustProxy: boolVar(env, 'TRUST_PROXY', false, problems),
     sandboxClockStart,
+    encryptionKey: env.MOORING_ENCRYPTION_KEY && env.MOORING_ENCRYPTION_KEY !== '' ? env.MOORING_ENCRYPTION_KEY : null,
+    previousEncryptionKeys: (env.MOORING_ENCRYPTION_PREVIOUS_KEYS ?? '').split(',').map((k) => k.trim()).filter((k) => k !== ''),
     ...overrides,
   };
+  problems.push(...encryptionProblems(config));
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
 }

@@ -12,9 +12,11 @@ import { systemClock, type MovableClock } from './clock.ts';
 import type { Config } from './config.ts';
 import { openDb, type Db } from './db/db.ts';
 import { migrate } from './db/migrate.ts';
-import { readSetting, settingOrCreate } from './db/settings.ts';
+import { readSetting, sealedSettingOrCreate, settingOrCreate } from './db/settings.ts';
 import { startBoss } from './jobs/boss.ts';
 import { loadOrCreateKeys } from './oauth/keys.ts';
+import { resolveSecretBox } from './crypto/key.ts';
+import { resealSecrets } from './crypto/reseal.ts';
 import { purgeExpiredOidcModels } from './oauth/adapter.ts';
 import { journeysRepository } from './journeys/repository.ts';
 import { createCatalog, sandboxCatalog, type Catalog } from './providers/catalog.ts';
@@ -72,7 +74,11 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
   };
   try {
     await migrate(db, progress);
-    const keys = await loadOrCreateKeys(db);
+    const { box: secrets } = resolveSecretBox(config);
+    // Secrets stored before they were sealed (an upgrade) are sealed now; afterwards this finds nothing.
+    const sealedNow = await resealSecrets(db, secrets, { plaintextOnly: true });
+    if (sealedNow.resealed > 0) progress(`sealed ${sealedNow.resealed} secret(s) stored in plain text by an earlier version`);
+    const keys = await loadOrCreateKeys(db, secrets);
     const clock = systemClock();
     if (config.sandbox && config.sandboxClockStart !== null) {
       // First start of this database only: every later start (and every other process) follows the stored offset.
@@ -86,7 +92,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
       timer.unref();
       closers.push(async () => clearInterval(timer));
     }
-    const sandboxClientSecret = (await settingOrCreate(db, 'sandbox_client_secret', () => randomBytes(24).toString('base64url'))).value;
+    const sandboxClientSecret = (await sealedSettingOrCreate(db, 'sandbox_client_secret', secrets, () => randomBytes(24).toString('base64url'))).value;
     const catalog = createCatalog(config.sandbox ? sandboxCatalog(config.publicUrl) : []);
     const adapters = createProviderAdapters({ sandboxClientSecret, timeoutMs: timers.providerTimeoutMs });
 
@@ -99,12 +105,12 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     }
     const events = connectionEvents({ catalog, clock });
     const dispatcher = webhookDispatcher({
-      db, clock, log, concurrency: WEBHOOK_CONCURRENCY,
+      db, secrets, clock, log, concurrency: WEBHOOK_CONCURRENCY,
       policy: { allowPrivate: config.webhookAllowPrivate, allowLoopback: config.sandbox },
     });
     const engine = syncEngine({
       db, catalog, clock, log, timers,
-      runClaimed: syncRunner({ db, catalog, adapters, clock, log, afterSync: events.afterSync }),
+      runClaimed: syncRunner({ db, secrets, catalog, adapters, clock, log, afterSync: events.afterSync }),
       queue: boss === null ? null : bossSyncQueue(boss),
     });
 
@@ -132,7 +138,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     let app: FastifyInstance | null = null;
     let oidc: Provider | null = null;
     if (role !== 'worker') {
-      const built = await buildApp({ config, db, clock, logger: log, catalog, adapters, keys, adminToken: opts.adminToken, sandboxClientSecret, engine, events, dispatcher, timers });
+      const built = await buildApp({ config, db, clock, logger: log, catalog, adapters, keys, secrets, adminToken: opts.adminToken, sandboxClientSecret, engine, events, dispatcher, timers });
       app = built.app;
       oidc = built.oidc;
       const a = built.app;

@@ -1,11 +1,13 @@
 /**
  * Operator commands that talk to a running Mooring over HTTP (so they work the same with the
- * embedded database, which only the server process may open, and with PostgreSQL).
+ * embedded database, which only the server process may open, and with PostgreSQL). `keys` is the
+ * exception: it works on the database itself (see keys.ts).
  */
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Config } from '../config.ts';
 import { resolveAdminToken } from '../admin/token.ts';
+import { keysCommand } from './keys.ts';
 
 const HELP = `Usage: mooring <command> [options]
 
@@ -27,6 +29,8 @@ Commands:
       --url URL                  where events are POSTed (required)
       --rotate-secret            issue a new signing secret
   webhook delete             Stop webhook deliveries to a client (--client CLIENT_ID)
+  keys rotate                Re-seal stored secrets under MOORING_ENCRYPTION_KEY (old keys in
+                             MOORING_ENCRYPTION_PREVIOUS_KEYS); works on the database directly
   help                       Show this help
 
 The admin token comes from MOORING_ADMIN_TOKEN or the data directory (MOORING_DATA_DIR).`;
@@ -133,6 +137,7 @@ async function webhook(args: string[], config: Config): Promise<number> {
 export async function runCli(command: string, args: string[], config: Config): Promise<number> {
   if (command === 'register-client') return registerClient(args, config);
   if (command === 'webhook') return webhook(args, config);
+  if (command === 'keys') return keysCommand(args, config);
   if (command === 'help' || command === '--help' || command === '-h') {
     console.log(HELP);
     return 0;

@@ -3,6 +3,26 @@ import type { Queryable } from '../db/db.ts';
 import type { JsonObject } from '../providers/provider.ts';
 import type { FetchStatus } from './status.ts';
 import { LONGEST_WINDOW_MS } from '../syncs/cadence.ts';
+import type { SecretBox } from '../crypto/secrets.ts';
+
+/** Where a connection's provider grant is sealed: the context binding it to its row. */
+export const grantContext = (connectionId: string): string => `connections.provider_grant:${connectionId}`;
+
+/**
+ * Provider grants hold the bank's tokens or credentials, so the column holds them sealed (a JSON
+ * string). A JSON object is a grant stored before sealing; start-up seals those.
+ */
+function grantCodec(box: SecretBox | undefined) {
+  const need = (): SecretBox => {
+    if (box === undefined) throw new Error('this connections repository was made without the secret box');
+    return box;
+  };
+  return {
+    seal: (connectionId: string, grant: JsonObject): string => JSON.stringify(need().seal(JSON.stringify(grant), grantContext(connectionId))),
+    open: (connectionId: string, stored: JsonObject | string): JsonObject =>
+      typeof stored === 'string' ? (JSON.parse(need().open(stored, grantContext(connectionId))) as JsonObject) : stored,
+  };
+}
 
 export interface ConnectionRow {
   id: string;
@@ -61,14 +81,16 @@ export interface NewConnection {
   nextSyncAt: Date | null;
 }
 
-export function connectionsRepository(db: Queryable) {
+/** `secrets` is needed by the methods that read or write provider grants. */
+export function connectionsRepository(db: Queryable, secrets?: SecretBox) {
+  const grants = grantCodec(secrets);
   return {
     async insert(c: NewConnection): Promise<void> {
       await db.query(
         `insert into connections (id, user_id, provider_id, connected_on, expires_at, user_consented_at, tpp_consent,
             provider_ref, provider_grant, next_sync_at, created_at)
          values ($1, $2, $3, $4, $5, $4, $6, $7, $8, $9, $4)`,
-        [c.id, c.userId, c.providerId, c.now, c.expiresAt, c.tppConsent, c.providerRef, JSON.stringify(c.grant), c.nextSyncAt],
+        [c.id, c.userId, c.providerId, c.now, c.expiresAt, c.tppConsent, c.providerRef, grants.seal(c.id, c.grant), c.nextSyncAt],
       );
     },
 
@@ -97,9 +119,9 @@ export function connectionsRepository(db: Queryable) {
 
     /** The grant and its version, read together (a sync writes back only if the version is unchanged). */
     async versionedGrantOf(connectionId: string): Promise<{ grant: JsonObject; version: number } | undefined> {
-      const r = await db.query<{ provider_grant: JsonObject; grant_version: number }>('select provider_grant, grant_version from connections where id = $1', [connectionId]);
+      const r = await db.query<{ provider_grant: JsonObject | string; grant_version: number }>('select provider_grant, grant_version from connections where id = $1', [connectionId]);
       const row = r.rows[0];
-      return row === undefined ? undefined : { grant: row.provider_grant, version: row.grant_version };
+      return row === undefined ? undefined : { grant: grants.open(connectionId, row.provider_grant), version: row.grant_version };
     },
 
     /** Locks the connection for the rest of the transaction and answers its grant version. */
@@ -109,16 +131,17 @@ export function connectionsRepository(db: Queryable) {
     },
 
     async grantOf(connectionId: string): Promise<JsonObject | undefined> {
-      const r = await db.query<{ provider_grant: JsonObject }>('select provider_grant from connections where id = $1', [connectionId]);
-      return r.rows[0]?.provider_grant;
+      const r = await db.query<{ provider_grant: JsonObject | string }>('select provider_grant from connections where id = $1', [connectionId]);
+      const row = r.rows[0];
+      return row === undefined ? undefined : grants.open(connectionId, row.provider_grant);
     },
 
     async grantsOfUser(userId: string): Promise<{ id: string; provider_id: string; provider_grant: JsonObject }[]> {
-      const r = await db.query<{ id: string; provider_id: string; provider_grant: JsonObject }>(
+      const r = await db.query<{ id: string; provider_id: string; provider_grant: JsonObject | string }>(
         'select id, provider_id, provider_grant from connections where user_id = $1',
         [userId],
       );
-      return r.rows;
+      return r.rows.map((row) => ({ ...row, provider_grant: grants.open(row.id, row.provider_grant) }));
     },
 
     async renewConsent(connectionId: string, expiresAt: Date | null, now: Date): Promise<void> {
@@ -131,7 +154,7 @@ export function connectionsRepository(db: Queryable) {
         `update connections set provider_grant = $2, provider_ref = $3, expires_at = $4, user_consented_at = $5,
            consecutive_failures = 0, state_since = null, grant_version = grant_version + 1
          where id = $1`,
-        [connectionId, JSON.stringify(g.grant), g.providerRef, g.expiresAt, g.now],
+        [connectionId, grants.seal(connectionId, g.grant), g.providerRef, g.expiresAt, g.now],
       );
     },
 
@@ -151,7 +174,7 @@ export function connectionsRepository(db: Queryable) {
                               else coalesce(state_since, $5) end,
            last_fetch_status = $2
          where id = $1`,
-        [connectionId, o.fetchStatus, o.lastUpdated, o.grant === null ? null : JSON.stringify(o.grant), o.attemptAt, o.failed],
+        [connectionId, o.fetchStatus, o.lastUpdated, o.grant === null ? null : grants.seal(connectionId, o.grant), o.attemptAt, o.failed],
       );
     },
 

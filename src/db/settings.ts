@@ -1,5 +1,6 @@
 /** Small persistent settings (keys, secrets, the sandbox clock) in the `settings` table. */
 import type { Queryable } from './db.ts';
+import type { SecretBox } from '../crypto/secrets.ts';
 
 /** Reads a setting, creating it with `make()` on first use; the first writer wins across processes. */
 export async function settingOrCreate<T>(db: Queryable, key: string, make: () => T | Promise<T>): Promise<{ value: T; created: boolean }> {
@@ -23,4 +24,19 @@ export async function writeSetting(db: Queryable, key: string, value: unknown): 
     'insert into settings (key, value, updated_at) values ($1, $2, now()) on conflict (key) do update set value = excluded.value, updated_at = now()',
     [key, JSON.stringify(value)],
   );
+}
+
+/** Settings that are secrets (signing and cookie keys, Mooring's own credential at the sandbox banks): kept sealed. */
+export const SEALED_SETTINGS = ['server_keys', 'sandbox_client_secret'] as const;
+export type SealedSetting = (typeof SEALED_SETTINGS)[number];
+export const settingContext = (key: string): string => `settings:${key}`;
+
+/**
+ * settingOrCreate for a secret: stored as a sealed JSON string. A value stored before sealing is
+ * read as it is (start-up seals it).
+ */
+export async function sealedSettingOrCreate<T>(db: Queryable, key: SealedSetting, box: SecretBox, make: () => T | Promise<T>): Promise<{ value: T; created: boolean }> {
+  const r = await settingOrCreate<unknown>(db, key, async () => box.seal(JSON.stringify(await make()), settingContext(key)));
+  const v = r.value;
+  return { value: typeof v === 'string' && box.isSealed(v) ? (JSON.parse(box.open(v, settingContext(key))) as T) : (v as T), created: r.created };
 }

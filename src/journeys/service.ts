@@ -3,6 +3,7 @@
  * an OpenID interaction: Mooring's consent page, then the provider (a redirect to the bank, or a
  * form Mooring renders), then back to the client with a code whose ID token names the connection.
  */
+import type { SecretBox } from '../crypto/secrets.ts';
 import { randomBytes, randomUUID } from 'node:crypto';
 import type Provider from 'oidc-provider';
 import type { InteractionResults } from 'oidc-provider';
@@ -49,13 +50,15 @@ export interface JourneysDeps {
   publicUrl: string;
   sandbox: boolean;
   log: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
+  /** Opens and seals provider grants. */
+  secrets: SecretBox;
 }
 
 const fail = (error: string, description: string): JourneyResponse => ({ kind: 'finish', result: { error, error_description: description } });
 
 export function journeysService(deps: JourneysDeps) {
   const journeys = journeysRepository(deps.db);
-  const connections = connectionsRepository(deps.db);
+  const connections = connectionsRepository(deps.db, deps.secrets);
   const users = usersRepository(deps.db);
   const callbackUrl = (uid: string): string => `${deps.publicUrl}/connect/${uid}/callback`;
 

@@ -5,7 +5,8 @@
 import { randomBytes } from 'node:crypto';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import type { Db } from '../db/db.ts';
-import { settingOrCreate } from '../db/settings.ts';
+import { sealedSettingOrCreate } from '../db/settings.ts';
+import type { SecretBox } from '../crypto/secrets.ts';
 
 export interface ServerKeys {
   /** Private signing keys (RS256 first: the default ID token algorithm). */
@@ -24,6 +25,6 @@ async function newKeys(): Promise<ServerKeys> {
 }
 
 /** Loads the server's keys, creating them on first start. Safe when several processes start at once. */
-export async function loadOrCreateKeys(db: Db): Promise<ServerKeys> {
-  return (await settingOrCreate(db, 'server_keys', newKeys)).value;
+export async function loadOrCreateKeys(db: Db, box: SecretBox): Promise<ServerKeys> {
+  return (await sealedSettingOrCreate(db, 'server_keys', box, newKeys)).value;
 }

@@ -5,6 +5,7 @@
  */
 import Provider, { errors, interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Db } from '../db/db.ts';
+import type { SecretBox } from '../crypto/secrets.ts';
 import { oidcAdapterFactory } from './adapter.ts';
 import { registerClientCredentialsGrant } from './client-credentials.ts';
 import type { ServerKeys } from './keys.ts';
@@ -21,6 +22,8 @@ const needsJourney = (scope: string | undefined): boolean =>
 
 export interface ProviderDeps {
   db: Db;
+  /** Seals client secrets at rest. */
+  secrets: SecretBox;
   issuer: string;
   /** Believe X-Forwarded-* (behind a reverse proxy); otherwise endpoint URLs come from the request itself. */
   trustProxy: boolean;
@@ -50,7 +53,7 @@ function policy(): interactionPolicy.Prompt[] {
 
 export function createOidcProvider(deps: ProviderDeps): Provider {
   const configuration: Configuration = {
-    adapter: oidcAdapterFactory(deps.db),
+    adapter: oidcAdapterFactory(deps.db, deps.secrets),
     jwks: deps.keys.jwks as Configuration['jwks'],
     cookies: {
       keys: deps.keys.cookieKeys,
@@ -103,7 +106,8 @@ export function createOidcProvider(deps: ProviderDeps): Provider {
       requestObjects: { enabled: true, requireSignedRequestObject: false },
       resourceIndicators: { enabled: false },
       introspection: { enabled: false },
-      revocation: { enabled: false },
+      // RFC 7009: a client revokes its own tokens; every process stops accepting them within a second.
+      revocation: { enabled: true },
       rpInitiatedLogout: { enabled: false },
       userinfo: { enabled: true },
     },
@@ -149,6 +153,18 @@ export function createOidcProvider(deps: ProviderDeps): Provider {
   };
   const provider = new Provider(deps.issuer, configuration);
   provider.proxy = deps.trustProxy;
+  // The official client refuses to start when revocation is advertised without its signing algorithms
+  // (it authenticates there as at the token endpoint); oidc-provider does not list them itself.
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.oidc?.route === 'discovery' && typeof ctx.body === 'object' && ctx.body !== null) {
+      const body = ctx.body as Record<string, unknown>;
+      body.revocation_endpoint_auth_methods_supported = body.token_endpoint_auth_methods_supported;
+      body.revocation_endpoint_auth_signing_alg_values_supported = body.token_endpoint_auth_signing_alg_values_supported;
+    }
+  });
   registerClientCredentialsGrant(provider, deps.db, deps.tokenCache);
+  // A token revoked here is refused here at once; other processes' caches let it go within a second.
+  provider.on('client_credentials.destroyed', (token: { jti: string }) => deps.tokenCache.delete(token.jti));
   return provider;
 }

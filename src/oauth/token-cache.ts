@@ -1,17 +1,21 @@
 /**
  * A small in-process cache of resolved bearer tokens. The official client fetches a fresh token for
  * every call and uses it at once, so remembering tokens this process issued or resolved saves a
- * database round trip on the hot path. Entries live until the token expires or for a minute,
- * whichever is sooner (tokens cannot be revoked early, so nothing goes stale before then).
+ * database round trip on the hot path. Entries live until the token expires or for a second,
+ * whichever is sooner: a token revoked in another process (RFC 7009 revocation, a deleted grant)
+ * is refused everywhere within that second, with no cross-process signal that PGlite lacks.
  */
 import type { AuthContext } from './bearer.ts';
 
 export const TOKEN_CACHE_MAX_ENTRIES = 10_000;
-export const TOKEN_CACHE_TTL_MS = 60_000;
+/** Bounds how long a revoked token can still be accepted by a process that cached it. */
+export const TOKEN_CACHE_TTL_MS = 1_000;
 
 export interface TokenCache {
   get(token: string): AuthContext | undefined;
   set(token: string, auth: AuthContext, expiresAtMs: number): void;
+  /** Forgets a token this process saw revoked. */
+  delete(token: string): void;
 }
 
 export function createTokenCache(realNow: () => number = () => Date.now()): TokenCache {
@@ -33,6 +37,9 @@ export function createTokenCache(realNow: () => number = () => Date.now()): Toke
         if (oldest !== undefined) entries.delete(oldest);
       }
       entries.set(token, { auth, until: Math.min(expiresAtMs, realNow() + TOKEN_CACHE_TTL_MS) });
+    },
+    delete(token) {
+      entries.delete(token);
     },
   };
 }

@@ -8,6 +8,7 @@
  * endAsInternalFailure), so no provider health, back-off, failure streak or connection status
  * ever reflects it.
  */
+import type { SecretBox } from '../crypto/secrets.ts';
 import type { Clock } from '../clock.ts';
 import type { Db, Queryable } from '../db/db.ts';
 import type { NewTransactions } from '../webhooks/events.ts';
@@ -28,6 +29,8 @@ export interface SyncRunnerDeps {
   adapters: Record<AdapterKind, ProviderAdapter>;
   clock: Clock;
   log: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
+  /** Opens and seals provider grants. */
+  secrets: SecretBox;
 }
 
 /** The run no longer owns its sync: it stalled past its lease and the sync was run again. */
@@ -86,7 +89,7 @@ export function toSyncJson(s: SyncRow): SyncJson {
  * finishes the sync record and updates the connection. Never throws for provider failures.
  */
 export function syncRunner(deps: SyncRunnerDeps) {
-  const connections = connectionsRepository(deps.db);
+  const connections = connectionsRepository(deps.db, deps.secrets);
 
   /**
    * Fencing: a runner writes only while it still owns the sync (state running, its own attempt).
@@ -223,7 +226,7 @@ export function syncRunner(deps: SyncRunnerDeps) {
       const txSyncs = syncsRepository(tx);
       const accountIds = await txSyncs.upsertAccounts(conn.id, conn.user_id, result.accounts, fetchedAt);
       const { added, updated, addedIds } = await txSyncs.upsertTransactions(conn.user_id, accountIds, result.transactions, fetchedAt);
-      await connectionsRepository(tx).recordSyncOutcome(conn.id, {
+      await connectionsRepository(tx, deps.secrets).recordSyncOutcome(conn.id, {
         fetchStatus,
         lastUpdated: nextLastUpdated(conn.last_updated, result.asOf, fetchedAt),
         grant: result.grant,

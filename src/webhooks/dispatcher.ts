@@ -4,6 +4,7 @@
  * event. Deliveries run in parallel with a per-request time-out, so a slow or dead receiver never
  * holds up the others, and redirects are not followed.
  */
+import type { SecretBox } from '../crypto/secrets.ts';
 import type { Clock } from '../clock.ts';
 import type { Db } from '../db/db.ts';
 import { webhooksRepository, type EventRow } from './repository.ts';
@@ -34,6 +35,8 @@ function roundRobinByClient<T extends { client_id: string }>(rows: T[]): T[] {
 
 export interface DispatcherDeps {
   db: Db;
+  /** Opens the endpoints' signing secrets. */
+  secrets: SecretBox;
   clock: Clock;
   policy: UrlPolicy;
   concurrency: number;
@@ -43,7 +46,7 @@ export interface DispatcherDeps {
 }
 
 export function webhookDispatcher(deps: DispatcherDeps) {
-  const repo = webhooksRepository(deps.db);
+  const repo = webhooksRepository(deps.db, deps.secrets);
   const realNow = deps.realNowMs ?? (() => Date.now());
 
   async function attempt(e: EventRow & { url: string | null; secret: string | null }): Promise<{ ok: boolean; responseCode: number | null; error: string | null }> {

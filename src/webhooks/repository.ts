@@ -2,6 +2,10 @@
 import { randomUUID } from 'node:crypto';
 import type { Queryable } from '../db/db.ts';
 import type { EventType } from './types.ts';
+import type { SecretBox } from '../crypto/secrets.ts';
+
+/** Where a client's webhook secret is sealed: the context binding it to its row. */
+export const webhookSecretContext = (clientId: string): string => `webhook_endpoints.secret:${clientId}`;
 
 export interface EventRow {
   id: string;
@@ -38,13 +42,20 @@ export interface NewEvent {
   now: Date;
 }
 
-export function webhooksRepository(db: Queryable) {
+/** `secrets` is needed by the methods that read or write an endpoint's signing secret. */
+export function webhooksRepository(db: Queryable, secrets?: SecretBox) {
+  const need = (): SecretBox => {
+    if (secrets === undefined) throw new Error('this webhooks repository was made without the secret box');
+    return secrets;
+  };
+  const openSecret = (clientId: string, stored: string): string =>
+    need().isSealed(stored) ? need().open(stored, webhookSecretContext(clientId)) : stored;
   return {
     async setEndpoint(clientId: string, url: string, secret: string, now: Date): Promise<void> {
       await db.query(
         `insert into webhook_endpoints (client_id, url, secret, created_at, updated_at) values ($1, $2, $3, $4, $4)
          on conflict (client_id) do update set url = excluded.url, secret = excluded.secret, updated_at = excluded.updated_at`,
-        [clientId, url, secret, now],
+        [clientId, url, need().seal(secret, webhookSecretContext(clientId)), now],
       );
     },
     async deleteEndpoint(clientId: string): Promise<boolean> {
@@ -53,7 +64,8 @@ export function webhooksRepository(db: Queryable) {
       return r.rowCount > 0;
     },
     async endpoint(clientId: string): Promise<EndpointRow | undefined> {
-      return (await db.query<EndpointRow>('select client_id, url, secret from webhook_endpoints where client_id = $1', [clientId])).rows[0];
+      const row = (await db.query<EndpointRow>('select client_id, url, secret from webhook_endpoints where client_id = $1', [clientId])).rows[0];
+      return row === undefined ? undefined : { ...row, secret: openSecret(clientId, row.secret) };
     },
 
     /** Logs an event (once per dedupe key); it is queued for delivery when the client has an endpoint. */
@@ -116,7 +128,7 @@ export function webhooksRepository(db: Queryable) {
                    (select secret from webhook_endpoints w where w.client_id = e.client_id) as secret`,
         [now, leaseUntil, limit, perClient],
       );
-      return r.rows;
+      return r.rows.map((row) => (row.secret === null ? row : { ...row, secret: openSecret(row.client_id, row.secret) }));
     },
 
     async recordAttempt(a: { eventId: string; at: Date; ok: boolean; responseCode: number | null; error: string | null; durationMs: number; nextAttemptAt: Date | null; gaveUp: boolean }): Promise<void> {

@@ -1,4 +1,5 @@
 /** Webhook registration (admin) and the client's event log with replay. */
+import type { SecretBox } from '../crypto/secrets.ts';
 import { Type } from 'typebox';
 import type Provider from 'oidc-provider';
 import type { Clock } from '../clock.ts';
@@ -26,6 +27,8 @@ const WebhookEvent = Type.Object({
 
 export interface WebhookRoutesDeps {
   db: Db;
+  /** Seals and opens the endpoints' signing secrets. */
+  secrets: SecretBox;
   oidc: Provider;
   clock: Clock;
   adminToken: string;
@@ -34,7 +37,7 @@ export interface WebhookRoutesDeps {
 }
 
 export function webhookRoutes(app: App, deps: WebhookRoutesDeps): void {
-  const repo = webhooksRepository(deps.db);
+  const repo = webhooksRepository(deps.db, deps.secrets);
   const onRequest = adminGuard(deps.adminToken);
   const ClientParams = Type.Object({ clientId: Type.String({ minLength: 1, maxLength: 200 }) });
 

@@ -12,7 +12,7 @@ import type { Db } from '../../src/db/db.ts';
 import { createTestDb, type TestDb } from '../helpers/db.ts';
 import { connect, officialClient, sandbox, type MoneyhubClient } from '../helpers/moneyhub.ts';
 import { killAllMooring, spawnMooring, waitUntil, type MooringProcess } from '../helpers/processes.ts';
-import { ADMIN_TOKEN, freePort } from '../helpers/server.ts';
+import { ADMIN_TOKEN, freePort, TEST_ENCRYPTION_KEY } from '../helpers/server.ts';
 import { DOMAIN_START } from '../helpers/time.ts';
 
 export const MODELO_ID = '1ffe704d39629a929c8e293880fb449a';
@@ -155,6 +155,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
       HOST: '127.0.0.1',
       PUBLIC_URL: baseUrl,
       MOORING_ADMIN_TOKEN: ADMIN_TOKEN,
+      MOORING_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
       MOORING_DATA_DIR: dataDir,
       MOORING_SANDBOX_CLOCK_START: DOMAIN_START.toISOString(),
       LOG_LEVEL: 'warn',

@@ -40,7 +40,9 @@ describe.each<AuthMethod>(['client_secret_basic', 'client_secret_post', 'private
     expect(config.request_parameter_supported).toBe(true);
     expect(config.claims_supported).toEqual(expect.arrayContaining(['sub', 'mh:con_id']));
     expect(config).not.toHaveProperty('introspection_endpoint');
-    expect(config).not.toHaveProperty('revocation_endpoint');
+    // Revocation (RFC 7009) is advertised with its signing algorithms, as the client requires.
+    expect(config.revocation_endpoint).toBe(`${ts.baseUrl}/oidc/token/revocation`);
+    expect(config.revocation_endpoint_auth_signing_alg_values_supported).toEqual(expect.arrayContaining(['RS256']));
   });
 
   it('lists the catalog, ignoring the ?undefined the client sends', async () => {

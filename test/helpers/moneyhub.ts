@@ -71,6 +71,25 @@ export async function officialClient(baseUrl: string, method: AuthMethod, extra:
   return { mh, clientId: reg.client_id, clientSecret: reg.client_secret ?? '' };
 }
 
+/** The official client for an already registered client_secret_basic client (e.g. on another server over the same database). */
+export function officialClientFor(baseUrl: string, client: { clientId: string; clientSecret: string }): Promise<MoneyhubClient> {
+  return Moneyhub({
+    identityServiceUrl: baseUrl,
+    resourceServerUrl: `${baseUrl}/v2.0`,
+    options: { timeout: 30_000 },
+    client: {
+      client_id: client.clientId,
+      client_secret: client.clientSecret,
+      token_endpoint_auth_method: 'client_secret_basic',
+      id_token_signed_response_alg: 'RS256',
+      request_object_signing_alg: 'HS256',
+      redirect_uri: REDIRECT_URI,
+      response_type: 'code',
+      keys: [],
+    },
+  } as Parameters<typeof Moneyhub>[0]);
+}
+
 export const atRedirect = (url: string): boolean => url.startsWith(REDIRECT_URI);
 
 /** What the user does at each kind of provider page in a connect journey. */

@@ -8,6 +8,8 @@ import type { Timers } from '../../src/timers.ts';
 import { DOMAIN_START, TEST_TIMERS } from './time.ts';
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
+/** The key every test server seals secrets under (32 bytes, base64), unless a test passes its own. */
+export const TEST_ENCRYPTION_KEY = 'dGVzdC1lbmNyeXB0aW9uLWtleS0zMi1ieXRlcy0wMDA=';
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -34,13 +36,15 @@ export interface TestServerOptions {
   jobs?: boolean;
   /** Timers on top of TEST_TIMERS. */
   timers?: Partial<Timers>;
+  /** Serve an existing test database (a second process over the same data); stop() then leaves it in place. */
+  testDb?: TestDb;
 }
 
 export async function startTestServer(overrides: Partial<Config> = {}, opts: TestServerOptions = {}): Promise<TestServer> {
-  const testDb = await createTestDb();
+  const testDb = opts.testDb ?? (await createTestDb());
   const port = await freePort();
   const baseUrl = `http://127.0.0.1:${port}`;
-  const config = loadConfig({}, { port, host: '127.0.0.1', publicUrl: baseUrl, adminToken: ADMIN_TOKEN, dataDir: '/nonexistent', sandboxClockStart: DOMAIN_START, ...overrides });
+  const config = loadConfig({}, { port, host: '127.0.0.1', publicUrl: baseUrl, adminToken: ADMIN_TOKEN, dataDir: '/nonexistent', sandboxClockStart: DOMAIN_START, encryptionKey: TEST_ENCRYPTION_KEY, ...overrides });
   const server = await createServer({ config, logger: createLogger(process.env.TEST_LOG_LEVEL === undefined ? 'silent' : config.logLevel), adminToken: ADMIN_TOKEN, db: testDb.db, jobs: opts.jobs ?? false, timers: { ...TEST_TIMERS, ...opts.timers } });
   if (server.app === null) throw new Error('the test server has no HTTP app');
   await server.app.listen({ port, host: '127.0.0.1' });
@@ -51,7 +55,7 @@ export async function startTestServer(overrides: Partial<Config> = {}, opts: Tes
     config,
     async stop() {
       await server.close();
-      await testDb.drop();
+      if (opts.testDb === undefined) await testDb.drop();
     },
   };
 }

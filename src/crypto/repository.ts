@@ -1,0 +1,124 @@
+/**
+ * SQL for the columns that hold sealed values, page by page, so `keys rotate` (and start-up, for
+ * values stored before sealing) can re-seal them under the current key without stopping anything.
+ * Each page skips the values already sealed under `keepPattern` (a LIKE pattern); each replace
+ * writes only if the value is still the one read.
+ */
+import type { Queryable } from '../db/db.ts';
+import { grantContext } from '../connections/repository.ts';
+import { clientSecretContext, sessionIdContext } from '../oauth/adapter.ts';
+import { webhookSecretContext } from '../webhooks/repository.ts';
+import { SEALED_SETTINGS, settingContext } from '../db/settings.ts';
+
+export interface SealedValue {
+  /** The row's key (for messages and keyset paging). */
+  key: string;
+  /** The sealed value, or the plain text of a value stored before sealing. */
+  value: string;
+  /** What the replace compares to decide that nobody changed the value since it was read. */
+  guard: string;
+  context: string;
+}
+
+export interface SealedColumn {
+  name: string;
+  /** Values after `afterKey` not matching `keepPattern`, in key order. */
+  page(afterKey: string, keepPattern: string, limit: number): Promise<SealedValue[]>;
+  /** Writes the re-sealed value if the stored one is still `row.guard`; false when it changed. */
+  replace(row: SealedValue, sealed: string): Promise<boolean>;
+}
+
+export function sealedColumns(db: Queryable): SealedColumn[] {
+  return [
+    {
+      name: 'settings (keys and credentials)',
+      async page(afterKey, keepPattern, limit) {
+        // Sealed: a JSON string holding the sealed JSON text. Before sealing: any JSON value.
+        const r = await db.query<{ key: string; value: string; guard: string }>(
+          `select key, case when jsonb_typeof(value) = 'string' and value #>> '{}' like 'v1.%' then value #>> '{}' else value::text end as value,
+                  value::text as guard
+             from settings
+            where key = any($4::text[]) and key > $1 and not (jsonb_typeof(value) = 'string' and value #>> '{}' like $2)
+            order by key limit $3`,
+          [afterKey, keepPattern, limit, [...SEALED_SETTINGS]],
+        );
+        return r.rows.map((row) => ({ ...row, context: settingContext(row.key) }));
+      },
+      async replace(row, sealed) {
+        const r = await db.query('update settings set value = $2::jsonb where key = $1 and value = $3::jsonb', [row.key, JSON.stringify(sealed), row.guard]);
+        return r.rowCount > 0;
+      },
+    },
+    {
+      name: 'connections.provider_grant',
+      async page(afterKey, keepPattern, limit) {
+        // A grant is stored as a JSON string when sealed; a JSON object is a grant from before sealing.
+        const r = await db.query<{ key: string; value: string; guard: string }>(
+          `select id as key, case when jsonb_typeof(provider_grant) = 'string' then provider_grant #>> '{}' else provider_grant::text end as value,
+                  provider_grant::text as guard
+             from connections
+            where id > $1 and not (jsonb_typeof(provider_grant) = 'string' and provider_grant #>> '{}' like $2)
+            order by id limit $3`,
+          [afterKey, keepPattern, limit],
+        );
+        return r.rows.map((row) => ({ ...row, context: grantContext(row.key) }));
+      },
+      async replace(row, sealed) {
+        const r = await db.query('update connections set provider_grant = $2::jsonb where id = $1 and provider_grant = $3::jsonb', [row.key, JSON.stringify(sealed), row.guard]);
+        return r.rowCount > 0;
+      },
+    },
+    {
+      name: 'webhook_endpoints.secret',
+      async page(afterKey, keepPattern, limit) {
+        const r = await db.query<{ key: string; value: string }>(
+          'select client_id as key, secret as value from webhook_endpoints where client_id > $1 and secret not like $2 order by client_id limit $3',
+          [afterKey, keepPattern, limit],
+        );
+        return r.rows.map((row) => ({ ...row, guard: row.value, context: webhookSecretContext(row.key) }));
+      },
+      async replace(row, sealed) {
+        const r = await db.query('update webhook_endpoints set secret = $2 where client_id = $1 and secret = $3', [row.key, sealed, row.guard]);
+        return r.rowCount > 0;
+      },
+    },
+    {
+      name: 'oidc_models Client client_secret',
+      async page(afterKey, keepPattern, limit) {
+        const r = await db.query<{ key: string; value: string }>(
+          `select id as key, payload->>'client_secret' as value from oidc_models
+            where kind = 'Client' and id > $1 and payload->>'client_secret' not like $2 order by id limit $3`,
+          [afterKey, keepPattern, limit],
+        );
+        return r.rows.map((row) => ({ ...row, guard: row.value, context: clientSecretContext(row.key) }));
+      },
+      async replace(row, sealed) {
+        const r = await db.query(
+          `update oidc_models set payload = jsonb_set(payload, '{client_secret}', to_jsonb($2::text))
+            where kind = 'Client' and id = $1 and payload->>'client_secret' = $3`,
+          [row.key, sealed, row.guard],
+        );
+        return r.rowCount > 0;
+      },
+    },
+    {
+      name: 'oidc_models Session id',
+      async page(afterKey, keepPattern, limit) {
+        const r = await db.query<{ key: string; value: string; uid: string }>(
+          `select id as key, payload->>'jti' as value, payload->>'uid' as uid from oidc_models
+            where kind = 'Session' and id > $1 and payload->>'jti' not like $2 and payload->>'uid' is not null order by id limit $3`,
+          [afterKey, keepPattern, limit],
+        );
+        return r.rows.map((row) => ({ key: row.key, value: row.value, guard: row.value, context: sessionIdContext(row.uid) }));
+      },
+      async replace(row, sealed) {
+        const r = await db.query(
+          `update oidc_models set payload = jsonb_set(payload, '{jti}', to_jsonb($2::text))
+            where kind = 'Session' and id = $1 and payload->>'jti' = $3`,
+          [row.key, sealed, row.guard],
+        );
+        return r.rowCount > 0;
+      },
+    },
+  ];
+}
