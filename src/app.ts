@@ -13,6 +13,8 @@ import type { Config } from './config.ts';
 import type { Db } from './db/db.ts';
 import { frameworkErrors, registerErrorHandling } from './http/errors.ts';
 import { registerMetrics } from './http/metrics.ts';
+import { registerBodyParsing } from './http/body-parsing.ts';
+import { registerBrowserSafety } from './http/browser-safety.ts';
 import { validatorCompiler } from './http/validation.ts';
 import type { App } from './http/types.ts';
 import { registerBearerAuth } from './oauth/bearer.ts';
@@ -46,6 +48,7 @@ import { accountsRoutes } from './accounts/routes.ts';
 import { journeysService } from './journeys/service.ts';
 import { journeyRoutes } from './journeys/routes.ts';
 import { registerSandboxBanks } from './sandbox/banks/index.ts';
+import { mooringCallbackOnly } from './sandbox/banks/http.ts';
 
 export interface AppDeps {
   config: Config;
@@ -80,6 +83,8 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   const app: App = fastify.withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(validatorCompiler());
   registerErrorHandling(fastify);
+  registerBodyParsing(fastify, config.bodyLimitBytes);
+  registerBrowserSafety(fastify, config.publicUrl);
   await app.register(formbody, { bodyLimit: config.bodyLimitBytes });
   await app.register(swagger, {
     openapi: {
@@ -138,10 +143,10 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   journeyRoutes(app, { journeys, oidc });
   adminRoutes(app, { db, catalog, clock, adminToken: deps.adminToken, secureCookies: config.publicUrl.startsWith('https:') });
   await requestObjectRoutes(fastify, { oidc, issuer: `${config.publicUrl}${OIDC_PREFIX}` });
-  authRequestRoutes(app, { authRequests: authRequestsService({ db, oidc, clock, issuer: `${config.publicUrl}${OIDC_PREFIX}` }), publicUrl: config.publicUrl });
+  authRequestRoutes(app, { authRequests: authRequestsService({ db, oidc, clock, catalog, issuer: `${config.publicUrl}${OIDC_PREFIX}` }), publicUrl: config.publicUrl });
   webhookRoutes(app, { db, oidc, clock, adminToken: deps.adminToken, publicUrl: config.publicUrl, policy: { allowPrivate: config.webhookAllowPrivate, allowLoopback: config.sandbox } });
   if (config.sandbox) {
-    await registerSandboxBanks(fastify, { db, clock, catalog, sandboxClientSecret: deps.sandboxClientSecret, latencyMs: config.sandboxLatencyMs });
+    await registerSandboxBanks(fastify, { db, clock, catalog, sandboxClientSecret: deps.sandboxClientSecret, latencyMs: config.sandboxLatencyMs, redirectUriAllowed: mooringCallbackOnly(config.publicUrl) });
     sandboxControlRoutes(app, { db, clock, catalog, engine, events, dispatcher, adminToken: deps.adminToken, concurrency: config.workerConcurrency });
   }
 

@@ -19,7 +19,7 @@ import { purgeExpiredOidcModels } from './oauth/adapter.ts';
 import { journeysRepository } from './journeys/repository.ts';
 import { createCatalog, sandboxCatalog, type Catalog } from './providers/catalog.ts';
 import { createProviderAdapters } from './providers/registry.ts';
-import { CLOCK_OFFSET_SETTING } from './sandbox/control.ts';
+import { CLOCK_OFFSET_SETTING, usableClockOffset } from './sandbox/control.ts';
 import { syncEngine, type SyncEngine } from './syncs/engine.ts';
 import { syncRunner } from './syncs/runner.ts';
 import { bossSyncQueue, startWorker, type Worker } from './syncs/worker.ts';
@@ -77,7 +77,17 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     await migrate(db, progress);
     const keys = await loadOrCreateKeys(db);
     const clock = systemClock();
-    const refreshClock = async (): Promise<void> => clock.setOffsetMs((await readSetting<number>(db, CLOCK_OFFSET_SETTING)) ?? 0);
+    let warnedBadOffset = false;
+    const refreshClock = async (): Promise<void> => {
+      const stored = await readSetting<unknown>(db, CLOCK_OFFSET_SETTING);
+      const offset = stored === undefined ? 0 : usableClockOffset(stored);
+      if (offset === null && !warnedBadOffset) {
+        // An offset no valid move could have stored (older versions accepted any): run on real time instead.
+        warnedBadOffset = true;
+        log.warn({ stored }, 'ignoring an unusable sandbox clock offset; the clock runs on real time (DELETE /sandbox/clock clears it)');
+      }
+      clock.setOffsetMs(offset ?? 0);
+    };
     await refreshClock();
     if (config.sandbox) {
       const timer = setInterval(() => void refreshClock().catch(() => undefined), CLOCK_REFRESH_MS);

@@ -7,10 +7,12 @@ import Provider, { errors, interactionPolicy, type Configuration, type KoaContex
 import type { Db } from '../db/db.ts';
 import { oidcAdapterFactory } from './adapter.ts';
 import { registerClientCredentialsGrant } from './client-credentials.ts';
+import { enforceClientAuthMethod } from './client-auth-method.ts';
 import type { ServerKeys } from './keys.ts';
 import type { TokenCache } from './token-cache.ts';
 import { ALL_STATIC_SCOPES, API_SCOPES, BANK_SCOPE_PREFIX, JOURNEY_SCOPES, splitScope } from './scopes.ts';
 import { renderPage, escapeHtml } from '../web/html.ts';
+import { paymentAsked } from '../journeys/request.ts';
 
 export const OIDC_PREFIX = '/oidc';
 export const MH_CLAIMS = ['mh:con_id', 'mh:sync', 'mh:consent', 'mh:cat_type', 'mh:payment'] as const;
@@ -63,7 +65,16 @@ export function createOidcProvider(deps: ProviderDeps): Provider {
       openid: ['sub'],
       ...Object.fromEntries(MH_CLAIMS.map((c) => [c, null])),
     },
-    extraParams: ['expirationDateTime', 'transactionFromDateTime', 'enableAsync'],
+    extraParams: {
+      // Runs once the client and redirect_uri are checked (and a request object merged), so the refusal
+      // is an OAuth error redirect to the client rather than a journey that ends on an error page.
+      enableAsync(ctx) {
+        const asked = paymentAsked({ scope: ctx.oidc.params?.scope, claims: ctx.oidc.params?.claims });
+        if (asked !== null) throw new errors.InvalidScope(`payments are not supported by Mooring (the request asks for ${asked})`, String(ctx.oidc.params?.scope ?? ''));
+      },
+      expirationDateTime: null,
+      transactionFromDateTime: null,
+    },
     clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
     enabledJWA: {
       clientAuthSigningAlgValues: ['RS256', 'PS256', 'ES256', 'HS256'],
@@ -149,6 +160,7 @@ export function createOidcProvider(deps: ProviderDeps): Provider {
   };
   const provider = new Provider(deps.issuer, configuration);
   provider.proxy = deps.trustProxy;
+  enforceClientAuthMethod(provider);
   registerClientCredentialsGrant(provider, deps.db, deps.tokenCache);
   return provider;
 }
