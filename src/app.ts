@@ -39,6 +39,7 @@ import type { ConnectionEvents } from './webhooks/events.ts';
 import type { WebhookDispatcher } from './webhooks/dispatcher.ts';
 import { webhookRoutes } from './webhooks/routes.ts';
 import { adminRoutes } from './admin/routes.ts';
+import { createAdminThrottle } from './admin/auth.ts';
 import { requestObjectRoutes } from './oauth/request-routes.ts';
 import { authRequestsService } from './auth-requests/service.ts';
 import { authRequestRoutes } from './auth-requests/routes.ts';
@@ -64,6 +65,8 @@ export interface AppDeps {
   engine: SyncEngine;
   events: ConnectionEvents;
   dispatcher: WebhookDispatcher;
+  /** Real time for security timers (admin throttle and sessions); tests inject it. */
+  securityNow?: () => number;
 }
 
 export interface BuiltApp {
@@ -107,6 +110,7 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   registerMetrics(fastify);
 
   const log = deps.logger;
+  const adminThrottle = createAdminThrottle(deps.securityNow === undefined ? {} : { now: deps.securityNow });
   const users = usersRepository(db);
   const tokenCache = createTokenCache();
   const oidc = createOidcProvider({
@@ -134,20 +138,23 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   const syncs = syncsService({ syncs: syncsRepository(db), engine });
   const journeys = journeysService({ db, oidc, catalog, adapters, clock, engine, onConnectionChanged, publicUrl: config.publicUrl, sandbox: config.sandbox, log });
 
-  await mountOidc(fastify, oidc);
+  await mountOidc(fastify, oidc, { publicUrl: config.publicUrl, trustProxy: config.trustProxy, adminThrottle });
   catalogRoutes(app, { db, catalog, clock, publicUrl: config.publicUrl });
   usersRoutes(app, { users: userSvc, publicUrl: config.publicUrl });
   connectionsRoutes(app, { users: userSvc, connections, syncs, publicUrl: config.publicUrl });
   resourceSyncRoutes(app, { syncs, connections });
   accountsRoutes(app, { db, catalog, publicUrl: config.publicUrl });
   journeyRoutes(app, { journeys, oidc });
-  adminRoutes(app, { db, catalog, clock, adminToken: deps.adminToken, secureCookies: config.publicUrl.startsWith('https:') });
+  adminRoutes(app, {
+    db, catalog, clock, adminToken: deps.adminToken, secureCookies: config.publicUrl.startsWith('https:'),
+    throttle: adminThrottle, sessionIdleMs: config.adminSessionIdleMinutes * 60_000, ...(deps.securityNow !== undefined ? { securityNow: deps.securityNow } : {}),
+  });
   await requestObjectRoutes(fastify, { oidc, issuer: `${config.publicUrl}${OIDC_PREFIX}` });
   authRequestRoutes(app, { authRequests: authRequestsService({ db, oidc, clock, catalog, issuer: `${config.publicUrl}${OIDC_PREFIX}` }), publicUrl: config.publicUrl });
-  webhookRoutes(app, { db, oidc, clock, adminToken: deps.adminToken, publicUrl: config.publicUrl, policy: { allowPrivate: config.webhookAllowPrivate, allowLoopback: config.sandbox } });
+  webhookRoutes(app, { db, oidc, clock, adminToken: deps.adminToken, adminThrottle, publicUrl: config.publicUrl, policy: { allowPrivate: config.webhookAllowPrivate, allowLoopback: config.sandbox } });
   if (config.sandbox) {
     await registerSandboxBanks(fastify, { db, clock, catalog, sandboxClientSecret: deps.sandboxClientSecret, latencyMs: config.sandboxLatencyMs, redirectUriAllowed: mooringCallbackOnly(config.publicUrl) });
-    sandboxControlRoutes(app, { db, clock, catalog, engine, events, dispatcher, adminToken: deps.adminToken, concurrency: config.workerConcurrency });
+    sandboxControlRoutes(app, { db, clock, catalog, engine, events, dispatcher, adminToken: deps.adminToken, adminThrottle, concurrency: config.workerConcurrency });
   }
 
   app.get('/health', { schema: { hide: true } }, async () => {

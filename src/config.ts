@@ -27,6 +27,8 @@ export interface Config {
   sandboxLatencyMs: number;
   /** Believe X-Forwarded-* headers (only behind a reverse proxy that sets them). */
   trustProxy: boolean;
+  /** An operator session at /admin ends after this many minutes without use. */
+  adminSessionIdleMinutes: number;
 }
 
 export class ConfigError extends Error {
@@ -60,6 +62,17 @@ function boolVar(env: Env, name: string, fallback: boolean, problems: string[]):
   return fallback;
 }
 
+export const ADMIN_TOKEN_MIN_LENGTH = 32;
+export const ADMIN_TOKEN_MIN_DISTINCT = 10;
+
+/** Why an admin token is too weak to guard the operator's API, or null when it is good enough. */
+export function adminTokenProblem(token: string): string | null {
+  const distinct = new Set(token).size;
+  if (token.length >= ADMIN_TOKEN_MIN_LENGTH && distinct >= ADMIN_TOKEN_MIN_DISTINCT && !/\s/.test(token)) return null;
+  return `is too weak (${token.length} characters, ${distinct} different): it needs at least ${ADMIN_TOKEN_MIN_LENGTH} characters, `
+    + `at least ${ADMIN_TOKEN_MIN_DISTINCT} different ones and no spaces. Make a good one with: openssl rand -base64 32`;
+}
+
 /** Reads and validates settings; `overrides` lets tests and the CLI set values without touching the environment. */
 export function loadConfig(env: Env = process.env, overrides: Partial<Config> = {}): Config {
   const problems: string[] = [];
@@ -81,9 +94,8 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
   }
 
   const adminToken = env.MOORING_ADMIN_TOKEN && env.MOORING_ADMIN_TOKEN !== '' ? env.MOORING_ADMIN_TOKEN : null;
-  if (adminToken !== null && adminToken.length < 16) {
-    problems.push('MOORING_ADMIN_TOKEN must be at least 16 characters long');
-  }
+  const tokenProblem = adminToken === null ? null : adminTokenProblem(adminToken);
+  if (tokenProblem !== null) problems.push(`MOORING_ADMIN_TOKEN ${tokenProblem}`);
 
   const logLevelRaw = (env.LOG_LEVEL ?? 'info').toLowerCase();
   const logLevel = (LOG_LEVELS as readonly string[]).includes(logLevelRaw) ? (logLevelRaw as LogLevel) : 'info';
@@ -104,6 +116,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     webhookAllowPrivate: boolVar(env, 'MOORING_WEBHOOK_ALLOW_PRIVATE', false, problems),
     sandboxLatencyMs: intVar(env, 'MOORING_SANDBOX_LATENCY_MS', 0, 0, 60_000, problems),
     trustProxy: boolVar(env, 'TRUST_PROXY', false, problems),
+    adminSessionIdleMinutes: intVar(env, 'MOORING_ADMIN_SESSION_IDLE_MINUTES', 720, 1, 7 * 24 * 60, problems),
     ...overrides,
   };
   if (problems.length > 0) throw new ConfigError(problems);

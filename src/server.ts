@@ -59,6 +59,8 @@ export interface ServerOptions {
   /** An already-open database (tests); otherwise one is opened from the config. */
   db?: Db;
   onProgress?: (msg: string) => void;
+  /** Real time for security timers (admin throttle and sessions); tests inject it. */
+  securityNow?: () => number;
 }
 
 export async function createServer(opts: ServerOptions): Promise<Server> {
@@ -140,7 +142,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     let app: FastifyInstance | null = null;
     let oidc: Provider | null = null;
     if (role !== 'worker') {
-      const built = await buildApp({ config, db, clock, logger: log, catalog, adapters, keys, adminToken: opts.adminToken, sandboxClientSecret, engine, events, dispatcher });
+      const built = await buildApp({ config, db, clock, logger: log, catalog, adapters, keys, adminToken: opts.adminToken, sandboxClientSecret, engine, events, dispatcher, ...(opts.securityNow !== undefined ? { securityNow: opts.securityNow } : {}) });
       app = built.app;
       oidc = built.oidc;
       const a = built.app;

@@ -24,7 +24,7 @@ const needsJourney = (scope: string | undefined): boolean =>
 export interface ProviderDeps {
   db: Db;
   issuer: string;
-  /** Believe X-Forwarded-* (behind a reverse proxy); otherwise endpoint URLs come from the request itself. */
+  /** Believe X-Forwarded-For for the client address (behind a reverse proxy). Endpoint URLs always come from PUBLIC_URL (mount.ts). */
   trustProxy: boolean;
   keys: ServerKeys;
   adminToken: string;
@@ -159,7 +159,9 @@ export function createOidcProvider(deps: ProviderDeps): Provider {
     },
   };
   const provider = new Provider(deps.issuer, configuration);
-  provider.proxy = deps.trustProxy;
+  // mount.ts sets Host and X-Forwarded-Host/-Proto from PUBLIC_URL on every request, so every URL
+  // the provider derives (discovery, redirects) is PUBLIC_URL-based whatever the client sent.
+  provider.proxy = true;
   enforceClientAuthMethod(provider);
   registerClientCredentialsGrant(provider, deps.db, deps.tokenCache);
   return provider;

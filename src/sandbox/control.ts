@@ -16,7 +16,7 @@ import { Sync } from '../syncs/schemas.ts';
 import type { SyncEngine } from '../syncs/engine.ts';
 import type { ConnectionEvents } from '../webhooks/events.ts';
 import type { WebhookDispatcher } from '../webhooks/dispatcher.ts';
-import { adminGuard } from '../admin/auth.ts';
+import { adminGuard, type AdminThrottle } from '../admin/auth.ts';
 import { setSandboxBehaviour, SANDBOX_USERNAMES } from './banks/index.ts';
 import { addDuration } from './duration.ts';
 
@@ -38,13 +38,14 @@ export interface SandboxControlDeps {
   events: ConnectionEvents;
   dispatcher: WebhookDispatcher;
   adminToken: string;
+  adminThrottle?: AdminThrottle;
   concurrency: number;
 }
 
 export function sandboxControlRoutes(app: App, deps: SandboxControlDeps): void {
   const tags = ['sandbox'];
   const security = [{ admin: [] }];
-  const onRequest = adminGuard(deps.adminToken);
+  const onRequest = adminGuard(deps.adminToken, deps.adminThrottle);
   const ProviderParams = Type.Object({ providerId: Type.String() });
 
   const provider = (id: string) => {
