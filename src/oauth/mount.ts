@@ -35,6 +35,9 @@ export async function mountOidc(app: FastifyInstance, provider: Provider, opts: 
       raw.headers['x-forwarded-host'] = base.host;
       raw.headers['x-forwarded-proto'] = base.protocol.slice(0, -1);
       if (!opts.trustProxy) raw.headers['x-forwarded-for'] = req.ip;
+      // The provider's own pages (errors, form_post) must not be framed by other sites either.
+      reply.raw.setHeader('x-frame-options', 'DENY');
+      reply.raw.setHeader('content-security-policy', "frame-ancestors 'none'");
       await callback(raw, reply.raw);
       if (registration && reply.raw.statusCode === 401) opts.adminThrottle?.recordFailure(req.ip);
     };
