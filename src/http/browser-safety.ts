@@ -14,13 +14,16 @@ const DOCS_CSP = "frame-ancestors 'none'";
 /** Paths of Mooring's own browser forms, whose POSTs must come from Mooring's own pages. */
 const FORM_PATHS = [/^\/connect\//, /^\/admin(?:\/|$)/];
 
-/** Whether a browser request comes from a page of `publicOrigin` (requests without browser headers pass: they are not CSRF). */
+/**
+ * Whether a browser request comes from a page of `publicOrigin`. Sec-Fetch-Site (set by the browser,
+ * not by page scripts) decides where sent; older browsers are judged by Origin against PUBLIC_URL.
+ * Requests with neither header pass: they do not come from a browser, so they are not CSRF.
+ */
 export function sameOriginRequest(headers: FastifyRequest['headers'], publicOrigin: string): boolean {
   const site = headers['sec-fetch-site'];
-  if (typeof site === 'string' && site !== 'same-origin' && site !== 'none') return false;
+  if (typeof site === 'string') return site === 'same-origin' || site === 'none';
   const origin = headers.origin;
-  if (typeof origin === 'string' && origin !== publicOrigin) return false;
-  return true;
+  return typeof origin !== 'string' || origin === publicOrigin;
 }
 
 function refuse(reply: FastifyReply): FastifyReply {
@@ -43,7 +46,8 @@ export function registerBrowserSafety(app: FastifyInstance, publicUrl: string): 
     if (typeof type === 'string' && type.startsWith('text/html')) {
       reply.header('x-frame-options', 'DENY');
       reply.header('x-content-type-options', 'nosniff');
-      reply.header('referrer-policy', 'no-referrer');
+      // Not no-referrer: with it browsers send `Origin: null` on the pages' own form posts.
+      reply.header('referrer-policy', 'same-origin');
       reply.header('content-security-policy', req.url.startsWith('/docs') ? DOCS_CSP : PAGE_CSP);
     }
     return payload;

@@ -245,6 +245,7 @@ describe('bad input and abuse', () => {
     const forged = await post({ origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' });
     expect(forged.status).toBe(403);
     expect(await forged.text()).toContain('another website');
+    expect((await post({ origin: 'https://evil.example' })).status).toBe(403);
     const own = await post({ origin: new URL(ts.baseUrl).origin, 'sec-fetch-site': 'same-origin' });
     expect(own.status).toBe(303);
   });
