@@ -14,6 +14,8 @@ import type { Db } from './db/db.ts';
 import type { SecretBox } from './crypto/secrets.ts';
 import { frameworkErrors, registerErrorHandling } from './http/errors.ts';
 import { registerMetrics } from './http/metrics.ts';
+import { registerBodyParsing } from './http/body-parsing.ts';
+import { registerBrowserSafety } from './http/browser-safety.ts';
 import { validatorCompiler } from './http/validation.ts';
 import type { App } from './http/types.ts';
 import { registerBearerAuth } from './oauth/bearer.ts';
@@ -38,6 +40,7 @@ import type { ConnectionEvents } from './webhooks/events.ts';
 import type { WebhookDispatcher } from './webhooks/dispatcher.ts';
 import { webhookRoutes } from './webhooks/routes.ts';
 import { adminRoutes } from './admin/routes.ts';
+import { createAdminThrottle } from './admin/auth.ts';
 import { requestObjectRoutes } from './oauth/request-routes.ts';
 import { authRequestsService } from './auth-requests/service.ts';
 import { authRequestRoutes } from './auth-requests/routes.ts';
@@ -48,6 +51,7 @@ import { journeysService } from './journeys/service.ts';
 import { journeyRoutes } from './journeys/routes.ts';
 import { registerSandboxBanks } from './sandbox/banks/index.ts';
 import type { Timers } from './timers.ts';
+import { mooringCallbackOnly } from './sandbox/banks/http.ts';
 
 export interface AppDeps {
   config: Config;
@@ -66,6 +70,8 @@ export interface AppDeps {
   events: ConnectionEvents;
   dispatcher: WebhookDispatcher;
   timers: Timers;
+  /** Real time for security timers (admin throttle and sessions); tests inject it. */
+  securityNow?: () => number;
 }
 
 export interface BuiltApp {
@@ -85,6 +91,8 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   const app: App = fastify.withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(validatorCompiler());
   registerErrorHandling(fastify);
+  registerBodyParsing(fastify, config.bodyLimitBytes);
+  registerBrowserSafety(fastify, config.publicUrl);
   await app.register(formbody, { bodyLimit: config.bodyLimitBytes });
   await app.register(swagger, {
     openapi: {
@@ -107,6 +115,7 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   registerMetrics(fastify);
 
   const log = deps.logger;
+  const adminThrottle = createAdminThrottle(deps.securityNow === undefined ? {} : { now: deps.securityNow });
   const users = usersRepository(db);
   const tokenCache = createTokenCache();
   const oidc = createOidcProvider({
@@ -135,20 +144,23 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   const syncs = syncsService({ syncs: syncsRepository(db), engine });
   const journeys = journeysService({ db, oidc, catalog, adapters, clock, engine, onConnectionChanged, publicUrl: config.publicUrl, sandbox: config.sandbox, log, secrets: deps.secrets });
 
-  await mountOidc(fastify, oidc);
+  await mountOidc(fastify, oidc, { publicUrl: config.publicUrl, trustProxy: config.trustProxy, adminThrottle });
   catalogRoutes(app, { db, catalog, clock, publicUrl: config.publicUrl });
   usersRoutes(app, { users: userSvc, publicUrl: config.publicUrl });
   connectionsRoutes(app, { users: userSvc, connections, syncs, publicUrl: config.publicUrl });
   resourceSyncRoutes(app, { syncs, connections });
   accountsRoutes(app, { db, catalog, publicUrl: config.publicUrl });
   journeyRoutes(app, { journeys, oidc });
-  adminRoutes(app, { db, catalog, clock, adminToken: deps.adminToken, secureCookies: config.publicUrl.startsWith('https:') });
+  adminRoutes(app, {
+    db, catalog, clock, adminToken: deps.adminToken, secureCookies: config.publicUrl.startsWith('https:'),
+    throttle: adminThrottle, sessionIdleMs: config.adminSessionIdleMinutes * 60_000, ...(deps.securityNow !== undefined ? { securityNow: deps.securityNow } : {}),
+  });
   await requestObjectRoutes(fastify, { oidc, issuer: `${config.publicUrl}${OIDC_PREFIX}` });
-  authRequestRoutes(app, { authRequests: authRequestsService({ db, oidc, clock, issuer: `${config.publicUrl}${OIDC_PREFIX}` }), publicUrl: config.publicUrl });
-  webhookRoutes(app, { db, secrets: deps.secrets, oidc, clock, adminToken: deps.adminToken, publicUrl: config.publicUrl, policy: { allowPrivate: config.webhookAllowPrivate, allowLoopback: config.sandbox } });
+  authRequestRoutes(app, { authRequests: authRequestsService({ db, oidc, clock, catalog, issuer: `${config.publicUrl}${OIDC_PREFIX}` }), publicUrl: config.publicUrl });
+  webhookRoutes(app, { db, secrets: deps.secrets, oidc, clock, adminToken: deps.adminToken, adminThrottle, publicUrl: config.publicUrl, policy: { allowPrivate: config.webhookAllowPrivate, allowLoopback: config.sandbox } });
   if (config.sandbox) {
-    await registerSandboxBanks(fastify, { db, clock, catalog, sandboxClientSecret: deps.sandboxClientSecret, latencyMs: config.sandboxLatencyMs, slowCallMs: deps.timers.sandboxSlowCallMs });
-    sandboxControlRoutes(app, { db, clock, catalog, engine, events, dispatcher, adminToken: deps.adminToken, concurrency: config.workerConcurrency });
+    await registerSandboxBanks(fastify, { db, clock, catalog, sandboxClientSecret: deps.sandboxClientSecret, latencyMs: config.sandboxLatencyMs, slowCallMs: deps.timers.sandboxSlowCallMs, redirectUriAllowed: mooringCallbackOnly(config.publicUrl) });
+    sandboxControlRoutes(app, { db, clock, catalog, engine, events, dispatcher, adminToken: deps.adminToken, adminThrottle, concurrency: config.workerConcurrency });
   }
 
   app.get('/health', { schema: { hide: true } }, async () => {

@@ -34,6 +34,8 @@ export interface Config {
   encryptionKey: string | null;
   /** MOORING_ENCRYPTION_PREVIOUS_KEYS: older keys, still read after a rotation until `keys rotate` has run. */
   previousEncryptionKeys: string[];
+  /** An operator session at /admin ends after this many minutes without use. */
+  adminSessionIdleMinutes: number;
 }
 
 const MAKE_KEY_HINT = 'make one with: openssl rand -base64 32';
@@ -83,6 +85,17 @@ function boolVar(env: Env, name: string, fallback: boolean, problems: string[]):
   return fallback;
 }
 
+export const ADMIN_TOKEN_MIN_LENGTH = 32;
+export const ADMIN_TOKEN_MIN_DISTINCT = 10;
+
+/** Why an admin token is too weak to guard the operator's API, or null when it is good enough. */
+export function adminTokenProblem(token: string): string | null {
+  const distinct = new Set(token).size;
+  if (token.length >= ADMIN_TOKEN_MIN_LENGTH && distinct >= ADMIN_TOKEN_MIN_DISTINCT && !/\s/.test(token)) return null;
+  return `is too weak (${token.length} characters, ${distinct} different): it needs at least ${ADMIN_TOKEN_MIN_LENGTH} characters, `
+    + `at least ${ADMIN_TOKEN_MIN_DISTINCT} different ones and no spaces. Make a good one with: openssl rand -base64 32`;
+}
+
 /** Reads and validates settings; `overrides` lets tests and the CLI set values without touching the environment. */
 export function loadConfig(env: Env = process.env, overrides: Partial<Config> = {}): Config {
   const problems: string[] = [];
@@ -104,9 +117,8 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
   }
 
   const adminToken = env.MOORING_ADMIN_TOKEN && env.MOORING_ADMIN_TOKEN !== '' ? env.MOORING_ADMIN_TOKEN : null;
-  if (adminToken !== null && adminToken.length < 16) {
-    problems.push('MOORING_ADMIN_TOKEN must be at least 16 characters long');
-  }
+  const tokenProblem = adminToken === null ? null : adminTokenProblem(adminToken);
+  if (tokenProblem !== null) problems.push(`MOORING_ADMIN_TOKEN ${tokenProblem}`);
 
   const logLevelRaw = (env.LOG_LEVEL ?? 'info').toLowerCase();
   const logLevel = (LOG_LEVELS as readonly string[]).includes(logLevelRaw) ? (logLevelRaw as LogLevel) : 'info';
@@ -143,6 +155,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     sandboxClockStart,
     encryptionKey: env.MOORING_ENCRYPTION_KEY && env.MOORING_ENCRYPTION_KEY !== '' ? env.MOORING_ENCRYPTION_KEY : null,
     previousEncryptionKeys: (env.MOORING_ENCRYPTION_PREVIOUS_KEYS ?? '').split(',').map((k) => k.trim()).filter((k) => k !== ''),
+    adminSessionIdleMinutes: intVar(env, 'MOORING_ADMIN_SESSION_IDLE_MINUTES', 720, 1, 7 * 24 * 60, problems),
     ...overrides,
   };
   problems.push(...encryptionProblems(config));

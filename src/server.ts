@@ -21,7 +21,7 @@ import { purgeExpiredOidcModels } from './oauth/adapter.ts';
 import { journeysRepository } from './journeys/repository.ts';
 import { createCatalog, sandboxCatalog, type Catalog } from './providers/catalog.ts';
 import { createProviderAdapters } from './providers/registry.ts';
-import { CLOCK_OFFSET_SETTING } from './sandbox/control.ts';
+import { CLOCK_OFFSET_SETTING, usableClockOffset } from './sandbox/control.ts';
 import { syncEngine, type SyncEngine } from './syncs/engine.ts';
 import { syncRunner } from './syncs/runner.ts';
 import { bossSyncQueue, startWorker, type Worker } from './syncs/worker.ts';
@@ -57,6 +57,8 @@ export interface ServerOptions {
   /** Intervals, leases and time-outs (default DEFAULT_TIMERS); tests make them short. */
   timers?: Partial<Timers>;
   onProgress?: (msg: string) => void;
+  /** Real time for security timers (admin throttle and sessions); tests inject it. */
+  securityNow?: () => number;
 }
 
 export async function createServer(opts: ServerOptions): Promise<Server> {
@@ -85,7 +87,17 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
       const start = config.sandboxClockStart.getTime();
       await settingOrCreate(db, CLOCK_OFFSET_SETTING, () => start - Date.now());
     }
-    const refreshClock = async (): Promise<void> => clock.setOffsetMs((await readSetting<number>(db, CLOCK_OFFSET_SETTING)) ?? 0);
+    let warnedBadOffset = false;
+    const refreshClock = async (): Promise<void> => {
+      const stored = await readSetting<unknown>(db, CLOCK_OFFSET_SETTING);
+      const offset = stored === undefined ? 0 : usableClockOffset(stored);
+      if (offset === null && !warnedBadOffset) {
+        // An offset no valid move could have stored (older versions accepted any): run on real time instead.
+        warnedBadOffset = true;
+        log.warn({ stored }, 'ignoring an unusable sandbox clock offset; the clock runs on real time (DELETE /sandbox/clock clears it)');
+      }
+      clock.setOffsetMs(offset ?? 0);
+    };
     await refreshClock();
     if (config.sandbox) {
       const timer = setInterval(() => void refreshClock().catch(() => undefined), timers.clockRefreshMs);
@@ -138,7 +150,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     let app: FastifyInstance | null = null;
     let oidc: Provider | null = null;
     if (role !== 'worker') {
-      const built = await buildApp({ config, db, clock, logger: log, catalog, adapters, keys, secrets, adminToken: opts.adminToken, sandboxClientSecret, engine, events, dispatcher, timers });
+      const built = await buildApp({ config, db, clock, logger: log, catalog, adapters, keys, secrets, adminToken: opts.adminToken, sandboxClientSecret, engine, events, dispatcher, timers, ...(opts.securityNow !== undefined ? { securityNow: opts.securityNow } : {}) });
       app = built.app;
       oidc = built.oidc;
       const a = built.app;

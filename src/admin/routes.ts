@@ -1,9 +1,10 @@
 /**
  * The operator's page and API under /admin: providers and their health, connections by last sync
  * outcome, sync and webhook backlogs, and the registered API clients. The page signs in with the
- * admin token (kept as an HttpOnly cookie holding only a MAC of it); the API takes it as a bearer.
+ * admin token into a server-side session (the HttpOnly cookie holds a random id, the database only
+ * its hash); the session lapses when idle and ends at sign-out. The API takes the token as a bearer.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type, type Static } from 'typebox';
 import type { Clock } from '../clock.ts';
@@ -13,9 +14,26 @@ import type { App } from '../http/types.ts';
 import type { Catalog } from '../providers/catalog.ts';
 import { availability, HEALTH_WINDOW_MS } from '../providers/health.ts';
 import { escapeHtml, renderPage } from '../web/html.ts';
-import { adminGuard } from './auth.ts';
+import { adminGuard, isAdminToken, type AdminThrottle } from './auth.ts';
+import { adminSessionsRepository } from './repository.ts';
 
 const COOKIE = 'mooring_admin';
+/** A session ends this long after it was created, however active. */
+const SESSION_ABSOLUTE_MS = 7 * 24 * 3_600_000;
+const hashId = (id: string): string => createHash('sha256').update(id).digest('base64url');
+
+export interface AdminRoutesDeps {
+  db: Db;
+  catalog: Catalog;
+  clock: Clock;
+  adminToken: string;
+  secureCookies: boolean;
+  throttle?: AdminThrottle;
+  /** An idle session ends after this long. */
+  sessionIdleMs?: number;
+  /** Real time for sessions (a security timer, not the domain clock); tests inject it. */
+  securityNow?: () => number;
+}
 
 const Overview = Type.Object({
   now: Type.String(),
@@ -31,15 +49,24 @@ const Overview = Type.Object({
 });
 type OverviewJson = Static<typeof Overview>;
 
-export function adminRoutes(app: App, deps: { db: Db; catalog: Catalog; clock: Clock; adminToken: string; secureCookies: boolean }): void {
-  const mac = createHmac('sha256', deps.adminToken).update('mooring-admin-session').digest('base64url');
-  const guard = adminGuard(deps.adminToken);
-  const signedIn = (req: FastifyRequest): boolean => {
+export function adminRoutes(app: App, deps: AdminRoutesDeps): void {
+  const guard = adminGuard(deps.adminToken, deps.throttle);
+  const sessions = adminSessionsRepository(deps.db);
+  const realNow = (): Date => new Date((deps.securityNow ?? Date.now)());
+  const idleMs = deps.sessionIdleMs ?? 12 * 3_600_000;
+  const sessionId = (req: FastifyRequest): string | null => {
     const cookie = (req.headers.cookie ?? '').split(';').map((c) => c.trim()).find((c) => c.startsWith(`${COOKIE}=`));
-    const value = Buffer.from(cookie?.slice(COOKIE.length + 1) ?? '');
-    const expected = Buffer.from(mac);
-    return value.length === expected.length && timingSafeEqual(value, expected);
+    const value = cookie?.slice(COOKIE.length + 1) ?? '';
+    return /^[A-Za-z0-9_-]{43}$/.test(value) ? value : null;
   };
+  const signedIn = async (req: FastifyRequest): Promise<boolean> => {
+    const id = sessionId(req);
+    if (id === null) return false;
+    const now = realNow();
+    return sessions.touch(hashId(id), now, new Date(now.getTime() + idleMs), new Date(now.getTime() - SESSION_ABSOLUTE_MS));
+  };
+  const cookie = (value: string, maxAgeSeconds: number): string =>
+    `${COOKIE}=${value}; HttpOnly; SameSite=Strict; Path=/admin; Max-Age=${maxAgeSeconds}${deps.secureCookies ? '; Secure' : ''}`;
 
   async function overview(): Promise<OverviewJson> {
     const now = deps.clock.now();
@@ -96,7 +123,7 @@ export function adminRoutes(app: App, deps: { db: Db; catalog: Catalog; clock: C
   const hidden = { schema: { hide: true } };
 
   app.get('/admin', hidden, async (req, reply) => {
-    if (!signedIn(req)) {
+    if (!(await signedIn(req))) {
       return html(reply, renderPage({
         title: 'Operator sign-in',
         body: `<form method="post" action="/admin/login"><label for="t">Admin token</label><input id="t" type="password" name="token" autocomplete="off"><button class="primary" type="submit">Sign in</button></form>
@@ -118,18 +145,27 @@ export function adminRoutes(app: App, deps: { db: Db; catalog: Catalog; clock: C
     }));
   });
 
-  app.post('/admin/login', { schema: { hide: true, body: Type.Object({ token: Type.String() }) } }, async (req, reply) => {
-    const given = Buffer.from(createHmac('sha256', req.body.token).update('mooring-admin-session').digest('base64url'));
-    if (!timingSafeEqual(given, Buffer.from(mac))) {
+  app.post('/admin/login', { schema: { hide: true, body: Type.Object({ token: Type.String({ maxLength: 1000 }) }) } }, async (req, reply) => {
+    const wait = deps.throttle?.retryAfterSeconds(req.ip) ?? null;
+    if (wait !== null) {
+      return html(reply.header('retry-after', String(wait)), renderPage({ title: 'Operator sign-in', body: `<p class="error">Too many wrong tokens from this address. Try again in ${wait} seconds.</p>` }), 429);
+    }
+    if (!isAdminToken(deps.adminToken, req.body.token)) {
+      deps.throttle?.recordFailure(req.ip);
       return html(reply, renderPage({ title: 'Operator sign-in', body: '<p class="error">That is not the admin token.</p><p><a href="/admin">Try again</a></p>' }), 401);
     }
-    const secure = deps.secureCookies ? '; Secure' : '';
-    return reply.header('set-cookie', `${COOKIE}=${mac}; HttpOnly; SameSite=Strict; Path=/admin; Max-Age=43200${secure}`).redirect('/admin', 303);
+    const id = randomBytes(32).toString('base64url');
+    const now = realNow();
+    await sessions.create(hashId(id), now, new Date(now.getTime() + idleMs));
+    await sessions.purgeExpired(now);
+    return reply.header('set-cookie', cookie(id, Math.floor(SESSION_ABSOLUTE_MS / 1000))).redirect('/admin', 303);
   });
 
-  app.post('/admin/logout', hidden, async (_req, reply) =>
-    reply.header('set-cookie', `${COOKIE}=; HttpOnly; SameSite=Strict; Path=/admin; Max-Age=0`).redirect('/admin', 303),
-  );
+  app.post('/admin/logout', hidden, async (req, reply) => {
+    const id = sessionId(req);
+    if (id !== null) await sessions.remove(hashId(id));
+    return reply.header('set-cookie', cookie('', 0)).redirect('/admin', 303);
+  });
 
   app.get('/admin/api/overview', {
     onRequest: guard,

@@ -11,7 +11,8 @@ import { badRequest, conflict, notFound } from '../errors.ts';
 import { isUuid } from '../ids.ts';
 import { parseDateTime } from '../connections/service.ts';
 import { CONSENT_DAYS } from '../connections/status.ts';
-import { parseJourneyRequest } from '../journeys/request.ts';
+import { parseJourneyRequest, paymentAsked } from '../journeys/request.ts';
+import type { Catalog } from '../providers/catalog.ts';
 import type { Page } from '../http/schemas.ts';
 import { authRequestsRepository, type AuthRequestRow } from './repository.ts';
 
@@ -53,11 +54,15 @@ export function toAuthRequestJson(r: AuthRequestRow) {
 }
 export type AuthRequestJson = ReturnType<typeof toAuthRequestJson>;
 
-export function authRequestsService(deps: { db: Db; oidc: Provider; clock: Clock; issuer: string }) {
+export function authRequestsService(deps: { db: Db; oidc: Provider; clock: Clock; issuer: string; catalog: Catalog }) {
   const repo = authRequestsRepository(deps.db);
 
   return {
     async create(clientId: string, body: CreateAuthRequest): Promise<AuthRequestJson> {
+      const payment = paymentAsked({ scope: body.scope, body: body as unknown as Record<string, unknown> });
+      if (payment !== null) {
+        throw badRequest('payments_not_supported', `Mooring does not offer payments (the request asks for ${payment}); it connects accounts for reading only`, { field: payment.startsWith('scope') ? 'scope' : payment });
+      }
       const client = await deps.oidc.Client.find(clientId);
       if (client === undefined) throw notFound('Client');
       if (!client.redirectUris?.includes(body.redirectUri)) {
@@ -79,6 +84,9 @@ export function authRequestsService(deps: { db: Db; oidc: Provider; clock: Clock
       const parsed = parseJourneyRequest({ scope: body.scope, claims: { id_token: claims } });
       if (!parsed.ok) throw badRequest('invalid_scope', parsed.description, { field: 'scope' });
       const req = parsed.request;
+      if (req.bankId !== null && deps.catalog.get(req.bankId) === undefined) {
+        throw badRequest('invalid_bank', `No provider has the id ${req.bankId}; see /oidc/.well-known/all-connections`, { field: 'scope' });
+      }
       if (req.userId !== null) {
         const owned = await deps.db.query('select 1 from users where id = $1 and client_id = $2', [req.userId, clientId]);
         if (owned.rowCount === 0) throw badRequest('invalid_user', 'userId is not a user of this client', { field: 'userId' });
@@ -129,7 +137,8 @@ export function authRequestsService(deps: { db: Db; oidc: Provider; clock: Clock
       if (params.code === undefined) throw badRequest('missing_code', 'authParams.code is required (or authParams.error)', { field: 'authParams.code' });
       const code = await deps.oidc.AuthorizationCode.find(params.code);
       const consumed = code !== undefined && (code as unknown as { consumed?: unknown }).consumed !== undefined;
-      if (code === undefined || consumed || code.isExpired || code.clientId !== clientId || code.redirectUri !== row.redirect_uri) {
+      // The code must come from this auth request's own journey (its nonce), not another of the client's.
+      if (code === undefined || consumed || code.isExpired || code.clientId !== clientId || code.redirectUri !== row.redirect_uri || code.nonce !== row.nonce) {
         throw badRequest('invalid_code', 'The code is invalid, expired, already used, or was not issued for this auth request', { field: 'authParams.code' });
       }
       await code.consume();

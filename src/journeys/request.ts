@@ -77,3 +77,31 @@ export function parseJourneyRequest(params: { scope?: unknown; claims?: unknown;
   if (bank === undefined) return { ok: false, error: 'invalid_scope', description: 'ask for a provider with an id:<bankId> scope, or for reauth, reconsent or refresh' };
   return { ok: true, request: { kind: 'connect', bankId: bank.slice(BANK_SCOPE_PREFIX.length), ...base } };
 }
+
+/** Scopes that ask for payments, which Mooring does not offer (SPEC section 4). */
+export const PAYMENT_SCOPES = ['payment', 'reverse_payment', 'standing_order', 'recurring_payment', 'payee:create'] as const;
+const PAYMENT_CLAIMS = ['payment', 'mh:payment', 'mh:reversePayment', 'mh:reverse_payment', 'mh:standingOrder', 'mh:standing_order', 'mh:recurringPayment', 'mh:recurring_payment', 'mh:payee'];
+const PAYMENT_BODY_KEYS = ['payment', 'reversePayment', 'standingOrder', 'recurringPayment', 'payee'];
+
+/** What in a request asks for a payment (a scope, a claim or a body field), or null when nothing does. */
+export function paymentAsked(params: { scope?: unknown; claims?: unknown; body?: Record<string, unknown> }): string | null {
+  const scope = splitScope(typeof params.scope === 'string' ? params.scope : '').find((s) => (PAYMENT_SCOPES as readonly string[]).includes(s));
+  if (scope !== undefined) return `scope ${scope}`;
+  let claims: unknown = params.claims;
+  if (typeof claims === 'string') {
+    try {
+      claims = JSON.parse(claims);
+    } catch {
+      claims = {};
+    }
+  }
+  if (isObj(claims)) {
+    for (const part of [claims.id_token, claims.userinfo]) {
+      if (!isObj(part)) continue;
+      const claim = PAYMENT_CLAIMS.find((c) => part[c] !== undefined);
+      if (claim !== undefined) return `claim ${claim}`;
+    }
+  }
+  const key = PAYMENT_BODY_KEYS.find((k) => params.body?.[k] !== undefined && params.body[k] !== null);
+  return key === undefined ? null : key;
+}

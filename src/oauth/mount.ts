@@ -6,14 +6,20 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type Provider from 'oidc-provider';
 import { OIDC_PREFIX } from './provider.ts';
+import { tooManyAttempts, type AdminThrottle } from '../admin/auth.ts';
 import { withClientIdFromRequestUri } from './request-uri.ts';
 
-export async function mountOidc(app: FastifyInstance, provider: Provider): Promise<void> {
+export async function mountOidc(app: FastifyInstance, provider: Provider, opts: { publicUrl: string; trustProxy: boolean; adminThrottle?: AdminThrottle }): Promise<void> {
   const callback = provider.callback();
+  const base = new URL(opts.publicUrl);
   await app.register(async (scope) => {
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
     const handler = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+      // Client registration takes the admin token (the initial access token): its failures are throttled too.
+      const registration = req.url.split('?')[0] === `${OIDC_PREFIX}/reg` && req.method === 'POST' && /^bearer\s/i.test(req.headers.authorization ?? '');
+      const wait = registration ? opts.adminThrottle?.retryAfterSeconds(req.ip) ?? null : null;
+      if (wait !== null && wait !== undefined) throw tooManyAttempts(wait);
       reply.hijack();
       const raw = req.raw as typeof req.raw & { originalUrl?: string };
       let rest = (raw.url ?? '/').slice(OIDC_PREFIX.length);
@@ -24,7 +30,16 @@ export async function mountOidc(app: FastifyInstance, provider: Provider): Promi
       raw.url = rest.startsWith('/') ? rest : `/${rest}`;
       // oidc-provider derives its mount path from the difference between these two.
       raw.originalUrl = `${OIDC_PREFIX}${raw.url}`;
+      // The provider builds its endpoint URLs from these: they are PUBLIC_URL's, never what the client sent.
+      raw.headers.host = base.host;
+      raw.headers['x-forwarded-host'] = base.host;
+      raw.headers['x-forwarded-proto'] = base.protocol.slice(0, -1);
+      if (!opts.trustProxy) raw.headers['x-forwarded-for'] = req.ip;
+      // The provider's own pages (errors, form_post) must not be framed by other sites either.
+      reply.raw.setHeader('x-frame-options', 'DENY');
+      reply.raw.setHeader('content-security-policy', "frame-ancestors 'none'");
       await callback(raw, reply.raw);
+      if (registration && reply.raw.statusCode === 401) opts.adminThrottle?.recordFailure(req.ip);
     };
     scope.all(OIDC_PREFIX, { schema: { hide: true } }, handler);
     scope.all(`${OIDC_PREFIX}/*`, { schema: { hide: true } }, handler);

@@ -8,10 +8,12 @@ import type { Db } from '../db/db.ts';
 import type { SecretBox } from '../crypto/secrets.ts';
 import { oidcAdapterFactory } from './adapter.ts';
 import { registerClientCredentialsGrant } from './client-credentials.ts';
+import { enforceClientAuthMethod } from './client-auth-method.ts';
 import type { ServerKeys } from './keys.ts';
 import type { TokenCache } from './token-cache.ts';
 import { ALL_STATIC_SCOPES, API_SCOPES, BANK_SCOPE_PREFIX, JOURNEY_SCOPES, splitScope } from './scopes.ts';
 import { renderPage, escapeHtml } from '../web/html.ts';
+import { paymentAsked } from '../journeys/request.ts';
 
 export const OIDC_PREFIX = '/oidc';
 export const MH_CLAIMS = ['mh:con_id', 'mh:sync', 'mh:consent', 'mh:cat_type', 'mh:payment'] as const;
@@ -25,7 +27,7 @@ export interface ProviderDeps {
   /** Seals client secrets at rest. */
   secrets: SecretBox;
   issuer: string;
-  /** Believe X-Forwarded-* (behind a reverse proxy); otherwise endpoint URLs come from the request itself. */
+  /** Believe X-Forwarded-For for the client address (behind a reverse proxy). Endpoint URLs always come from PUBLIC_URL (mount.ts). */
   trustProxy: boolean;
   keys: ServerKeys;
   adminToken: string;
@@ -66,7 +68,16 @@ export function createOidcProvider(deps: ProviderDeps): Provider {
       openid: ['sub'],
       ...Object.fromEntries(MH_CLAIMS.map((c) => [c, null])),
     },
-    extraParams: ['expirationDateTime', 'transactionFromDateTime', 'enableAsync'],
+    extraParams: {
+      // Runs once the client and redirect_uri are checked (and a request object merged), so the refusal
+      // is an OAuth error redirect to the client rather than a journey that ends on an error page.
+      enableAsync(ctx) {
+        const asked = paymentAsked({ scope: ctx.oidc.params?.scope, claims: ctx.oidc.params?.claims });
+        if (asked !== null) throw new errors.InvalidScope(`payments are not supported by Mooring (the request asks for ${asked})`, String(ctx.oidc.params?.scope ?? ''));
+      },
+      expirationDateTime: null,
+      transactionFromDateTime: null,
+    },
     clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
     enabledJWA: {
       clientAuthSigningAlgValues: ['RS256', 'PS256', 'ES256', 'HS256'],
@@ -152,7 +163,9 @@ export function createOidcProvider(deps: ProviderDeps): Provider {
     },
   };
   const provider = new Provider(deps.issuer, configuration);
-  provider.proxy = deps.trustProxy;
+  // mount.ts sets Host and X-Forwarded-Host/-Proto from PUBLIC_URL on every request, so every URL
+  // the provider derives (discovery, redirects) is PUBLIC_URL-based whatever the client sent.
+  provider.proxy = true;
   // The official client refuses to start when revocation is advertised without its signing algorithms
   // (it authenticates there as at the token endpoint); oidc-provider does not list them itself.
   provider.use(async (ctx, next) => {
@@ -163,6 +176,7 @@ export function createOidcProvider(deps: ProviderDeps): Provider {
       body.revocation_endpoint_auth_signing_alg_values_supported = body.token_endpoint_auth_signing_alg_values_supported;
     }
   });
+  enforceClientAuthMethod(provider);
   registerClientCredentialsGrant(provider, deps.db, deps.tokenCache);
   // A token revoked here is refused here at once; other processes' caches let it go within a second.
   provider.on('client_credentials.destroyed', (token: { jti: string }) => deps.tokenCache.delete(token.jti));

@@ -4,6 +4,7 @@
  * verifies the signature with the client's registered key or secret and keeps the request object
  * as an oidc-provider pushed authorisation request, so the authorisation endpoint resolves it.
  */
+import { createHash } from 'node:crypto';
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
 import type Provider from 'oidc-provider';
 import { badRequest } from '../errors.ts';
@@ -11,6 +12,8 @@ import { badRequest } from '../errors.ts';
 export const REQUEST_URN_PREFIX = 'urn:ietf:params:oauth:request_uri:';
 /** How long a request URI from POST /request stays usable. */
 export const REQUEST_URI_TTL_SECONDS = 600;
+/** How far ahead a request object's `exp` may be (a longer-lived object is a longer replay window). */
+export const MAX_REQUEST_OBJECT_LIFETIME_SECONDS = 3600;
 
 export async function storeRequestObject(oidc: Provider, issuer: string, jws: string): Promise<string> {
   let clientId: string | undefined;
@@ -32,14 +35,25 @@ export async function storeRequestObject(oidc: Provider, issuer: string, jws: st
   try {
     if (alg.startsWith('HS')) {
       if (client.clientSecret === undefined) throw new Error('no secret');
-      await jwtVerify(jws, new TextEncoder().encode(client.clientSecret), { algorithms: [alg], audience: issuer });
+      await jwtVerify(jws, new TextEncoder().encode(client.clientSecret), { algorithms: [alg], audience: issuer, requiredClaims: ['exp'] });
     } else {
       const jwks = client.metadata().jwks as JSONWebKeySet | undefined;
       if (jwks === undefined) throw new Error('no keys');
-      await jwtVerify(jws, createLocalJWKSet(jwks), { algorithms: [alg], audience: issuer });
+      await jwtVerify(jws, createLocalJWKSet(jwks), { algorithms: [alg], audience: issuer, requiredClaims: ['exp'] });
     }
   } catch {
-    throw badRequest('invalid_request_object', 'The request object signature, audience or expiry is not valid for this client');
+    throw badRequest('invalid_request_object', 'The request object signature, audience or expiry (exp is required) is not valid for this client');
+  }
+  const { exp, jti } = decodeJwt(jws);
+  // Security timers keep real time (not the sandbox clock), as token lifetimes do.
+  const nowSeconds = Math.floor(Date.now() / 1000);
+  if (typeof exp !== 'number' || exp > nowSeconds + MAX_REQUEST_OBJECT_LIFETIME_SECONDS) {
+    throw badRequest('invalid_request_object', `The request object's exp must be at most ${MAX_REQUEST_OBJECT_LIFETIME_SECONDS} seconds ahead`);
+  }
+  // One signed object, one request URI: remembered (by jti, else by its hash) until it expires.
+  const seen = typeof jti === 'string' && jti !== '' ? `jti:${jti}` : `jws:${createHash('sha256').update(jws).digest('base64url')}`;
+  if (!(await oidc.ReplayDetection.unique(clientId, seen, exp + 60))) {
+    throw badRequest('invalid_request_object', 'This request object has already been used; sign a new one for each request');
   }
   // `trusted` marks the request object as verified (done above), as oidc-provider's own PAR endpoint does.
   const par = new oidc.PushedAuthorizationRequest({ request: jws, trusted: true as unknown as string[] });

@@ -16,11 +16,21 @@ import { Sync } from '../syncs/schemas.ts';
 import type { SyncEngine } from '../syncs/engine.ts';
 import type { ConnectionEvents } from '../webhooks/events.ts';
 import type { WebhookDispatcher } from '../webhooks/dispatcher.ts';
-import { adminGuard } from '../admin/auth.ts';
+import { adminGuard, type AdminThrottle } from '../admin/auth.ts';
 import { setSandboxBehaviour, SANDBOX_USERNAMES } from './banks/index.ts';
-import { parseDurationMs } from './duration.ts';
+import { addDuration } from './duration.ts';
 
 export const CLOCK_OFFSET_SETTING = 'sandbox_clock_offset_ms';
+/** The farthest the sandbox clock may run ahead of real time (SPEC section 7: ten years). */
+export const MAX_CLOCK_OFFSET_MS = 3_653 * 86_400_000;
+
+/** A sandbox may start its clock in the past (MOORING_SANDBOX_CLOCK_START), up to a century. */
+export const MAX_CLOCK_BEHIND_MS = 100 * 366 * 86_400_000;
+
+/** A stored clock offset as the clock may use it: a whole number of ms from a century behind to ten years ahead, else null. */
+export function usableClockOffset(stored: unknown): number | null {
+  return typeof stored === 'number' && Number.isSafeInteger(stored) && stored >= -MAX_CLOCK_BEHIND_MS && stored <= MAX_CLOCK_OFFSET_MS ? stored : null;
+}
 const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody };
 
 export interface SandboxControlDeps {
@@ -31,13 +41,14 @@ export interface SandboxControlDeps {
   events: ConnectionEvents;
   dispatcher: WebhookDispatcher;
   adminToken: string;
+  adminThrottle?: AdminThrottle;
   concurrency: number;
 }
 
 export function sandboxControlRoutes(app: App, deps: SandboxControlDeps): void {
   const tags = ['sandbox'];
   const security = [{ admin: [] }];
-  const onRequest = adminGuard(deps.adminToken);
+  const onRequest = adminGuard(deps.adminToken, deps.adminThrottle);
   const ProviderParams = Type.Object({ providerId: Type.String() });
 
   const provider = (id: string) => {
@@ -106,17 +117,32 @@ export function sandboxControlRoutes(app: App, deps: SandboxControlDeps): void {
   app.post('/sandbox/clock', {
     onRequest,
     schema: {
-      tags, security, summary: 'Move the domain clock forward by an ISO 8601 duration (e.g. P30D, PT6H)',
-      body: Type.Object({ advance: Type.String() }, { additionalProperties: false }),
+      tags, security, summary: 'Move the domain clock forward by an ISO 8601 duration (e.g. P30D, PT6H, P1DT6H); at most ten years ahead of real time',
+      body: Type.Object({ advance: Type.String({ maxLength: 100 }) }, { additionalProperties: false }),
       response: { 200: ClockBody, ...errors },
     },
   }, async (req) => {
-    const ms = parseDurationMs(req.body.advance);
-    if (ms === null || ms <= 0) throw badRequest('invalid_duration', 'advance must be a positive ISO 8601 duration such as P30D or PT6H', { field: 'advance' });
-    const offset = deps.clock.offsetMs() + ms;
+    const now = deps.clock.now();
+    const target = addDuration(now, req.body.advance);
+    if (target === null || target.getTime() <= now.getTime()) {
+      throw badRequest('invalid_duration', 'advance must be a positive ISO 8601 duration such as P30D, PT6H or P1DT6H', { field: 'advance' });
+    }
+    const offset = deps.clock.offsetMs() + (target.getTime() - now.getTime());
+    if (offset > MAX_CLOCK_OFFSET_MS) {
+      throw badRequest('clock_too_far', 'The sandbox clock cannot run more than ten years ahead of real time; DELETE /sandbox/clock returns it to real time', { field: 'advance', offsetMs: deps.clock.offsetMs() });
+    }
     await writeSetting(deps.db, CLOCK_OFFSET_SETTING, offset);
     deps.clock.setOffsetMs(offset);
     return { now: deps.clock.now().toISOString(), offsetMs: offset };
+  });
+
+  app.delete('/sandbox/clock', {
+    onRequest,
+    schema: { tags, security, summary: 'Return the domain clock to real time', response: { 200: ClockBody, 401: ErrorBody } },
+  }, async () => {
+    await writeSetting(deps.db, CLOCK_OFFSET_SETTING, 0);
+    deps.clock.setOffsetMs(0);
+    return { now: deps.clock.now().toISOString(), offsetMs: 0 };
   });
 
   app.post('/sandbox/scheduler/run', {

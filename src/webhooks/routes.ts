@@ -5,7 +5,7 @@ import type Provider from 'oidc-provider';
 import type { Clock } from '../clock.ts';
 import type { Db } from '../db/db.ts';
 import { AppError, badRequest, notFound } from '../errors.ts';
-import { adminGuard } from '../admin/auth.ts';
+import { adminGuard, type AdminThrottle } from '../admin/auth.ts';
 import { authOf } from '../oauth/bearer.ts';
 import { DateTime, ErrorBody, errorResponses, literals, pageLinks, pageOf, Pagination } from '../http/schemas.ts';
 import type { App } from '../http/types.ts';
@@ -32,13 +32,14 @@ export interface WebhookRoutesDeps {
   oidc: Provider;
   clock: Clock;
   adminToken: string;
+  adminThrottle?: AdminThrottle;
   policy: UrlPolicy;
   publicUrl: string;
 }
 
 export function webhookRoutes(app: App, deps: WebhookRoutesDeps): void {
   const repo = webhooksRepository(deps.db, deps.secrets);
-  const onRequest = adminGuard(deps.adminToken);
+  const onRequest = adminGuard(deps.adminToken, deps.adminThrottle);
   const ClientParams = Type.Object({ clientId: Type.String({ minLength: 1, maxLength: 200 }) });
 
   app.put('/admin/clients/:clientId/webhook', {

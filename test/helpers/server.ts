@@ -38,6 +38,8 @@ export interface TestServerOptions {
   timers?: Partial<Timers>;
   /** Serve an existing test database (a second process over the same data); stop() then leaves it in place. */
   testDb?: TestDb;
+  /** Real time as the admin throttle and sessions see it (default: the system's). */
+  securityNow?: () => number;
 }
 
 export async function startTestServer(overrides: Partial<Config> = {}, opts: TestServerOptions = {}): Promise<TestServer> {
@@ -45,7 +47,7 @@ export async function startTestServer(overrides: Partial<Config> = {}, opts: Tes
   const port = await freePort();
   const baseUrl = `http://127.0.0.1:${port}`;
   const config = loadConfig({}, { port, host: '127.0.0.1', publicUrl: baseUrl, adminToken: ADMIN_TOKEN, dataDir: '/nonexistent', sandboxClockStart: DOMAIN_START, encryptionKey: TEST_ENCRYPTION_KEY, ...overrides });
-  const server = await createServer({ config, logger: createLogger(process.env.TEST_LOG_LEVEL === undefined ? 'silent' : config.logLevel), adminToken: ADMIN_TOKEN, db: testDb.db, jobs: opts.jobs ?? false, timers: { ...TEST_TIMERS, ...opts.timers } });
+  const server = await createServer({ config, logger: createLogger(process.env.TEST_LOG_LEVEL === undefined ? 'silent' : config.logLevel), adminToken: ADMIN_TOKEN, db: testDb.db, jobs: opts.jobs ?? false, timers: { ...TEST_TIMERS, ...opts.timers }, ...(opts.securityNow !== undefined ? { securityNow: opts.securityNow } : {}) });
   if (server.app === null) throw new Error('the test server has no HTTP app');
   await server.app.listen({ port, host: '127.0.0.1' });
   return {

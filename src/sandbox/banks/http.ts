@@ -21,6 +21,14 @@ export interface SandboxBankDeps {
   latencyMs?: number;
   /** How long every call of a `user_slow` connection takes. */
   slowCallMs: number;
+  /** The redirect URIs registered for the bank's one client (Mooring): the authorise page sends the user nowhere else. */
+  redirectUriAllowed: (uri: string) => boolean;
+}
+
+/** Mooring's own journey callback (`<PUBLIC_URL>/connect/<uid>/callback`), the only redirect URI its sandbox client registers. */
+export function mooringCallbackOnly(publicUrl: string): (uri: string) => boolean {
+  const base = publicUrl.replace(/\/+$/, '');
+  return (uri) => uri.startsWith(`${base}/connect/`) && /^\/connect\/[A-Za-z0-9_-]+\/callback$/.test(uri.slice(base.length));
 }
 
 export const SANDBOX_CLIENT_ID = 'mooring';

@@ -121,14 +121,9 @@ function requestObjectParams(request: string | undefined): { consentId?: string;
   }
 }
 
-function checkRedirectUri(uri: string | undefined): string {
-  try {
-    const u = new URL(uri ?? '');
-    if (uri !== undefined && (u.protocol === 'http:' || u.protocol === 'https:')) return uri;
-  } catch {
-    // fall through
-  }
-  throw new BankError(400, 'invalid_request', 'redirect_uri must be an absolute http(s) URL');
+function checkRedirectUri(deps: SandboxBankDeps, uri: string | undefined): string {
+  if (uri !== undefined && deps.redirectUriAllowed(uri)) return uri;
+  throw new BankError(400, 'invalid_request', 'redirect_uri is not a redirect URI registered for this client');
 }
 
 async function awaitingConsent(deps: SandboxBankDeps, id: string | undefined, provider: CatalogEntry): Promise<ConsentRow> {
@@ -234,7 +229,7 @@ export async function openBankingRoutes(app: FastifyInstance, deps: SandboxBankD
     const q = req.query;
     if (q.client_id !== SANDBOX_CLIENT_ID) throw new BankError(400, 'invalid_client', 'This application is not registered with the bank');
     const fromRequest = requestObjectParams(q.request);
-    const redirectUri = checkRedirectUri(fromRequest.redirectUri ?? q.redirect_uri);
+    const redirectUri = checkRedirectUri(deps, fromRequest.redirectUri ?? q.redirect_uri);
     const consent = await awaitingConsent(deps, fromRequest.consentId ?? q.consent_id, provider);
     const page = loginPage({
       bankName: provider.name, consentId: consent.id, redirectUri, state: fromRequest.state ?? q.state ?? '',
@@ -246,7 +241,7 @@ export async function openBankingRoutes(app: FastifyInstance, deps: SandboxBankD
   r.post(`${P}/authorize`, { schema: { params: Slug, body: AuthorizeForm } }, async (req, reply) => {
     const provider = providerOf(req);
     const form = req.body;
-    const redirectUri = checkRedirectUri(form.redirect_uri);
+    const redirectUri = checkRedirectUri(deps, form.redirect_uri);
     const consent = await awaitingConsent(deps, form.consent_id, provider);
     const now = deps.clock.now();
     if (form.decision === 'cancel') {

@@ -1,0 +1,139 @@
+/**
+ * The admin token and the operator's sessions (SPEC section 1): a weak token stops start-up, wrong
+ * tokens are throttled per client address, and a signed-in session lives server-side: it ends at
+ * sign-out and when idle.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config.ts';
+import { resolveAdminToken } from '../../src/admin/token.ts';
+import { ADMIN_TOKEN, startTestServer, type TestServer } from '../helpers/server.ts';
+import { Browser } from '../helpers/browser.ts';
+
+const HOUR_MS = 3_600_000;
+
+describe('the admin token', () => {
+  const configError = (token: string): ConfigError | null => {
+    try {
+      loadConfig({ MOORING_ADMIN_TOKEN: token });
+      return null;
+    } catch (err) {
+      if (err instanceof ConfigError) return err;
+      throw err;
+    }
+  };
+
+  it('stops start-up on a token shorter than 32 characters or with fewer than 10 distinct ones, saying how to make one', () => {
+    for (const weak of ['aaaaaaaaaaaaaaaa', 'abcdefghijklmnopqrstuvwxyz01234', 'abababababababababababababababababababab', 'abcdefghi'.repeat(5)]) {
+      const err = configError(weak);
+      expect(err, weak).not.toBeNull();
+      expect(err?.message, weak).toContain('MOORING_ADMIN_TOKEN');
+      expect(err?.message, weak).toContain('openssl rand -base64 32');
+    }
+    expect(configError(ADMIN_TOKEN)).toBeNull();
+    expect(configError('Zm9vYmFyYmF6cXV4MDEyMzQ1Njc4OWFiY2RlZmdoaWo=')).toBeNull();
+  });
+
+  it('generates a strong token when none is configured, and refuses a weak one kept in the data directory', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mooring-admin-'));
+    try {
+      for (let i = 0; i < 20; i++) {
+        const sub = path.join(dir, `gen-${i}`);
+        const { token, source } = resolveAdminToken(null, sub);
+        expect(source).toBe('generated');
+        expect(token.length).toBeGreaterThanOrEqual(32);
+        expect(new Set(token).size).toBeGreaterThanOrEqual(10);
+        expect(configError(token)).toBeNull();
+      }
+      const weakDir = path.join(dir, 'weak');
+      fs.mkdirSync(weakDir);
+      fs.writeFileSync(path.join(weakDir, 'admin-token'), 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n');
+      expect(() => resolveAdminToken(null, weakDir)).toThrow(/openssl rand -base64 32/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('admin sign-in and throttling', () => {
+  let ts: TestServer;
+  let realNow = Date.now();
+  beforeAll(async () => {
+    ts = await startTestServer({}, { securityNow: () => realNow });
+  });
+  afterAll(async () => ts.stop());
+
+  const sessionCookie = (browser: Browser): string => (browser as unknown as { cookieHeader(): string }).cookieHeader();
+  const adminPage = async (cookie: string): Promise<string> => (await (await fetch(`${ts.baseUrl}/admin`, { headers: { cookie } })).text());
+
+  it('keeps sessions server-side: only a hash is stored, and signing out makes the old cookie useless', async () => {
+    const browser = new Browser();
+    const signIn = await browser.follow(`${ts.baseUrl}/admin`);
+    const page = await browser.submit(signIn, { token: ADMIN_TOKEN });
+    expect(page.html).toContain('Mooring operations');
+    const cookie = sessionCookie(browser);
+    expect(cookie).toMatch(/^mooring_admin=/);
+    const value = cookie.split('=')[1] ?? '';
+    const stored = await ts.server.db.query<{ id_hash: string }>('select id_hash from admin_sessions');
+    expect(stored.rows.length).toBeGreaterThan(0);
+    expect(stored.rows.map((r) => r.id_hash)).not.toContain(value);
+    expect(await adminPage(cookie)).toContain('Mooring operations');
+
+    const out = await browser.submit(page, {}, { actionIncludes: '/admin/logout' });
+    expect(out.html).toContain('Admin token');
+    // The browser forgot the cookie; one kept by anyone else must not work either.
+    const after = await adminPage(cookie);
+    expect(after).toContain('Admin token');
+    expect(after).not.toContain('Mooring operations');
+  });
+
+  it('ends a session left idle for longer than 12 hours', async () => {
+    const browser = new Browser();
+    const signIn = await browser.follow(`${ts.baseUrl}/admin`);
+    await browser.submit(signIn, { token: ADMIN_TOKEN });
+    const cookie = sessionCookie(browser);
+    realNow += 11 * HOUR_MS;
+    expect(await adminPage(cookie)).toContain('Mooring operations');
+    realNow += 11 * HOUR_MS;
+    expect(await adminPage(cookie)).toContain('Mooring operations');
+    realNow += 12 * HOUR_MS + 60_000;
+    expect(await adminPage(cookie)).toContain('Admin token');
+  });
+
+  it('answers 429 with Retry-After to every admin authentication after 10 failures in a minute from one address, then lets it in again', async () => {
+    const wrong = { authorization: 'Bearer not-the-admin-token-but-long-enough-000' };
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++) statuses.push((await fetch(`${ts.baseUrl}/admin/api/overview`, { headers: wrong })).status);
+    for (let i = 0; i < 3; i++) statuses.push((await fetch(`${ts.baseUrl}/sandbox/clock`, { headers: wrong })).status);
+    for (let i = 0; i < 2; i++) {
+      statuses.push((await fetch(`${ts.baseUrl}/oidc/reg`, { method: 'POST', headers: { ...wrong, 'content-type': 'application/json' }, body: JSON.stringify({ redirect_uris: ['http://127.0.0.1:1/cb'] }) })).status);
+    }
+    for (let i = 0; i < 2; i++) {
+      statuses.push((await fetch(`${ts.baseUrl}/admin/login`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'token=wrong-guess' })).status);
+    }
+    expect(statuses).toEqual([401, 401, 401, 401, 401, 401, 401, 401, 401, 401]);
+
+    const right = { authorization: `Bearer ${ADMIN_TOKEN}` };
+    const throttled = [
+      await fetch(`${ts.baseUrl}/admin/api/overview`, { headers: right }),
+      await fetch(`${ts.baseUrl}/sandbox/clock`, { headers: wrong }),
+      await fetch(`${ts.baseUrl}/oidc/reg`, { method: 'POST', headers: { ...right, 'content-type': 'application/json' }, body: JSON.stringify({ redirect_uris: ['http://127.0.0.1:1/cb'] }) }),
+      await fetch(`${ts.baseUrl}/admin/login`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `token=${encodeURIComponent(ADMIN_TOKEN)}` }),
+    ];
+    for (const res of throttled) {
+      expect(res.status, res.url).toBe(429);
+      const retryAfter = Number(res.headers.get('retry-after'));
+      expect(retryAfter, res.url).toBeGreaterThanOrEqual(1);
+      expect(retryAfter, res.url).toBeLessThanOrEqual(60);
+    }
+    const body = (await (await fetch(`${ts.baseUrl}/admin/api/overview`, { headers: right })).json()) as { code: string };
+    expect(body.code).toBe('too_many_attempts');
+    // The catalog and API clients are not affected.
+    expect((await fetch(`${ts.baseUrl}/oidc/.well-known/all-connections`)).status).toBe(200);
+
+    realNow += 61_000;
+    expect((await fetch(`${ts.baseUrl}/admin/api/overview`, { headers: right })).status).toBe(200);
+  });
+});
