@@ -121,7 +121,7 @@ export function journeysService(deps: JourneysDeps) {
   async function complete(journey: JourneyRow, provider: CatalogEntry, granted: { grant: JourneyStep & { kind: 'done' } }, ip: string): Promise<JourneyResponse> {
     const now = deps.clock.now();
     const { userId, connectionId } = await deps.db.transaction(async (tx) => {
-      const txConnections = connectionsRepository(tx);
+      const txConnections = connectionsRepository(tx, deps.secrets);
       let user = journey.user_id;
       if (user === null) {
         user = newUserId();
