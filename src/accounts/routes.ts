@@ -15,39 +15,29 @@ export function accountsRoutes(app: App, deps: { db: Db; catalog: Catalog; publi
     return { clientId: auth.clientId, userId: auth.userId ?? '' };
   };
 
-  app.get('/v2.0/accounts', {
-    config: { scopes: ['accounts:read'], requiresUser: true },
-    schema: {
-      tags: ['accounts'],
-      summary: "List the user's accounts",
-      security: [{ bearer: ['accounts:read'] }],
-      querystring: Pagination,
-      response: { 200: listOf(Account), ...errorResponses },
-    },
-  }, async (req) => {
-    const { clientId, userId } = user(req);
-    const page = pageOf(req.query);
-    const { accounts: data, total } = await accounts.list(clientId, userId, page);
-    return { data, links: pageLinks(deps.publicUrl, '/v2.0/accounts', page, total), meta: { total } };
-  });
-
-  // What the official client's getAccountsList calls: the same accounts, without details (Mooring's
-  // accounts carry none, so the entries are those of /v2.0/accounts).
-  app.get('/v2.0/accounts-list', {
-    config: { scopes: ['accounts:read'], requiresUser: true },
-    schema: {
-      tags: ['accounts'],
-      summary: "List the user's accounts without details",
-      security: [{ bearer: ['accounts:read'] }],
-      querystring: Pagination,
-      response: { 200: listOf(Account), ...errorResponses },
-    },
-  }, async (req) => {
-    const { clientId, userId } = user(req);
-    const page = pageOf(req.query);
-    const { accounts: data, total } = await accounts.list(clientId, userId, page);
-    return { data, links: pageLinks(deps.publicUrl, '/v2.0/accounts-list', page, total), meta: { total } };
-  });
+  // /v2.0/accounts-list is what the official client's getAccountsList calls: the same accounts,
+  // without details (Mooring's accounts carry none, so the entries are those of /v2.0/accounts).
+  const accountLists = [
+    ['/v2.0/accounts', "List the user's accounts"],
+    ['/v2.0/accounts-list', "List the user's accounts without details"],
+  ] as const;
+  for (const [path, summary] of accountLists) {
+    app.get(path, {
+      config: { scopes: ['accounts:read'], requiresUser: true },
+      schema: {
+        tags: ['accounts'],
+        summary,
+        security: [{ bearer: ['accounts:read'] }],
+        querystring: Pagination,
+        response: { 200: listOf(Account), ...errorResponses },
+      },
+    }, async (req) => {
+      const { clientId, userId } = user(req);
+      const page = pageOf(req.query);
+      const { accounts: data, total } = await accounts.list(clientId, userId, page);
+      return { data, links: pageLinks(deps.publicUrl, path, page, total), meta: { total } };
+    });
+  }
 
   app.get('/v2.0/accounts/:accountId', {
     config: { scopes: ['accounts:read'], requiresUser: true },
