@@ -8,7 +8,8 @@ import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/logger.ts';
 import { createServer } from '../../src/server.ts';
-import { ADMIN_TOKEN, startTestServer, type TestServer } from '../helpers/server.ts';
+import { ADMIN_TOKEN, startTestServer, TEST_ENCRYPTION_KEY, type TestServer } from '../helpers/server.ts';
+import { createSecretBox, decodeKey } from '../../src/crypto/secrets.ts';
 import { atRedirect, officialClient, rejection, REDIRECT_URI, runJourney } from '../helpers/moneyhub.ts';
 import { Browser, parseForms } from '../helpers/browser.ts';
 import { accessToken, ALL_API_SCOPES, apiClient, call, connectBank, DAY_MS, MODELO_ID, requestToken, type ApiClient, type Res } from '../helpers/api.ts';
@@ -251,8 +252,10 @@ describe('bad input and abuse', () => {
   });
 
   it('the sandbox bank redirects only to the redirect URI registered for its client (Mooring\'s callback)', async () => {
+    // Mooring's credential at the sandbox bank is sealed at rest: open it with the test key.
     const secretRow = await ts.server.db.query<{ value: string }>("select value from settings where key = 'sandbox_client_secret'");
-    const secret = secretRow.rows[0]?.value ?? '';
+    const box = createSecretBox(decodeKey(TEST_ENCRYPTION_KEY) ?? Buffer.alloc(0));
+    const secret = JSON.parse(box.open(secretRow.rows[0]?.value ?? '', 'settings:sandbox_client_secret')) as string;
     const basic = `Basic ${Buffer.from(`mooring:${encodeURIComponent(secret)}`).toString('base64')}`;
     const bank = `${ts.baseUrl}/sandbox/ob/${modeloSlug}`;
     const tokenRes = await fetch(`${bank}/token`, { method: 'POST', headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=client_credentials&scope=accounts' });
@@ -277,7 +280,8 @@ describe('bad input and abuse', () => {
 describe('the sandbox clock', () => {
   let ts: TestServer;
   beforeAll(async () => {
-    ts = await startTestServer();
+    // On real time (no fixed start): these tests are about offsets from real time.
+    ts = await startTestServer({ sandboxClockStart: null });
   });
   afterAll(async () => ts.stop());
 
