@@ -59,6 +59,13 @@ export interface ServerOptions {
   /** An already-open database (tests); otherwise one is opened from the config. */
   db?: Db;
   onProgress?: (msg: string) => void;
+  /** Real-time limits that tests shorten (defaults: the SPEC's). */
+  timers?: ServerTimers;
+}
+
+export interface ServerTimers {
+  /** A webhook delivery attempt without an answer within this long has failed (default 10 s, SPEC section 9). */
+  webhookDeliveryTimeoutMs?: number;
 }
 
 export async function createServer(opts: ServerOptions): Promise<Server> {
@@ -99,7 +106,9 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     const dispatcher = webhookDispatcher({
       db, clock, log, concurrency: WEBHOOK_CONCURRENCY,
       policy: { allowPrivate: config.webhookAllowPrivate, allowLoopback: config.sandbox },
+      ...(opts.timers?.webhookDeliveryTimeoutMs !== undefined ? { deliveryTimeoutMs: opts.timers.webhookDeliveryTimeoutMs } : {}),
     });
+    closers.push(() => dispatcher.stop());
     const engine = syncEngine({
       db, catalog, clock, log,
       runClaimed: syncRunner({ db, catalog, adapters, clock, log, afterSync: events.afterSync }),
@@ -111,7 +120,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
       worker = await startWorker({
         boss, engine, concurrency: config.workerConcurrency, beforeTick: refreshClock, log,
         loops: [
-          { name: 'webhook deliveries', everyMs: WEBHOOK_POLL_MS, run: () => dispatcher.deliverDue() },
+          { name: 'webhook deliveries', everyMs: WEBHOOK_POLL_MS, run: () => dispatcher.pump() },
           { name: 'connection events', everyMs: EVENT_SWEEP_MS, run: () => events.sweep(db) },
           {
             name: 'purge',

@@ -2,7 +2,7 @@
 import net from 'node:net';
 import { loadConfig, type Config } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
-import { createServer, type Server } from '../../src/server.ts';
+import { createServer, type Server, type ServerTimers } from '../../src/server.ts';
 import { createTestDb, type TestDb } from './db.ts';
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
@@ -30,6 +30,8 @@ export interface TestServer {
 export interface TestServerOptions {
   /** Run the durable job queue and a sync worker in the server process (default: off; syncs run inline). */
   jobs?: boolean;
+  /** Shorter real-time limits (e.g. the webhook delivery time-out). */
+  timers?: ServerTimers;
 }
 
 export async function startTestServer(overrides: Partial<Config> = {}, opts: TestServerOptions = {}): Promise<TestServer> {
@@ -37,7 +39,7 @@ export async function startTestServer(overrides: Partial<Config> = {}, opts: Tes
   const port = await freePort();
   const baseUrl = `http://127.0.0.1:${port}`;
   const config = loadConfig({}, { port, host: '127.0.0.1', publicUrl: baseUrl, adminToken: ADMIN_TOKEN, dataDir: '/nonexistent', ...overrides });
-  const server = await createServer({ config, logger: createLogger(process.env.TEST_LOG_LEVEL === undefined ? 'silent' : config.logLevel), adminToken: ADMIN_TOKEN, db: testDb.db, jobs: opts.jobs ?? false });
+  const server = await createServer({ config, logger: createLogger(process.env.TEST_LOG_LEVEL === undefined ? 'silent' : config.logLevel), adminToken: ADMIN_TOKEN, db: testDb.db, jobs: opts.jobs ?? false, ...(opts.timers !== undefined ? { timers: opts.timers } : {}) });
   if (server.app === null) throw new Error('the test server has no HTTP app');
   await server.app.listen({ port, host: '127.0.0.1' });
   return {

@@ -13,6 +13,8 @@ import {
 } from '../helpers/webhooks.ts';
 
 const MINUTE_MS = 60_000;
+/** The delivery time-out of this file's server: shorter than the slow receiver's delay. */
+const DELIVERY_TIMEOUT_MS = 2_000;
 
 interface Party {
   client: ApiClient;
@@ -27,7 +29,7 @@ describe('webhook deliveries', () => {
   const receivers: Receiver[] = [];
 
   beforeAll(async () => {
-    ts = await startTestServer();
+    ts = await startTestServer({}, { timers: { webhookDeliveryTimeoutMs: DELIVERY_TIMEOUT_MS } });
   });
   afterAll(async () => {
     for (const r of receivers) await r.close();
