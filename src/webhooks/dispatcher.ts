@@ -24,8 +24,8 @@ const BATCH = 200;
 const HOUR_MS = 3_600_000;
 /** Deliveries to one client at once: a slow or dead receiver can hold at most this many slots. */
 const PER_CLIENT_IN_FLIGHT = 5;
-/** Leased events of one client held at once (in flight or queued), so one backlog cannot fill the queue. */
-const PER_CLIENT_HELD = 4 * PER_CLIENT_IN_FLIGHT;
+/** Leased events of one client held at once (in flight or queued; 4 rounds of its slots), so one backlog cannot fill the queue. */
+const PER_CLIENT_HELD = 20;
 /** Attempts recorded per statement at most. */
 const RECORD_BATCH = 500;
 /** One deliverDue call returns after this long even with work left, so its caller stays responsive. */

@@ -158,7 +158,8 @@ export function webhooksRepository(db: Queryable) {
          ),
          logged as (
            insert into webhook_deliveries (id, event_id, at, status, response_code, error, duration_ms)
-           select id, event_id, at, status, response_code, error, duration_ms from a
+           -- (an event deleted meanwhile must not cost the whole batch its records)
+           select a.id, a.event_id, a.at, a.status, a.response_code, a.error, a.duration_ms from a join webhook_events e on e.id = a.event_id
          )
          update webhook_events e set attempts = e.attempts + 1,
                 delivered_at = case when a.status = 'delivered' then a.at else e.delivered_at end,
