@@ -196,8 +196,9 @@ export function webhookDispatcher(deps: DispatcherDeps) {
       bump(inFlight, e.client_id, -1);
       bump(heldPerClient, e.client_id, -1);
       startQueued();
-      // Lease more once this client has nothing left to start (its next events may be due).
-      if (moreDue && !queue.some((q) => q.client_id === e.client_id)) void leaseSafely();
+      // Lease more once this client has less than one round of its slots queued (its next events may be due).
+      const queuedForClient = (heldPerClient.get(e.client_id) ?? 0) - (inFlight.get(e.client_id) ?? 0);
+      if (moreDue && queuedForClient < PER_CLIENT_IN_FLIGHT) void leaseSafely();
       notify();
     });
   }
