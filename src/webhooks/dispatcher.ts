@@ -9,14 +9,12 @@
  * while every other client's events keep flowing. Attempts are recorded in batches (one statement
  * each), and connections to receivers are kept alive and reused.
  */
-import http from 'node:http';
-import https from 'node:https';
 import type { Clock } from '../clock.ts';
 import type { Db } from '../db/db.ts';
 import { webhooksRepository, type AttemptRecord, type LeasedEvent } from './repository.ts';
-import { sign } from './signing.ts';
+import { DeliveryStopped, webhookSender, type Outcome } from './sender.ts';
 import { DELIVERY_TIMEOUT_MS, DELIVERY_WINDOW_HOURS, retryDelaySeconds } from './types.ts';
-import { checkWebhookUrl, guardedLookup, type UrlPolicy } from './url-policy.ts';
+import type { UrlPolicy } from './url-policy.ts';
 
 const LEASE_MS = 2 * 60_000;
 /** Events leased ahead, in all. */
@@ -24,8 +22,8 @@ const BATCH = 200;
 const HOUR_MS = 3_600_000;
 /** Deliveries to one client at once: a slow or dead receiver can hold at most this many slots. */
 const PER_CLIENT_IN_FLIGHT = 5;
-/** Leased events of one client held at once (in flight or queued; 4 rounds of its slots), so one backlog cannot fill the queue. */
-const PER_CLIENT_HELD = 20;
+/** Leased events of one client held at once (in flight or queued; 8 rounds of its slots), so one backlog cannot fill the queue. */
+const PER_CLIENT_HELD = 40;
 /** Attempts recorded per statement at most. */
 const RECORD_BATCH = 500;
 /** One deliverDue call returns after this long even with work left, so its caller stays responsive. */
@@ -43,23 +41,13 @@ export interface DispatcherDeps {
   deliveryTimeoutMs?: number;
 }
 
-interface Outcome {
-  ok: boolean;
-  responseCode: number | null;
-  error: string | null;
-}
-
-/** Stops an attempt on shutdown; such an attempt is not recorded (the lease makes it due again). */
-class Stopped extends Error {}
-
 export function webhookDispatcher(deps: DispatcherDeps) {
   const repo = webhooksRepository(deps.db);
   const realNow = deps.realNowMs ?? (() => Date.now());
   const timeoutMs = deps.deliveryTimeoutMs ?? DELIVERY_TIMEOUT_MS;
   // Long enough for a client's held events to be tried one slot-round after another, even if every one times out.
   const leaseMs = Math.max(LEASE_MS, (PER_CLIENT_HELD / PER_CLIENT_IN_FLIGHT + 1) * timeoutMs);
-  const lookup = guardedLookup(deps.policy);
-  const agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
+  const sender = webhookSender({ policy: deps.policy, timeoutMs, realNowMs: realNow });
 
   /** Leased events not started yet, in the lease's order (clients interleaved). */
   const queue: LeasedEvent[] = [];
@@ -68,7 +56,6 @@ export function webhookDispatcher(deps: DispatcherDeps) {
   const heldPerClient = new Map<string, number>();
   /** Ids leased and not yet recorded: a lease renewed by a moved clock must not start them twice. */
   const heldIds = new Set<string>();
-  const active = new Set<http.ClientRequest>();
   const pending: AttemptRecord[] = [];
   let running = 0;
   let attemptsMade = 0;
@@ -86,94 +73,6 @@ export function webhookDispatcher(deps: DispatcherDeps) {
     if (n > 0) m.set(key, n);
     else m.delete(key);
   };
-
-  const timeoutText = `no answer within ${timeoutMs % 1000 === 0 ? `${timeoutMs / 1000} s` : `${timeoutMs} ms`}`;
-
-  async function attempt(e: LeasedEvent): Promise<Outcome> {
-    if (e.url === null || e.secret === null) return { ok: false, responseCode: null, error: 'the client has no webhook endpoint' };
-    const verdict = await checkWebhookUrl(e.url, deps.policy);
-    if (!verdict.ok) return { ok: false, responseCode: null, error: `refused: ${verdict.reason}` };
-    const body = JSON.stringify({ id: e.id, eventType: e.event_type, userId: e.user_id, payload: e.payload });
-    const headers = {
-      'content-type': 'application/json',
-      'user-agent': 'Mooring-Webhooks/1',
-      'mooring-event-id': e.id,
-      'mooring-signature': sign(e.secret, body, Math.floor(realNow() / 1000)),
-      'content-length': String(Buffer.byteLength(body)),
-    };
-    try {
-      const { status, location } = await post(e.url, body, headers);
-      if (status >= 200 && status < 300) return { ok: true, responseCode: status, error: null };
-      if (status >= 300 && status < 400) {
-        return { ok: false, responseCode: status, error: `the receiver answered ${status}, a redirect${location === null ? '' : ` to ${location.slice(0, 200)}`}, which is never followed` };
-      }
-      return { ok: false, responseCode: status, error: `the receiver answered ${status}` };
-    } catch (err) {
-      if (err instanceof Stopped) throw err;
-      return { ok: false, responseCode: null, error: failureText(err) };
-    }
-  }
-
-  function failureText(err: unknown): string {
-    const code = (err as { code?: unknown }).code;
-    if (code === 'ETIMEDOUT') return timeoutText;
-    if (code === 'EADDRNOTALLOWED') return err instanceof Error ? err.message : 'refused';
-    if (code === 'ECONNREFUSED') return 'could not connect to the receiver (connection refused)';
-    if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'the receiver\'s host does not resolve';
-    if (code === 'ECONNRESET' || code === 'EPIPE') return 'the receiver closed the connection without answering';
-    return `could not reach the receiver${typeof code === 'string' ? ` (${code})` : ''}`;
-  }
-
-  /**
-   * One POST on a kept-alive connection; redirects are not followed; a new connection's DNS lookup
-   * refuses addresses the policy forbids. A request on a reused connection that the receiver had
-   * just closed is sent once more on a new one (it cannot have been processed).
-   */
-  function post(url: string, body: string, headers: Record<string, string>, mayRetry = true): Promise<{ status: number; location: string | null }> {
-    return new Promise((resolve, reject) => {
-      if (stopped) {
-        reject(new Stopped('stopped'));
-        return;
-      }
-      const target = new URL(url);
-      const secure = target.protocol === 'https:';
-      let timedOut = false;
-      let answered = false;
-      const request = (secure ? https.request : http.request)(
-        target,
-        { method: 'POST', headers, lookup, agent: secure ? agents.https : agents.http },
-        (res) => {
-          answered = true;
-          res.resume();
-          res.on('end', () => {
-            finish();
-            const location = res.headers.location;
-            resolve({ status: res.statusCode ?? 0, location: typeof location === 'string' ? location : null });
-          });
-          res.on('error', (err) => fail(err));
-        },
-      );
-      active.add(request);
-      const finish = (): void => {
-        clearTimeout(timer);
-        active.delete(request);
-      };
-      const fail = (err: Error): void => {
-        finish();
-        if (stopped) reject(new Stopped('stopped'));
-        else if (timedOut) reject(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' }));
-        else if (mayRetry && !answered && request.reusedSocket && (err as { code?: unknown }).code === 'ECONNRESET') post(url, body, headers, false).then(resolve, reject);
-        else reject(err);
-      };
-      // A limit on the whole exchange, not just on idle time: a receiver that trickles is cut off too.
-      const timer = setTimeout(() => {
-        timedOut = true;
-        request.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' }));
-      }, timeoutMs);
-      request.on('error', fail);
-      request.end(body);
-    });
-  }
 
   /** Starts queued events while there are free slots, skipping clients at their in-flight limit. */
   function startQueued(): void {
@@ -196,9 +95,10 @@ export function webhookDispatcher(deps: DispatcherDeps) {
       bump(inFlight, e.client_id, -1);
       bump(heldPerClient, e.client_id, -1);
       startQueued();
-      // Lease more once this client has less than one round of its slots queued (its next events may be due).
+      // Lease more once this client has less than two rounds of its slots queued (its next events may be due),
+      // early enough that its slots do not idle while the lease runs.
       const queuedForClient = (heldPerClient.get(e.client_id) ?? 0) - (inFlight.get(e.client_id) ?? 0);
-      if (moreDue && queuedForClient < PER_CLIENT_IN_FLIGHT) void leaseSafely();
+      if (moreDue && queuedForClient < 2 * PER_CLIENT_IN_FLIGHT) void leaseSafely();
       notify();
     });
   }
@@ -207,10 +107,11 @@ export function webhookDispatcher(deps: DispatcherDeps) {
     const started = realNow();
     let result: Outcome;
     try {
-      result = await attempt(e);
+      result = await sender.send(e);
     } catch (err) {
-      if (err instanceof Stopped) return;
-      result = { ok: false, responseCode: null, error: failureText(err) };
+      // Cut off by stop(): not an attempt to record (the lease makes the event due again).
+      if (err instanceof DeliveryStopped) return;
+      result = { ok: false, responseCode: null, error: `could not reach the receiver (${err instanceof Error ? err.message : String(err)})` };
     }
     const at = deps.clock.now();
     const expired = at.getTime() >= e.created_at.getTime() + DELIVERY_WINDOW_HOURS * HOUR_MS;
@@ -314,14 +215,12 @@ export function webhookDispatcher(deps: DispatcherDeps) {
     /** Stops leasing, cuts off attempts in flight (they are tried again when their lease ends) and records the finished ones. */
     async stop(): Promise<void> {
       stopped = true;
-      for (const r of active) r.destroy(new Stopped('stopped'));
+      sender.stop();
       while (running > 0) await changed();
       while (flushing !== null) await flushing;
       if (pending.length > 0) await flush();
       if (leasing !== null) await leasing.catch(() => undefined);
       wake = [];
-      agents.http.destroy();
-      agents.https.destroy();
     },
   };
 }
