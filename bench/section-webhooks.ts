@@ -378,8 +378,8 @@ event logged while the dispatcher is idle waits up to ${POLL_MS} ms (${POLL_MS /
 ${LEASE_BATCH} events in all and ${PER_CLIENT_HELD} per client (\`PER_CLIENT_HELD\`, counting those it already holds)${
   PER_CLIENT_IN_FLIGHT === null ? '' : `; at most ${PER_CLIENT_IN_FLIGHT} go to one client at a time (\`PER_CLIENT_IN_FLIGHT\`)`
 }, ${DISPATCHER_CONCURRENCY} in all (\`WEBHOOK_CONCURRENCY\`), so one client's backlog is delivered ${ONE_CLIENT_CONCURRENCY} at a time. Slots are scheduled one
-by one: a finished delivery starts the next startable leased event at once, and a client that has nothing left to start gets its next
-due events leased at once, without waiting for other clients' deliveries. Finished attempts are recorded in batches (one statement
+by one: a finished delivery starts the next startable leased event at once, and a client with less than two rounds of its slots queued gets its
+next due events leased at once, without waiting for other clients' deliveries. Finished attempts are recorded in batches (one statement
 per batch)${FRESH_CONNECTIONS ? ', and each POST opens a new connection (node:http, agent: false)' : ', and connections to receivers are kept alive and reused (node:http Agent, keepAlive)'}.
 
 Method:

@@ -201,7 +201,7 @@ export function webhookDispatcher(deps: DispatcherDeps) {
       const startedAt = realNow();
       for (;;) {
         const leased = stopped ? 0 : await lease();
-        if (leased === 0 && running === 0 && queue.length === 0) break;
+        if (running === 0 && leased === 0) break;
         if (realNow() - startedAt > MAX_RUN_MS) break;
         if (running > 0) await changed();
       }

@@ -138,7 +138,8 @@ export function webhooksRepository(db: Queryable) {
             where c.client_id is not null
          ),
          due as (select id from picked order by turn, next_attempt_at limit $3)
-         update webhook_events e set next_attempt_at = $2 from due where e.id = due.id
+         -- By primary key (an array, not a join the planner may hash over the whole table).
+         update webhook_events e set next_attempt_at = $2 where e.id = any (array(select id from due))
          returning e.id::text as id, e.client_id, e.user_id, e.event_type, e.payload, e.created_at, e.attempts, e.delivered_at, e.gave_up_at,
                    (select url from webhook_endpoints w where w.client_id = e.client_id) as url,
                    (select secret from webhook_endpoints w where w.client_id = e.client_id) as secret`,
