@@ -119,7 +119,9 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     const dispatcher = webhookDispatcher({
       db, secrets, clock, log, concurrency: WEBHOOK_CONCURRENCY,
       policy: { allowPrivate: config.webhookAllowPrivate, allowLoopback: config.sandbox },
+      deliveryTimeoutMs: timers.webhookDeliveryTimeoutMs,
     });
+    closers.push(() => dispatcher.stop());
     const engine = syncEngine({
       db, catalog, clock, log, timers,
       runClaimed: syncRunner({ db, secrets, catalog, adapters, clock, log, afterSync: events.afterSync }),
@@ -131,7 +133,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
       worker = await startWorker({
         boss, engine, concurrency: config.workerConcurrency, beforeTick: refreshClock, log, timers,
         loops: [
-          { name: 'webhook deliveries', everyMs: timers.webhookPollMs, run: () => dispatcher.deliverDue() },
+          { name: 'webhook deliveries', everyMs: timers.webhookPollMs, run: () => dispatcher.pump() },
           { name: 'connection events', everyMs: timers.eventSweepMs, run: () => events.sweep(db) },
           {
             name: 'purge',

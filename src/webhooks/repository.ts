@@ -27,6 +27,19 @@ export interface DeliveryRow {
   error: string | null;
 }
 
+export type LeasedEvent = EventRow & { url: string | null; secret: string | null };
+
+export interface AttemptRecord {
+  eventId: string;
+  at: Date;
+  ok: boolean;
+  responseCode: number | null;
+  error: string | null;
+  durationMs: number;
+  nextAttemptAt: Date | null;
+  gaveUp: boolean;
+}
+
 export interface EndpointRow {
   client_id: string;
   url: string;
@@ -108,41 +121,69 @@ export function webhooksRepository(db: Queryable, secrets?: SecretBox) {
       return (await db.query('select 1 from webhook_events where id = $2::uuid and client_id = $1', [clientId, eventId])).rowCount > 0;
     },
 
-    /** Events due for delivery, leased (their next attempt pushed out) so no other dispatcher takes them. */
-    async leaseDue(now: Date, leaseUntil: Date, limit: number, perClient: number): Promise<(EventRow & { url: string | null; secret: string | null })[]> {
-      const r = await db.query<EventRow & { url: string | null; secret: string | null }>(
-        `with due as (
-           select e.id from webhook_events e
-            where e.id in (
-              -- At most a few events per client per batch, so one client's backlog cannot crowd out the rest.
-              select id from (
-                select id, row_number() over (partition by client_id order by next_attempt_at) as n
-                  from webhook_events where next_attempt_at <= $1
-              ) ranked where n <= $4
-            )
-            order by e.next_attempt_at limit $3 for update skip locked
-         )
-         update webhook_events e set next_attempt_at = $2 from due where e.id = due.id
+    /**
+     * Events due for delivery, leased (their next attempt pushed out) so no other dispatcher takes
+     * them: up to `limit` in all, and per client at most `perClient` minus what the caller already
+     * holds for it (`held`), each client's oldest first and interleaved so that every client's first
+     * event goes before any client's second. Walks the (client_id, next_attempt_at) index: the
+     * clients with due events by a loose index scan, then each client's oldest due events.
+     */
+    async leaseDue(now: Date, leaseUntil: Date, limit: number, perClient: number, held: ReadonlyMap<string, number> = new Map()): Promise<LeasedEvent[]> {
+      const r = await db.query<LeasedEvent>(
+        `with recursive clients as (
+           (select client_id from webhook_events where next_attempt_at <= $1 order by client_id limit 1)
+           union all
+           select (select e.client_id from webhook_events e where e.next_attempt_at <= $1 and e.client_id > c.client_id order by e.client_id limit 1)
+             from clients c where c.client_id is not null
+         ),
+         held as (select * from unnest($5::text[], $6::int[]) as h(client_id, n)),
+         picked as (
+           select p.id, p.next_attempt_at, row_number() over (partition by c.client_id order by p.next_attempt_at) as turn
+             from clients c
+             left join held h on h.client_id = c.client_id
+             cross join lateral (
+               select e.id, e.next_attempt_at from webhook_events e
+                where e.client_id = c.client_id and e.next_attempt_at <= $1
+                order by e.next_attempt_at limit greatest(0, $4 - coalesce(h.n, 0))
+                for update skip locked
+             ) p
+            where c.client_id is not null
+         ),
+         due as (select id from picked order by turn, next_attempt_at limit $3)
+         -- By primary key (an array, not a join the planner may hash over the whole table).
+         update webhook_events e set next_attempt_at = $2 where e.id = any (array(select id from due))
          returning e.id::text as id, e.client_id, e.user_id, e.event_type, e.payload, e.created_at, e.attempts, e.delivered_at, e.gave_up_at,
                    (select url from webhook_endpoints w where w.client_id = e.client_id) as url,
                    (select secret from webhook_endpoints w where w.client_id = e.client_id) as secret`,
-        [now, leaseUntil, limit, perClient],
+        [now, leaseUntil, limit, perClient, [...held.keys()], [...held.values()]],
       );
       return r.rows.map((row) => (row.secret === null ? row : { ...row, secret: openSecret(row.client_id, row.secret) }));
     },
 
-    async recordAttempt(a: { eventId: string; at: Date; ok: boolean; responseCode: number | null; error: string | null; durationMs: number; nextAttemptAt: Date | null; gaveUp: boolean }): Promise<void> {
+    /** Records delivery attempts (one statement for the lot) and sets each event's next attempt. */
+    async recordAttempts(attempts: readonly AttemptRecord[]): Promise<void> {
+      if (attempts.length === 0) return;
+      const col = <T>(f: (a: AttemptRecord) => T): T[] => attempts.map(f);
       await db.query(
-        `insert into webhook_deliveries (id, event_id, at, status, response_code, error, duration_ms) values ($1, $2, $3, $4, $5, $6, $7)`,
-        [randomUUID(), a.eventId, a.at, a.ok ? 'delivered' : 'failed', a.responseCode, a.error, a.durationMs],
-      );
-      await db.query(
-        `update webhook_events set attempts = attempts + 1,
-            delivered_at = case when $2 then $3 else delivered_at end,
-            next_attempt_at = $4,
-            gave_up_at = case when $5 then $3 else null end
-          where id = $1`,
-        [a.eventId, a.ok, a.at, a.nextAttemptAt, a.gaveUp],
+        `with a as (
+           select * from unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::int[], $6::text[], $7::int[], $8::timestamptz[], $9::boolean[])
+             as t(id, event_id, at, status, response_code, error, duration_ms, next_attempt_at, gave_up)
+         ),
+         logged as (
+           insert into webhook_deliveries (id, event_id, at, status, response_code, error, duration_ms)
+           -- (an event deleted meanwhile must not cost the whole batch its records)
+           select a.id, a.event_id, a.at, a.status, a.response_code, a.error, a.duration_ms from a join webhook_events e on e.id = a.event_id
+         )
+         update webhook_events e set attempts = e.attempts + 1,
+                delivered_at = case when a.status = 'delivered' then a.at else e.delivered_at end,
+                next_attempt_at = a.next_attempt_at,
+                gave_up_at = case when a.gave_up then a.at else null end
+           from a where e.id = a.event_id`,
+        [
+          col(() => randomUUID()), col((a) => a.eventId), col((a) => a.at.toISOString()), col((a) => (a.ok ? 'delivered' : 'failed')),
+          col((a) => a.responseCode), col((a) => a.error), col((a) => Math.round(a.durationMs)),
+          col((a) => a.nextAttemptAt?.toISOString() ?? null), col((a) => a.gaveUp),
+        ],
       );
     },
   };

@@ -14,7 +14,8 @@ export type EventType = (typeof EVENT_TYPES)[number];
 export const DELIVERY_WINDOW_HOURS = 24;
 export const FIRST_RETRY_SECONDS = 30;
 export const MAX_RETRY_INTERVAL_SECONDS = 3600;
-export const DELIVERY_TIMEOUT_MS = 5_000;
+/** SPEC section 9: an attempt without an answer within 10 s has failed. */
+export const DELIVERY_TIMEOUT_MS = 10_000;
 /** Receivers reject signatures older than this. */
 export const SIGNATURE_TOLERANCE_SECONDS = 300;
 export const REAUTH_REMINDER_DAYS_BEFORE = 5;

@@ -17,6 +17,8 @@ export interface Received {
   raw: string;
   /** What the receiver answered (null when it never answered). */
   answered: number | null;
+  /** Real time (ms) the exchange ended: answered, or cut off by the sender (null while open). */
+  closedAt: number | null;
 }
 
 export interface ReceiverBehaviour {
@@ -60,7 +62,11 @@ export async function createReceiver(path = '/hook'): Promise<Receiver> {
         contentType: header('content-type'),
         raw: Buffer.concat(chunks).toString('utf8'),
         answered: null,
+        closedAt: null,
       };
+      res.on('close', () => {
+        entry.closedAt ??= Date.now();
+      });
       received.push(entry);
       if (behaviour.hang) return;
       const { status, delayMs } = behaviour;
