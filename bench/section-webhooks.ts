@@ -11,6 +11,7 @@ import {
   type Child, type CpuReading,
 } from './common.ts';
 import type { SectionResult } from './section-sync.ts';
+import { DEFAULT_TIMERS } from '../src/timers.ts';
 
 export const WEBHOOK_DB = 'mooring_bench_webhooks';
 const EVENTS = envNum('BENCH_WEBHOOK_EVENTS', 10_000);
@@ -38,7 +39,7 @@ let FRESH_CONNECTIONS = true;
 
 function readSettings(): void {
   DISPATCHER_CONCURRENCY = constantInSource('src/server.ts', 'WEBHOOK_CONCURRENCY') ?? DISPATCHER_CONCURRENCY;
-  POLL_MS = constantInSource('src/server.ts', 'WEBHOOK_POLL_MS') ?? POLL_MS;
+  POLL_MS = DEFAULT_TIMERS.webhookPollMs;
   LEASE_BATCH = constantInSource('src/webhooks/dispatcher.ts', 'BATCH') ?? LEASE_BATCH;
   PER_CLIENT_HELD = constantInSource('src/webhooks/dispatcher.ts', 'PER_CLIENT_HELD') ?? PER_CLIENT_HELD;
   PER_CLIENT_IN_FLIGHT = constantInSource('src/webhooks/dispatcher.ts', 'PER_CLIENT_IN_FLIGHT');
@@ -373,7 +374,7 @@ their slots until the 10 s delivery time-out, and must not delay the first clien
 
 ${targets}
 
-The dispatcher as measured (read from src/): the worker polls for due events every ${POLL_MS} ms (src/server.ts \`WEBHOOK_POLL_MS\`), so an
+The dispatcher as measured (read from src/): the worker polls for due events every ${POLL_MS} ms (src/timers.ts \`webhookPollMs\`), so an
 event logged while the dispatcher is idle waits up to ${POLL_MS} ms (${POLL_MS / 2} ms on average) before its first attempt. Each lease takes up to
 ${LEASE_BATCH} events in all and ${PER_CLIENT_HELD} per client (\`PER_CLIENT_HELD\`, counting those it already holds)${
   PER_CLIENT_IN_FLIGHT === null ? '' : `; at most ${PER_CLIENT_IN_FLIGHT} go to one client at a time (\`PER_CLIENT_IN_FLIGHT\`)`
