@@ -14,7 +14,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { PROJECT_ROOT, waitUntil } from '../helpers/processes.ts';
+import { fakedClockEnv, PROJECT_ROOT, waitUntil } from '../helpers/processes.ts';
 import { freePort } from '../helpers/server.ts';
 
 const ADMIN_TOKEN = 'launch-signals-admin-token-0123456789abcdef';
@@ -80,6 +80,7 @@ function launch(command: string, args: string[], port: number): { child: ChildPr
     env: {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       HOME: process.env.HOME ?? os.tmpdir(),
+      ...fakedClockEnv(),
       PORT: String(port),
       HOST: '127.0.0.1',
       MOORING_DATA_DIR: dataDir,

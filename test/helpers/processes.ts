@@ -45,11 +45,21 @@ process.once('exit', () => {
   }
 });
 
-/** Starts `node src/main.ts <args>` with only the given environment (plus PATH and HOME). */
+/**
+ * A faked process clock (Debian's faketime, as CI runs the suite) applies to the servers a test
+ * starts as well: they run on the same machine, so they share its clock.
+ */
+export function fakedClockEnv(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && /^(FAKETIME\w*|LD_PRELOAD|TZ)$/.test(k)) out[k] = v;
+  return out;
+}
+
+/** Starts `node src/main.ts <args>` with only the given environment (plus PATH, HOME and a faked clock's settings). */
 export function spawnMooring(name: string, args: string[], env: Record<string, string>): MooringProcess {
   const child = spawn(PROJECT_NODE, ['src/main.ts', ...args], {
     cwd: PROJECT_ROOT,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...env },
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...fakedClockEnv(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   if (child.pid === undefined) throw new Error(`could not start ${name}`);
