@@ -86,8 +86,8 @@ export function syncEngine(deps: SyncEngineDeps) {
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
 
   /** Runs a sync if it is still queued (claiming it first); renews the lease while it runs. */
-  async function runIfQueued(syncId: string): Promise<boolean> {
-    const claimed = await syncs.claim(syncId);
+  async function runIfQueued(syncId: string, opts: { onlyIfDue?: boolean } = {}): Promise<boolean> {
+    const claimed = await syncs.claim(syncId, opts);
     if (claimed === null) return false;
     const heartbeat = setInterval(() => {
       syncs.renewLease(syncId, claimed.attempts).catch((err: unknown) => deps.log.warn({ syncId, err: String(err) }, 'could not renew a sync lease'));
@@ -109,7 +109,7 @@ export function syncEngine(deps: SyncEngineDeps) {
       if (row.state === 'done') return row;
       // Given back to the queue after Mooring's own failure and due again: whoever waits runs it
       // (the claim keeps it to one run), so a requester is not left to a worker that may not exist.
-      if (row.state === 'queued' && row.lease_until !== null && row.lease_until.getTime() <= Date.now() && (await runIfQueued(syncId))) continue;
+      if (row.state === 'queued' && (await runIfQueued(syncId, { onlyIfDue: true }))) continue;
       if (Date.now() > deadline) throw new AppError(504, 'sync_timeout', 'The sync is still running; check it later with GET /users/:userId/syncs/:syncId');
       await sleep(timers.joinPollMs);
     }

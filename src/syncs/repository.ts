@@ -93,12 +93,15 @@ export function syncsRepository(db: Queryable, leases: SyncLeases = { queuedLeas
       return r.rows[0];
     },
 
-    /** Takes a queued sync to run it, under a lease that its runner keeps renewing. Null: not ours to run. */
-    async claim(syncId: string): Promise<SyncRow | null> {
+    /**
+     * Takes a queued sync to run it, under a lease that its runner keeps renewing. Null: not ours to run.
+     * With `onlyIfDue`, only once its queued lease has run out (by the database's clock, which set it).
+     */
+    async claim(syncId: string, opts: { onlyIfDue?: boolean } = {}): Promise<SyncRow | null> {
       const r = await db.query<SyncRow>(
         `update syncs set state = 'running', attempts = attempts + 1, lease_until = now() + make_interval(secs => $2)
-         where id = $1 and state = 'queued' returning *`,
-        [syncId, leases.runningLeaseSeconds],
+         where id = $1 and state = 'queued' and (not $3 or lease_until <= now()) returning *`,
+        [syncId, leases.runningLeaseSeconds, opts.onlyIfDue === true],
       );
       return r.rows[0] ?? null;
     },
