@@ -10,7 +10,7 @@ import type { Db } from '../db/db.ts';
 import { badRequest, conflict, notFound } from '../errors.ts';
 import { isUuid } from '../ids.ts';
 import { parseDateTime } from '../connections/service.ts';
-import { CONSENT_DAYS } from '../connections/status.ts';
+import { CONSENT_DAYS } from '../providers/kinds.ts';
 import { parseJourneyRequest, paymentAsked } from '../journeys/request.ts';
 import type { Catalog } from '../providers/catalog.ts';
 import type { Page } from '../http/schemas.ts';

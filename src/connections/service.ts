@@ -4,11 +4,11 @@ import { badRequest, notFound } from '../errors.ts';
 import { isConnectionId, isUserId } from '../ids.ts';
 import type { Catalog, CatalogEntry } from '../providers/catalog.ts';
 import type { ProviderAdapter } from '../providers/provider.ts';
-import type { AdapterKind } from '../providers/catalog.ts';
+import { CONSENT_DAYS, type AdapterKind } from '../providers/kinds.ts';
 import { LONGEST_WINDOW_MS, nextScheduledSync, syncBudget } from '../syncs/cadence.ts';
 import type { ConnectionsRepository, ConnectionView } from './repository.ts';
 import type { ConnectionJson } from './schemas.ts';
-import { CONSENT_DAYS, describeConnection } from './status.ts';
+import { describeConnection } from './status.ts';
 
 const DAY_MS = 86_400_000;
 

@@ -3,7 +3,7 @@
  * freshness and remediation. Plain functions of data and time, with no I/O and no clock of their
  * own: callers pass "now" from the injected domain clock so the sandbox can move time.
  */
-import { isValuationType, type ProviderType } from '../providers/catalog.ts';
+import { isValuationType, type ProviderType } from '../providers/kinds.ts';
 
 export const CONNECTION_STATUSES = ['ok', 'error', 'never'] as const;
 export type ConnectionStatus = (typeof CONNECTION_STATUSES)[number];
@@ -19,9 +19,6 @@ export type RemediationAction = (typeof REMEDIATION_ACTIONS)[number];
 
 export const EXTENDED_STATUSES = ['expired'] as const;
 export type ExtendedStatus = (typeof EXTENDED_STATUSES)[number];
-
-/** Consent length for providers that set one (the UK Open Banking 90-day rule). */
-export const CONSENT_DAYS = 90;
 
 const VALUATION_STALE_AFTER_HOURS = 45 * 24;
 

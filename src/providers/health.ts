@@ -3,7 +3,7 @@
  * from its syncs over the last hour; retired providers are PERMANENTLY_UNAVAILABLE and a declared
  * outage makes them TEMPORARILY_UNAVAILABLE.
  */
-import type { Availability } from './catalog.ts';
+import type { Availability } from './kinds.ts';
 
 export const HEALTH_WINDOW_MS = 3_600_000;
 

@@ -5,7 +5,8 @@ import type { Db } from '../db/db.ts';
 import { ErrorBody, literals } from '../http/schemas.ts';
 import type { App } from '../http/types.ts';
 import { escapeHtml } from '../web/html.ts';
-import { AVAILABILITY, PROVIDER_TYPES, type Catalog, type CatalogEntry } from './catalog.ts';
+import type { Catalog, CatalogEntry } from './catalog.ts';
+import { AVAILABILITY, PROVIDER_TYPES } from './kinds.ts';
 import { availability, HEALTH_WINDOW_MS } from './health.ts';
 
 export const WellKnownConnection = Type.Object(

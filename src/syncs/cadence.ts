@@ -3,7 +3,7 @@
  * api/test: 4 unattended syncs per rolling 24 hours (the UK Open Banking limit); legacy: nightly;
  * valuation: monthly.
  */
-import { isValuationType, type ProviderType } from '../providers/catalog.ts';
+import { isValuationType, type ProviderType } from '../providers/kinds.ts';
 
 const HOUR_MS = 3_600_000;
 const DAY_MS = 24 * HOUR_MS;

@@ -1,9 +1,8 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { PROVIDER_TYPES, type ProviderType } from '../../src/providers/catalog.ts';
+import { CONSENT_DAYS, PROVIDER_TYPES, type ProviderType } from '../../src/providers/kinds.ts';
 import {
   CONNECTION_ERRORS,
   CONNECTION_STATUSES,
-  CONSENT_DAYS,
   ESCALATE_AFTER_FAILURES,
   ESCALATE_AFTER_HOURS,
   EXTENDED_STATUSES,

@@ -6,7 +6,8 @@ import { timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Clock } from '../../clock.ts';
 import type { Db } from '../../db/db.ts';
-import type { AdapterKind, Catalog, CatalogEntry } from '../../providers/catalog.ts';
+import type { Catalog, CatalogEntry } from '../../providers/catalog.ts';
+import type { AdapterKind } from '../../providers/kinds.ts';
 import { providerOverride } from './store.ts';
 
 export interface SandboxBankDeps {
