@@ -211,6 +211,17 @@ export function connectionsRepository(db: Queryable, secrets?: SecretBox) {
       await db.query('update connections set next_sync_at = $2 where id = $1 and next_sync_at is null', [connectionId, next]);
     },
 
+    /** The provider's reference for a connection (its consent or credential id at the bank), if it has one. */
+    async providerRefOf(connectionId: string): Promise<string | null> {
+      const r = await db.query<{ provider_ref: string | null }>('select provider_ref from connections where id = $1', [connectionId]);
+      return r.rows[0]?.provider_ref ?? null;
+    },
+
+    /** Has the event sweep look at every connection of a provider at `at` (its status may have changed). */
+    async checkStatusOfProviderAt(providerId: string, at: Date): Promise<void> {
+      await db.query('update connections set notify_check_at = $2 where provider_id = $1', [providerId, at]);
+    },
+
     async delete(connectionId: string): Promise<boolean> {
       const r = await db.query('delete from connections where id = $1', [connectionId]);
       return r.rowCount > 0;

@@ -4,9 +4,7 @@
  * valuation: monthly.
  */
 import { isValuationType, type ProviderType } from '../providers/kinds.ts';
-
-const HOUR_MS = 3_600_000;
-const DAY_MS = 24 * HOUR_MS;
+import { DAY_MS, HOUR_MS } from '../time.ts';
 
 export interface Cadence {
   /** Unattended syncs allowed per window. */

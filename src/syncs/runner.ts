@@ -13,12 +13,13 @@ import type { Clock } from '../clock.ts';
 import type { Db, Queryable } from '../db/db.ts';
 import type { NewTransactions } from '../webhooks/events.ts';
 import { connectionsRepository } from '../connections/repository.ts';
-import { nextLastUpdated, type FetchStatus } from '../connections/status.ts';
+import { isConsentExpired, nextLastUpdated, type FetchStatus } from '../connections/status.ts';
 import type { Catalog } from '../providers/catalog.ts';
 import type { AdapterKind } from '../providers/kinds.ts';
 import { ProviderError, type FetchResult, type ProviderAdapter, type ProviderErrorKind } from '../providers/provider.ts';
 import { syncsRepository, type SyncRow } from './repository.ts';
 import type { SyncJson } from './schemas.ts';
+import { DAY_MS } from '../time.ts';
 
 /** Called inside the transaction that finishes a sync (webhook events). */
 export type AfterSync = (tx: Queryable, sync: SyncRow, newTransactions: NewTransactions[]) => Promise<void>;
@@ -55,7 +56,7 @@ const describe = (err: unknown): string => (err instanceof Error ? (err.stack ??
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Transactions are re-read from this long before lastUpdated, to pick up late bookings and changes. */
-const OVERLAP_MS = 7 * 86_400_000;
+const OVERLAP_MS = 7 * DAY_MS;
 
 const FETCH_STATUS_BY_ERROR: Record<ProviderErrorKind, FetchStatus> = {
   credentials: 'credentials-error',
@@ -199,7 +200,7 @@ export function syncRunner(deps: SyncRunnerDeps) {
       await finishFailed(sync, conn.id, startedAt, 'error', 'The provider is no longer available');
       return;
     }
-    if (conn.expires_at !== null && conn.expires_at.getTime() <= startedAt.getTime()) {
+    if (isConsentExpired(conn.expires_at, startedAt)) {
       await finishFailed(sync, conn.id, startedAt, 'credentials-error', 'Consent expired before the sync ran');
       return;
     }

@@ -7,15 +7,14 @@ import type { Clock } from '../clock.ts';
 import type { Db, Queryable } from '../db/db.ts';
 import { connectionsRepository } from '../connections/repository.ts';
 import { toConnectionJson } from '../connections/service.ts';
-import { staleAfterMs } from '../connections/status.ts';
+import { nextTimeDrivenChange } from '../connections/status.ts';
 import type { Catalog } from '../providers/catalog.ts';
 import { LONGEST_WINDOW_MS } from '../syncs/cadence.ts';
 import type { SyncRow } from '../syncs/repository.ts';
 import { webhooksRepository } from './repository.ts';
 import { REAUTH_REMINDER_DAYS_BEFORE, REFRESH_REMINDER_AFTER_DAYS, REMINDER_INTERVAL_HOURS } from './types.ts';
+import { DAY_MS, HOUR_MS } from '../time.ts';
 
-const DAY_MS = 86_400_000;
-const HOUR_MS = 3_600_000;
 /** Transaction ids per account in one newTransactions event (Moneyhub caps them the same way). */
 const MAX_TRANSACTION_IDS = 6000;
 const SWEEP_BATCH = 500;
@@ -53,11 +52,7 @@ export function connectionEvents(deps: { catalog: Catalog; clock: Clock }) {
     const current = { status: json.status, error: json.error, extendedStatus: json.extendedStatus };
     const encoded = encode(current);
     // The next moment time alone could change the status: consent expiry or data going stale.
-    const candidates = [
-      view.expires_at?.getTime(),
-      provider === undefined ? undefined : (view.last_updated ?? view.connected_on).getTime() + staleAfterMs(provider.type) + 1,
-    ].filter((t): t is number => t !== undefined && t > now.getTime());
-    const checkAt = candidates.length === 0 ? null : new Date(Math.min(...candidates));
+    const checkAt = nextTimeDrivenChange(provider?.type ?? null, view.expires_at, view.last_updated, view.connected_on, now);
     await tx.query('update connections set notified_state = $2, notify_check_at = $3 where id = $1', [connectionId, encoded, checkAt]);
     if (h.notified_state === null || h.notified_state === encoded) return;
 
