@@ -10,7 +10,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type Provider from 'oidc-provider';
 import type { MovableClock } from './clock.ts';
 import type { Config } from './config.ts';
-import type { Db } from './db/db.ts';
+import { ping, type Db } from './db/db.ts';
 import type { SecretBox } from './crypto/secrets.ts';
 import { frameworkErrors, registerErrorHandling } from './http/errors.ts';
 import { registerMetrics } from './http/metrics.ts';
@@ -48,6 +48,7 @@ import { authRequestRoutes } from './auth-requests/routes.ts';
 import { syncsService } from './syncs/service.ts';
 import { resourceSyncRoutes } from './syncs/routes.ts';
 import { accountsRoutes } from './accounts/routes.ts';
+import { journeysRepository } from './journeys/repository.ts';
 import { journeysService } from './journeys/service.ts';
 import { journeyRoutes } from './journeys/routes.ts';
 import { registerSandboxBanks } from './sandbox/banks/index.ts';
@@ -129,9 +130,7 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
     adminToken: deps.adminToken,
     bankScopes: catalog.all().map((e) => `${BANK_SCOPE_PREFIX}${e.id}`),
     async journeyOutcome(grantId) {
-      const r = await db.query<{ connection_id: string; sync_id: string | null }>('select connection_id, sync_id from grant_connections where grant_id = $1', [grantId]);
-      const row = r.rows[0];
-      return row === undefined ? null : { connectionId: row.connection_id, syncId: row.sync_id };
+      return (await journeysRepository(db).connectionOfGrant(grantId)) ?? null;
     },
   });
   oidc.on('server_error', (_ctx, err) => log.error({ err }, 'OpenID provider error'));
@@ -165,7 +164,7 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   }
 
   app.get('/health', { schema: { hide: true } }, async () => {
-    await db.query('select 1');
+    await ping(db);
     return { status: 'ok' };
   });
   app.get('/', { schema: { hide: true } }, async (_req, reply) =>

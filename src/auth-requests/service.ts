@@ -14,6 +14,9 @@ import { CONSENT_DAYS } from '../providers/kinds.ts';
 import { parseJourneyRequest, paymentAsked } from '../journeys/request.ts';
 import type { Catalog } from '../providers/catalog.ts';
 import type { Page } from '../http/schemas.ts';
+import { connectionsRepository } from '../connections/repository.ts';
+import { journeysRepository } from '../journeys/repository.ts';
+import { usersRepository } from '../users/repository.ts';
 import { authRequestsRepository, type AuthRequestRow } from './repository.ts';
 import { parseDateTime } from '../time.ts';
 
@@ -93,12 +96,10 @@ export function authRequestsService(deps: { db: Db; oidc: Provider; clock: Clock
         if (requestedExpiryProblem(requestedExpiry, consentDays, now) !== null) throw invalidExpiry(consentDays);
       }
       if (req.userId !== null) {
-        const owned = await deps.db.query('select 1 from users where id = $1 and client_id = $2', [req.userId, clientId]);
-        if (owned.rowCount === 0) throw badRequest('invalid_user', 'userId is not a user of this client', { field: 'userId' });
+        if (!(await usersRepository(deps.db).existsForClient(req.userId, clientId))) throw badRequest('invalid_user', 'userId is not a user of this client', { field: 'userId' });
       }
       if (req.connectionId !== null) {
-        const owned = await deps.db.query('select 1 from connections where id = $1 and user_id = $2', [req.connectionId, req.userId]);
-        if (owned.rowCount === 0) throw badRequest('invalid_connection', 'connectionId is not a connection of this user', { field: 'connectionId' });
+        if (!(await connectionsRepository(deps.db).existsForUser(req.connectionId, req.userId))) throw badRequest('invalid_connection', 'connectionId is not a connection of this user', { field: 'connectionId' });
       }
       const state = randomBytes(16).toString('base64url');
       const nonce = randomBytes(16).toString('base64url');
@@ -147,9 +148,8 @@ export function authRequestsService(deps: { db: Db; oidc: Provider; clock: Clock
         throw badRequest('invalid_code', 'The code is invalid, expired, already used, or was not issued for this auth request', { field: 'authParams.code' });
       }
       await code.consume();
-      const outcome = code.grantId === undefined ? undefined
-        : (await deps.db.query<{ connection_id: string }>('select connection_id from grant_connections where grant_id = $1', [code.grantId])).rows[0];
-      await repo.settle(id, { status: 'complete', userId: code.accountId ?? null, connectionId: outcome?.connection_id ?? null, error: null, now });
+      const outcome = code.grantId === undefined ? undefined : await journeysRepository(deps.db).connectionOfGrant(code.grantId);
+      await repo.settle(id, { status: 'complete', userId: code.accountId ?? null, connectionId: outcome?.connectionId ?? null, error: null, now });
       return this.get(clientId, id);
     },
   };

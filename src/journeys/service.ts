@@ -166,7 +166,7 @@ export function journeysService(deps: JourneysDeps) {
     grant.addOIDCScope(journey.scope);
     grant.addOIDCClaims(['sub', 'mh:con_id', 'mh:sync', 'mh:consent']);
     const grantId = await grant.save();
-    await deps.db.query('insert into grant_connections (grant_id, connection_id, sync_id) values ($1, $2, $3)', [grantId, connectionId, syncId]);
+    await journeys.recordGrantConnection(grantId, connectionId, syncId);
     await journeys.update(journey.uid, { step: 'done', userId, connectionId, now: deps.clock.now() });
     return { kind: 'finish', result: { login: { accountId: userId }, consent: { grantId } } };
   }

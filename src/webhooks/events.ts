@@ -10,7 +10,8 @@ import { toConnectionJson } from '../connections/service.ts';
 import { nextTimeDrivenChange } from '../connections/status.ts';
 import type { Catalog } from '../providers/catalog.ts';
 import { LONGEST_WINDOW_MS } from '../syncs/cadence.ts';
-import type { SyncRow } from '../syncs/repository.ts';
+import { syncsRepository, type SyncRow } from '../syncs/repository.ts';
+import { usersRepository } from '../users/repository.ts';
 import { webhooksRepository } from './repository.ts';
 import { REAUTH_REMINDER_DAYS_BEFORE, REFRESH_REMINDER_AFTER_DAYS, REMINDER_INTERVAL_HOURS } from './types.ts';
 import { DAY_MS, HOUR_MS } from '../time.ts';
@@ -38,14 +39,11 @@ export interface NewTransactions {
 export function connectionEvents(deps: { catalog: Catalog; clock: Clock }) {
   /** Compares the connection's state with what the client was told; logs the events of a change. */
   async function reconcile(tx: Queryable, connectionId: string): Promise<void> {
-    const head = await tx.query<{ user_id: string; client_id: string; notified_state: string | null }>(
-      `select c.user_id, u.client_id, c.notified_state from connections c join users u on u.id = c.user_id where c.id = $1 for update of c`,
-      [connectionId],
-    );
-    const h = head.rows[0];
+    const txConnections = connectionsRepository(tx);
+    const h = await txConnections.lockNotifiedState(connectionId);
     if (h === undefined) return;
     const now = deps.clock.now();
-    const view = await connectionsRepository(tx).findForUser(h.user_id, connectionId, new Date(now.getTime() - LONGEST_WINDOW_MS));
+    const view = await txConnections.findForUser(h.user_id, connectionId, new Date(now.getTime() - LONGEST_WINDOW_MS));
     if (view === undefined) return;
     const provider = deps.catalog.get(view.provider_id);
     const json = toConnectionJson(view, provider, now);
@@ -53,7 +51,7 @@ export function connectionEvents(deps: { catalog: Catalog; clock: Clock }) {
     const encoded = encode(current);
     // The next moment time alone could change the status: consent expiry or data going stale.
     const checkAt = nextTimeDrivenChange(provider?.type ?? null, view.expires_at, view.last_updated, view.connected_on, now);
-    await tx.query('update connections set notified_state = $2, notify_check_at = $3 where id = $1', [connectionId, encoded, checkAt]);
+    await txConnections.setNotifiedState(connectionId, encoded, checkAt);
     if (h.notified_state === null || h.notified_state === encoded) return;
 
     const previous = decode(h.notified_state);
@@ -74,16 +72,11 @@ export function connectionEvents(deps: { catalog: Catalog; clock: Clock }) {
 
     /** Inside the transaction that finished a sync: its events, then any status change. */
     async afterSync(tx: Queryable, sync: SyncRow, newTransactions: NewTransactions[]): Promise<void> {
-      const owner = await tx.query<{ client_id: string }>('select client_id from users where id = $1', [sync.user_id]);
-      const clientId = owner.rows[0]?.client_id;
+      const clientId = await usersRepository(tx).clientIdOf(sync.user_id);
       if (clientId === undefined) return;
       const events = webhooksRepository(tx);
       const now = deps.clock.now();
-      const done = await tx.query<{ fetch_status: string; counts: Record<string, number>; error_detail: string | null }>(
-        'select fetch_status, counts, error_detail from syncs where id = $1',
-        [sync.id],
-      );
-      const d = done.rows[0];
+      const d = await syncsRepository(tx).findById(sync.id);
       await events.insertEvent({
         clientId, userId: sync.user_id, now, type: 'syncCompleted', dedupeKey: `syncCompleted:${sync.id}`,
         payload: { connectionId: sync.connection_id, syncId: sync.id, action: sync.action, fetchStatus: d?.fetch_status ?? null, counts: d?.counts ?? {}, errorDetail: d?.error_detail ?? null },
@@ -107,48 +100,33 @@ export function connectionEvents(deps: { catalog: Catalog; clock: Clock }) {
       const now = deps.clock.now();
       let emitted = 0;
       await db.transaction(async (tx) => {
-        const due = await tx.query<{ id: string }>(
-          `select c.id from connections c where c.notify_check_at <= $1 order by c.notify_check_at limit $2 for update skip locked`,
-          [now, SWEEP_BATCH],
-        );
-        for (const r of due.rows) await reconcile(tx, r.id);
+        for (const id of await connectionsRepository(tx).lockDueStatusChecks(now, SWEEP_BATCH)) await reconcile(tx, id);
       });
       await db.transaction(async (tx) => {
         const events = webhooksRepository(tx);
-        const reauth = await tx.query<{ id: string; user_id: string; client_id: string; provider_id: string; expires_at: Date; tpp_consent: boolean }>(
-          `select c.id, c.user_id, u.client_id, c.provider_id, c.expires_at, c.tpp_consent
-             from connections c join users u on u.id = c.user_id
-            where c.expires_at > $1 and c.expires_at <= $2 and (c.reauth_reminded_at is null or c.reauth_reminded_at <= $3)
-            limit $4 for update of c skip locked`,
-          [now, new Date(now.getTime() + REAUTH_REMINDER_DAYS_BEFORE * DAY_MS), new Date(now.getTime() - REMINDER_INTERVAL_HOURS * HOUR_MS), SWEEP_BATCH],
-        );
-        for (const c of reauth.rows) {
+        const txConnections = connectionsRepository(tx);
+        const remindedBefore = new Date(now.getTime() - REMINDER_INTERVAL_HOURS * HOUR_MS);
+        const reauth = await txConnections.lockDueReauthReminders(now, new Date(now.getTime() + REAUTH_REMINDER_DAYS_BEFORE * DAY_MS), remindedBefore, SWEEP_BATCH);
+        for (const c of reauth) {
           const provider = deps.catalog.get(c.provider_id);
           if (provider === undefined) continue;
           await events.insertEvent({
             clientId: c.client_id, userId: c.user_id, now, type: 'reauthReminder', dedupeKey: `reauthReminder:${c.id}:${now.toISOString()}`,
             payload: { connectionId: c.id, bankName: provider.name, timeUntilReauthorizationInDays: Math.ceil((c.expires_at.getTime() - now.getTime()) / DAY_MS), tppConsent: c.tpp_consent },
           });
-          await tx.query('update connections set reauth_reminded_at = $2 where id = $1', [c.id, now]);
+          await txConnections.markReauthReminded(c.id, now);
           emitted += 1;
         }
         const legacyIds = deps.catalog.all().filter((p) => p.type === 'legacy').map((p) => p.id);
-        const refresh = await tx.query<{ id: string; user_id: string; client_id: string; provider_id: string; last_updated: Date | null; connected_on: Date }>(
-          `select c.id, c.user_id, u.client_id, c.provider_id, c.last_updated, c.connected_on
-             from connections c join users u on u.id = c.user_id
-            where c.provider_id = any($1::text[]) and coalesce(c.last_updated, c.connected_on) <= $2
-              and (c.refresh_reminded_at is null or c.refresh_reminded_at <= $3)
-            limit $4 for update of c skip locked`,
-          [legacyIds, new Date(now.getTime() - REFRESH_REMINDER_AFTER_DAYS * DAY_MS), new Date(now.getTime() - REMINDER_INTERVAL_HOURS * HOUR_MS), SWEEP_BATCH],
-        );
-        for (const c of refresh.rows) {
+        const refresh = await txConnections.lockDueRefreshReminders(legacyIds, new Date(now.getTime() - REFRESH_REMINDER_AFTER_DAYS * DAY_MS), remindedBefore, SWEEP_BATCH);
+        for (const c of refresh) {
           const provider = deps.catalog.get(c.provider_id);
           if (provider === undefined) continue;
           await events.insertEvent({
             clientId: c.client_id, userId: c.user_id, now, type: 'refreshReminder', dedupeKey: `refreshReminder:${c.id}:${now.toISOString()}`,
             payload: { connectionId: c.id, bankName: provider.name, periodSinceLastUpdateInDays: Math.floor((now.getTime() - (c.last_updated ?? c.connected_on).getTime()) / DAY_MS) },
           });
-          await tx.query('update connections set refresh_reminded_at = $2 where id = $1', [c.id, now]);
+          await txConnections.markRefreshReminded(c.id, now);
           emitted += 1;
         }
       });
