@@ -12,6 +12,7 @@ import type { SecretBox } from '../crypto/secrets.ts';
 import type { Clock } from '../clock.ts';
 import type { Db, Queryable } from '../db/db.ts';
 import type { NewTransactions } from '../webhooks/events.ts';
+import { accountsRepository } from '../accounts/repository.ts';
 import { connectionsRepository } from '../connections/repository.ts';
 import { isConsentExpired, nextLastUpdated, type FetchStatus } from '../connections/status.ts';
 import type { Catalog } from '../providers/catalog.ts';
@@ -99,8 +100,7 @@ export function syncRunner(deps: SyncRunnerDeps) {
    * The row lock also keeps the reaper away while the result is being stored.
    */
   async function assertStillOwned(tx: Queryable, sync: SyncRow): Promise<void> {
-    const r = await tx.query(`select 1 from syncs where id = $1 and state = 'running' and attempts = $2 for update`, [sync.id, sync.attempts]);
-    if (r.rowCount === 0) throw new LostSyncError(sync.id);
+    if (!(await syncsRepository(tx).lockIfStillRunning(sync.id, sync.attempts))) throw new LostSyncError(sync.id);
   }
 
   /** True when a journey replaced the grant while this sync ran with the old one (locks the connection). */
@@ -226,8 +226,9 @@ export function syncRunner(deps: SyncRunnerDeps) {
       await assertStillOwned(tx, sync);
       if (await grantReplaced(tx, conn.id, grantVersion)) return finishSuperseded(tx, sync);
       const txSyncs = syncsRepository(tx);
-      const accountIds = await txSyncs.upsertAccounts(conn.id, conn.user_id, result.accounts, fetchedAt);
-      const { added, updated, addedIds } = await txSyncs.upsertTransactions(conn.user_id, accountIds, result.transactions, fetchedAt);
+      const txAccounts = accountsRepository(tx);
+      const accountIds = await txAccounts.upsertAccounts(conn.id, conn.user_id, result.accounts, fetchedAt);
+      const { added, updated, addedIds } = await txAccounts.upsertTransactions(conn.user_id, accountIds, result.transactions, fetchedAt);
       await connectionsRepository(tx, deps.secrets).recordSyncOutcome(conn.id, {
         fetchStatus,
         lastUpdated: nextLastUpdated(conn.last_updated, result.asOf, fetchedAt),
