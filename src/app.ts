@@ -33,6 +33,7 @@ import { usersService } from './users/service.ts';
 import { usersRoutes } from './users/routes.ts';
 import { connectionsRepository } from './connections/repository.ts';
 import { connectionsService } from './connections/service.ts';
+import { statusChangeRecorder } from './connections/status-change.ts';
 import { connectionsRoutes } from './connections/routes.ts';
 import { syncsRepository } from './syncs/repository.ts';
 import type { SyncEngine } from './syncs/engine.ts';
@@ -138,7 +139,8 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
 
   const { engine, events, dispatcher } = deps;
   // In one transaction: the row lock that makes status events exactly-once must hold until they are logged.
-  const onConnectionChanged = (connectionId: string): Promise<void> => db.transaction((tx) => events.reconcile(tx, connectionId));
+  const recordStatusChange = statusChangeRecorder({ catalog, clock });
+  const onConnectionChanged = (connectionId: string): Promise<void> => db.transaction((tx) => recordStatusChange(tx, connectionId));
   const connections = connectionsService({ connections: connectionsRepository(db, deps.secrets), catalog, adapters, clock, log, onConnectionChanged });
   const userSvc = usersService({ users, clock, sandbox: config.sandbox, deleteUserConnections: (userId) => connections.revokeAllOfUser(userId) });
   const syncs = syncsService({ syncs: syncsRepository(db), engine });

@@ -140,7 +140,8 @@ export function connectionsService(deps: ConnectionsServiceDeps) {
       for (const g of await deps.connections.grantsOfUser(userId)) await revokeAtProvider(g.id, g.provider_id, g.provider_grant);
     },
 
-    assertKnown: findOrThrow,
+    /** The user's connection (404 when the user has no such connection). */
+    findOwnedOrThrow: findOrThrow,
   };
 }
 export type ConnectionsService = ReturnType<typeof connectionsService>;

@@ -14,7 +14,7 @@ import type { Clock } from '../clock.ts';
 import type { Db } from '../db/db.ts';
 import { webhooksRepository, type AttemptRecord, type LeasedEvent } from './repository.ts';
 import { DeliveryStopped, webhookSender, type Outcome } from './sender.ts';
-import { DELIVERY_TIMEOUT_MS, DELIVERY_WINDOW_HOURS, retryDelaySeconds } from './types.ts';
+import { DELIVERY_TIMEOUT_MS, DELIVERY_WINDOW_HOURS, retryDelaySeconds } from './policy.ts';
 import type { UrlPolicy } from './url-policy.ts';
 import { HOUR_MS } from '../time.ts';
 

@@ -1,35 +1,22 @@
 /**
- * Decides which events a change produces and logs them, exactly once per real change: status
- * changes are detected against the state the client was last told (`connections.notified_state`)
- * under the connection's row lock; sync events and reminders carry keys that cannot repeat.
+ * The events of a finished sync and the time-driven events (status changes nobody caused,
+ * reminders), logged exactly once: status changes are detected and recorded by
+ * connections/status-change.ts; sync events and reminders carry keys that cannot repeat.
  */
 import type { Clock } from '../clock.ts';
 import type { Db, Queryable } from '../db/db.ts';
 import { connectionsRepository } from '../connections/repository.ts';
-import { toConnectionJson } from '../connections/service.ts';
-import { nextTimeDrivenChange } from '../connections/status.ts';
+import { statusChangeRecorder } from '../connections/status-change.ts';
 import type { Catalog } from '../providers/catalog.ts';
-import { LONGEST_WINDOW_MS } from '../syncs/cadence.ts';
 import { syncsRepository, type SyncRow } from '../syncs/repository.ts';
 import { usersRepository } from '../users/repository.ts';
 import { webhooksRepository } from './repository.ts';
-import { REAUTH_REMINDER_DAYS_BEFORE, REFRESH_REMINDER_AFTER_DAYS, REMINDER_INTERVAL_HOURS } from './types.ts';
+import { REAUTH_REMINDER_DAYS_BEFORE, REFRESH_REMINDER_AFTER_DAYS, REMINDER_INTERVAL_HOURS } from './policy.ts';
 import { DAY_MS, HOUR_MS } from '../time.ts';
 
 /** Transaction ids per account in one newTransactions event (Moneyhub caps them the same way). */
 const MAX_TRANSACTION_IDS = 6000;
 const SWEEP_BATCH = 500;
-
-interface StateParts {
-  status: string;
-  error: string | null;
-  extendedStatus: string | null;
-}
-const encode = (s: StateParts): string => `${s.status}:${s.error ?? ''}:${s.extendedStatus ?? ''}`;
-const decode = (s: string): StateParts => {
-  const [status = '', error = '', ext = ''] = s.split(':');
-  return { status, error: error === '' ? null : error, extendedStatus: ext === '' ? null : ext };
-};
 
 export interface NewTransactions {
   accountId: string;
@@ -37,39 +24,9 @@ export interface NewTransactions {
 }
 
 export function connectionEvents(deps: { catalog: Catalog; clock: Clock }) {
-  /** Compares the connection's state with what the client was told; logs the events of a change. */
-  async function reconcile(tx: Queryable, connectionId: string): Promise<void> {
-    const txConnections = connectionsRepository(tx);
-    const h = await txConnections.lockNotifiedState(connectionId);
-    if (h === undefined) return;
-    const now = deps.clock.now();
-    const view = await txConnections.findForUser(h.user_id, connectionId, new Date(now.getTime() - LONGEST_WINDOW_MS));
-    if (view === undefined) return;
-    const provider = deps.catalog.get(view.provider_id);
-    const json = toConnectionJson(view, provider, now);
-    const current = { status: json.status, error: json.error, extendedStatus: json.extendedStatus };
-    const encoded = encode(current);
-    // The next moment time alone could change the status: consent expiry or data going stale.
-    const checkAt = nextTimeDrivenChange(provider?.type ?? null, view.expires_at, view.last_updated, view.connected_on, now);
-    await txConnections.setNotifiedState(connectionId, encoded, checkAt);
-    if (h.notified_state === null || h.notified_state === encoded) return;
-
-    const previous = decode(h.notified_state);
-    const events = webhooksRepository(tx);
-    const base = { clientId: h.client_id, userId: h.user_id, now };
-    const common = { connectionId, bankName: json.name };
-    await events.insertEvent({ ...base, type: 'connectionStatusChanged', payload: { ...common, previous, current, remediation: json.remediation } });
-    if (current.extendedStatus === 'expired' && previous.extendedStatus !== 'expired') {
-      await events.insertEvent({ ...base, type: 'connectionExpired', payload: { ...common, expiredAt: json.expiresAt, tppConsent: json.tppConsent, remediation: json.remediation } });
-    }
-    if (current.status === 'ok' && previous.status === 'error') {
-      await events.insertEvent({ ...base, type: 'connectionRepaired', payload: { ...common, previousError: previous.error } });
-    }
-  }
+  const recordStatusChange = statusChangeRecorder(deps);
 
   return {
-    reconcile,
-
     /** Inside the transaction that finished a sync: its events, then any status change. */
     async afterSync(tx: Queryable, sync: SyncRow, newTransactions: NewTransactions[]): Promise<void> {
       const clientId = await usersRepository(tx).clientIdOf(sync.user_id);
@@ -88,7 +45,7 @@ export function connectionEvents(deps: { catalog: Catalog; clock: Clock }) {
           payload: { connectionId: sync.connection_id, accounts: accounts.map((a) => ({ id: a.accountId, transactions: a.transactionIds.slice(0, MAX_TRANSACTION_IDS) })) },
         });
       }
-      await reconcile(tx, sync.connection_id);
+      await recordStatusChange(tx, sync.connection_id);
     },
 
     /**
@@ -100,7 +57,7 @@ export function connectionEvents(deps: { catalog: Catalog; clock: Clock }) {
       const now = deps.clock.now();
       let emitted = 0;
       await db.transaction(async (tx) => {
-        for (const id of await connectionsRepository(tx).lockDueStatusChecks(now, SWEEP_BATCH)) await reconcile(tx, id);
+        for (const id of await connectionsRepository(tx).lockDueStatusChecks(now, SWEEP_BATCH)) await recordStatusChange(tx, id);
       });
       await db.transaction(async (tx) => {
         const events = webhooksRepository(tx);
