@@ -31,7 +31,7 @@ import { catalogRoutes } from './providers/routes.ts';
 import { usersRepository } from './users/repository.ts';
 import { usersService } from './users/service.ts';
 import { usersRoutes } from './users/routes.ts';
-import { connectionsRepository } from './connections/repository.ts';
+import { connectionsRepository, type ConnectionsRepository } from './connections/repository.ts';
 import { connectionsService } from './connections/service.ts';
 import { statusChangeRecorder } from './connections/status-change.ts';
 import { connectionsRoutes } from './connections/routes.ts';
@@ -138,13 +138,17 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   registerBearerAuth(fastify, oidc, tokenCache);
 
   const { engine, events, dispatcher } = deps;
-  // In one transaction: the row lock that makes status events exactly-once must hold until they are logged.
+  // In one transaction: the change, then its status events (the row lock that makes them exactly-once holds until they are logged).
   const recordStatusChange = statusChangeRecorder({ catalog, clock });
-  const onConnectionChanged = (connectionId: string): Promise<void> => db.transaction((tx) => recordStatusChange(tx, connectionId));
-  const connections = connectionsService({ connections: connectionsRepository(db, deps.secrets), catalog, adapters, clock, log, onConnectionChanged });
+  const changeConnection = (connectionId: string, change: (repo: ConnectionsRepository) => Promise<void>): Promise<void> =>
+    db.transaction(async (tx) => {
+      await change(connectionsRepository(tx, deps.secrets));
+      await recordStatusChange(tx, connectionId);
+    });
+  const connections = connectionsService({ connections: connectionsRepository(db, deps.secrets), catalog, adapters, clock, log, changeConnection });
   const userSvc = usersService({ users, clock, sandbox: config.sandbox, deleteUserConnections: (userId) => connections.revokeAllOfUser(userId) });
   const syncs = syncsService({ syncs: syncsRepository(db), engine });
-  const journeys = journeysService({ db, oidc, catalog, adapters, clock, engine, onConnectionChanged, publicUrl: config.publicUrl, sandbox: config.sandbox, log, secrets: deps.secrets });
+  const journeys = journeysService({ db, oidc, catalog, adapters, clock, engine, changeConnection, publicUrl: config.publicUrl, sandbox: config.sandbox, log, secrets: deps.secrets });
 
   await mountOidc(fastify, oidc, { publicUrl: config.publicUrl, trustProxy: config.trustProxy, adminThrottle });
   catalogRoutes(app, { db, catalog, clock, publicUrl: config.publicUrl });

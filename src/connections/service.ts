@@ -67,8 +67,8 @@ export interface ConnectionsServiceDeps {
   adapters: Record<AdapterKind, ProviderAdapter>;
   clock: Clock;
   log: { warn(obj: object, msg: string): void };
-  /** Tells listeners (webhooks) that a connection's state may have changed. */
-  onConnectionChanged(connectionId: string): Promise<void>;
+  /** Runs `change` and records the connection's status change (its events) in one transaction. */
+  changeConnection(connectionId: string, change: (connections: ConnectionsRepository) => Promise<void>): Promise<void>;
 }
 
 export function connectionsService(deps: ConnectionsServiceDeps) {
@@ -123,9 +123,10 @@ export function connectionsService(deps: ConnectionsServiceDeps) {
         const max = latestRequestableExpiry(provider.consentDays, now);
         throw badRequest('invalid_expires_at', `expiresAt must be at most ${provider.consentDays} days from now`, { field: 'expiresAt', max: max.toISOString() });
       }
-      await deps.connections.renewConsent(connectionId, expiresAt, now);
-      await deps.connections.scheduleIfIdle(connectionId, nextScheduledSync(provider.type, now));
-      await deps.onConnectionChanged(connectionId);
+      await deps.changeConnection(connectionId, async (connections) => {
+        await connections.renewConsent(connectionId, expiresAt, now);
+        await connections.scheduleIfIdle(connectionId, nextScheduledSync(provider.type, now));
+      });
     },
 
     async delete(userId: string, connectionId: string): Promise<void> {

@@ -9,7 +9,7 @@ import type Provider from 'oidc-provider';
 import type { InteractionResults } from 'oidc-provider';
 import type { Clock } from '../clock.ts';
 import type { Db } from '../db/db.ts';
-import { connectionsRepository } from '../connections/repository.ts';
+import { connectionsRepository, type ConnectionsRepository } from '../connections/repository.ts';
 import { consentExpiry, requestedExpiryProblem } from '../connections/status.ts';
 import type { Catalog, CatalogEntry } from '../providers/catalog.ts';
 import { CONSENT_DAYS, type AdapterKind } from '../providers/kinds.ts';
@@ -46,7 +46,7 @@ export interface JourneysDeps {
   clock: Clock;
   engine: SyncEngine;
   /** Tells listeners (webhooks) that a connection's state may have changed. */
-  onConnectionChanged(connectionId: string): Promise<void>;
+  changeConnection(connectionId: string, change: (connections: ConnectionsRepository) => Promise<void>): Promise<void>;
   publicUrl: string;
   sandbox: boolean;
   log: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
@@ -241,9 +241,10 @@ export function journeysService(deps: JourneysDeps) {
       if (journey.kind === 'reconsent') {
         const connectionId = journey.connection_id ?? '';
         const now = deps.clock.now();
-        await connections.renewConsent(connectionId, expiryAt(journey, provider, now), now);
-        await connections.scheduleIfIdle(connectionId, nextScheduledSync(provider.type, now));
-        await deps.onConnectionChanged(connectionId);
+        await deps.changeConnection(connectionId, async (txConnections) => {
+          await txConnections.renewConsent(connectionId, expiryAt(journey, provider, now), now);
+          await txConnections.scheduleIfIdle(connectionId, nextScheduledSync(provider.type, now));
+        });
         return finishWithGrant(journey, journey.user_id ?? '', connectionId, null);
       }
       const state = randomBytes(16).toString('base64url');
