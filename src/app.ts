@@ -10,7 +10,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type Provider from 'oidc-provider';
 import type { MovableClock } from './clock.ts';
 import type { Config } from './config.ts';
-import type { Db } from './db/db.ts';
+import { ping, type Db } from './db/db.ts';
 import type { SecretBox } from './crypto/secrets.ts';
 import { frameworkErrors, registerErrorHandling } from './http/errors.ts';
 import { registerMetrics } from './http/metrics.ts';
@@ -24,14 +24,16 @@ import { mountOidc } from './oauth/mount.ts';
 import { createTokenCache } from './oauth/token-cache.ts';
 import { BANK_SCOPE_PREFIX } from './oauth/scopes.ts';
 import { createOidcProvider, OIDC_PREFIX } from './oauth/provider.ts';
-import type { Catalog, AdapterKind } from './providers/catalog.ts';
+import type { Catalog } from './providers/catalog.ts';
+import type { AdapterKind } from './providers/kinds.ts';
 import type { ProviderAdapter } from './providers/provider.ts';
 import { catalogRoutes } from './providers/routes.ts';
 import { usersRepository } from './users/repository.ts';
 import { usersService } from './users/service.ts';
 import { usersRoutes } from './users/routes.ts';
-import { connectionsRepository } from './connections/repository.ts';
+import { connectionsRepository, type ConnectionsRepository } from './connections/repository.ts';
 import { connectionsService } from './connections/service.ts';
+import { statusChangeRecorder } from './connections/status-change.ts';
 import { connectionsRoutes } from './connections/routes.ts';
 import { syncsRepository } from './syncs/repository.ts';
 import type { SyncEngine } from './syncs/engine.ts';
@@ -47,6 +49,7 @@ import { authRequestRoutes } from './auth-requests/routes.ts';
 import { syncsService } from './syncs/service.ts';
 import { resourceSyncRoutes } from './syncs/routes.ts';
 import { accountsRoutes } from './accounts/routes.ts';
+import { journeysRepository } from './journeys/repository.ts';
 import { journeysService } from './journeys/service.ts';
 import { journeyRoutes } from './journeys/routes.ts';
 import { registerSandboxBanks } from './sandbox/banks/index.ts';
@@ -128,21 +131,24 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
     adminToken: deps.adminToken,
     bankScopes: catalog.all().map((e) => `${BANK_SCOPE_PREFIX}${e.id}`),
     async journeyOutcome(grantId) {
-      const r = await db.query<{ connection_id: string; sync_id: string | null }>('select connection_id, sync_id from grant_connections where grant_id = $1', [grantId]);
-      const row = r.rows[0];
-      return row === undefined ? null : { connectionId: row.connection_id, syncId: row.sync_id };
+      return (await journeysRepository(db).connectionOfGrant(grantId)) ?? null;
     },
   });
   oidc.on('server_error', (_ctx, err) => log.error({ err }, 'OpenID provider error'));
   registerBearerAuth(fastify, oidc, tokenCache);
 
   const { engine, events, dispatcher } = deps;
-  // In one transaction: the row lock that makes status events exactly-once must hold until they are logged.
-  const onConnectionChanged = (connectionId: string): Promise<void> => db.transaction((tx) => events.reconcile(tx, connectionId));
-  const connections = connectionsService({ connections: connectionsRepository(db, deps.secrets), catalog, adapters, clock, log, onConnectionChanged });
+  // In one transaction: the change, then its status events (the row lock that makes them exactly-once holds until they are logged).
+  const recordStatusChange = statusChangeRecorder({ catalog, clock });
+  const changeConnection = (connectionId: string, change: (repo: ConnectionsRepository) => Promise<void>): Promise<void> =>
+    db.transaction(async (tx) => {
+      await change(connectionsRepository(tx, deps.secrets));
+      await recordStatusChange(tx, connectionId);
+    });
+  const connections = connectionsService({ connections: connectionsRepository(db, deps.secrets), catalog, adapters, clock, log, changeConnection });
   const userSvc = usersService({ users, clock, sandbox: config.sandbox, deleteUserConnections: (userId) => connections.revokeAllOfUser(userId) });
   const syncs = syncsService({ syncs: syncsRepository(db), engine });
-  const journeys = journeysService({ db, oidc, catalog, adapters, clock, engine, onConnectionChanged, publicUrl: config.publicUrl, sandbox: config.sandbox, log, secrets: deps.secrets });
+  const journeys = journeysService({ db, oidc, catalog, adapters, clock, engine, changeConnection, publicUrl: config.publicUrl, sandbox: config.sandbox, log, secrets: deps.secrets });
 
   await mountOidc(fastify, oidc, { publicUrl: config.publicUrl, trustProxy: config.trustProxy, adminThrottle });
   catalogRoutes(app, { db, catalog, clock, publicUrl: config.publicUrl });
@@ -164,7 +170,7 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   }
 
   app.get('/health', { schema: { hide: true } }, async () => {
-    await db.query('select 1');
+    await ping(db);
     return { status: 'ok' };
   });
   app.get('/', { schema: { hide: true } }, async (_req, reply) =>

@@ -3,9 +3,8 @@
  * or an ISO 8601 date-time (UTC when it has no offset); both bounds are inclusive.
  */
 import { badRequest } from '../errors.ts';
+import { DAY_MS, MINUTE_MS } from '../time.ts';
 
-const DAY_MS = 86_400_000;
-const MINUTE_MS = 60_000;
 const BOUND = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:\d{2})?)?$/i;
 
 export interface DateRange {

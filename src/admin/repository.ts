@@ -1,4 +1,7 @@
-/** Operator sessions (hashed ids only). Times are real time, passed in: sessions are a security timer. */
+/**
+ * Operator sessions (hashed ids only; times are real time, passed in: sessions are a security
+ * timer) and the counts the operator overview shows.
+ */
 import type { Queryable } from '../db/db.ts';
 
 export function adminSessionsRepository(db: Queryable) {
@@ -19,6 +22,42 @@ export function adminSessionsRepository(db: Queryable) {
     },
     async purgeExpired(now: Date): Promise<number> {
       return (await db.query('delete from admin_sessions where expires_at <= $1', [now])).rowCount;
+    },
+  };
+}
+
+/** Read-only counts across features for the operator overview (provider health counts live in providers/repository.ts). */
+export function adminOverviewRepository(db: Queryable) {
+  return {
+    async connectionsPerProvider(): Promise<Map<string, number>> {
+      const r = await db.query<{ provider_id: string; n: string }>('select provider_id, count(*) as n from connections group by provider_id');
+      return new Map(r.rows.map((x) => [x.provider_id, Number(x.n)]));
+    },
+    async connectionsByLastFetchStatus(): Promise<{ status: string | null; n: number }[]> {
+      const r = await db.query<{ status: string | null; n: string }>('select last_fetch_status as status, count(*) as n from connections group by last_fetch_status');
+      return r.rows.map((x) => ({ status: x.status, n: Number(x.n) }));
+    },
+    async connectionsWithConsentExpired(now: Date): Promise<number> {
+      const r = await db.query<{ n: string }>('select count(*) as n from connections where expires_at <= $1', [now]);
+      return Number(r.rows[0]?.n ?? 0);
+    },
+    async unfinishedSyncsByState(): Promise<{ state: string; n: number }[]> {
+      const r = await db.query<{ state: string; n: string }>(`select state, count(*) as n from syncs where state <> 'done' group by state`);
+      return r.rows.map((x) => ({ state: x.state, n: Number(x.n) }));
+    },
+    async webhookBacklog(): Promise<{ pending: number; abandoned: number }> {
+      const r = await db.query<{ pending: string; abandoned: string }>(
+        'select count(*) filter (where next_attempt_at is not null) as pending, count(*) filter (where gave_up_at is not null) as abandoned from webhook_events',
+      );
+      return { pending: Number(r.rows[0]?.pending ?? 0), abandoned: Number(r.rows[0]?.abandoned ?? 0) };
+    },
+    async clients(): Promise<{ id: string; name: string | null; users: number; url: string | null }[]> {
+      const r = await db.query<{ id: string; name: string | null; users: string; url: string | null }>(
+        `select m.id, m.payload->>'client_name' as name, (select count(*) from users u where u.client_id = m.id) as users,
+                (select url from webhook_endpoints w where w.client_id = m.id) as url
+           from oidc_models m where m.kind = 'Client' order by m.id`,
+      );
+      return r.rows.map((x) => ({ id: x.id, name: x.name, users: Number(x.users), url: x.url }));
     },
   };
 }

@@ -13,13 +13,15 @@ import { ErrorBody } from '../http/schemas.ts';
 import type { App } from '../http/types.ts';
 import type { Catalog } from '../providers/catalog.ts';
 import { availability, HEALTH_WINDOW_MS } from '../providers/health.ts';
+import { providersRepository } from '../providers/repository.ts';
+import { DAY_MS, HOUR_MS } from '../time.ts';
 import { escapeHtml, renderPage } from '../web/html.ts';
 import { adminGuard, isAdminToken, type AdminThrottle } from './auth.ts';
-import { adminSessionsRepository } from './repository.ts';
+import { adminOverviewRepository, adminSessionsRepository } from './repository.ts';
 
 const COOKIE = 'mooring_admin';
 /** A session ends this long after it was created, however active. */
-const SESSION_ABSOLUTE_MS = 7 * 24 * 3_600_000;
+const SESSION_ABSOLUTE_MS = 7 * DAY_MS;
 const hashId = (id: string): string => createHash('sha256').update(id).digest('base64url');
 
 export interface AdminRoutesDeps {
@@ -53,7 +55,7 @@ export function adminRoutes(app: App, deps: AdminRoutesDeps): void {
   const guard = adminGuard(deps.adminToken, deps.throttle);
   const sessions = adminSessionsRepository(deps.db);
   const realNow = (): Date => new Date((deps.securityNow ?? Date.now)());
-  const idleMs = deps.sessionIdleMs ?? 12 * 3_600_000;
+  const idleMs = deps.sessionIdleMs ?? 12 * HOUR_MS;
   const sessionId = (req: FastifyRequest): string | null => {
     const cookie = (req.headers.cookie ?? '').split(';').map((c) => c.trim()).find((c) => c.startsWith(`${COOKIE}=`));
     const value = cookie?.slice(COOKIE.length + 1) ?? '';
@@ -71,51 +73,43 @@ export function adminRoutes(app: App, deps: AdminRoutesDeps): void {
   async function overview(): Promise<OverviewJson> {
     const now = deps.clock.now();
     const since = new Date(now.getTime() - HEALTH_WINDOW_MS);
-    const [providers, byStatus, expired, syncStates, hooks, clients] = await Promise.all([
-      deps.db.query<{ provider_id: string; connections: string; attempts: string; successes: string; retired_at: Date | null; outage_until: Date | null }>(
-        `select p.provider_id,
-                (select count(*) from connections c where c.provider_id = p.provider_id) as connections,
-                (select count(*) from syncs s where s.provider_id = p.provider_id and s.state = 'done' and not s.internal_failure and s.finished_at > $2) as attempts,
-                (select count(*) from syncs s where s.provider_id = p.provider_id and s.state = 'done' and not s.internal_failure and s.finished_at > $2 and s.fetch_status = 'success') as successes,
-                po.retired_at, po.outage_until
-           from unnest($1::text[]) as p(provider_id) left join provider_overrides po on po.provider_id = p.provider_id`,
-        [deps.catalog.all().map((e) => e.id), since],
-      ),
-      deps.db.query<{ status: string | null; n: string }>('select last_fetch_status as status, count(*) as n from connections group by last_fetch_status'),
-      deps.db.query<{ n: string }>('select count(*) as n from connections where expires_at <= $1', [now]),
-      deps.db.query<{ state: string; n: string }>(`select state, count(*) as n from syncs where state <> 'done' group by state`),
-      deps.db.query<{ pending: string; abandoned: string }>('select count(*) filter (where next_attempt_at is not null) as pending, count(*) filter (where gave_up_at is not null) as abandoned from webhook_events'),
-      deps.db.query<{ id: string; name: string | null; users: string; url: string | null }>(
-        `select m.id, m.payload->>'client_name' as name, (select count(*) from users u where u.client_id = m.id) as users,
-                (select url from webhook_endpoints w where w.client_id = m.id) as url
-           from oidc_models m where m.kind = 'Client' order by m.id`,
-      ),
+    const overviewCounts = adminOverviewRepository(deps.db);
+    const [providers, connectionsPerProvider, byStatus, expired, syncStates, hooks, clients] = await Promise.all([
+      providersRepository(deps.db).healthCounts(deps.catalog.all().map((e) => e.id), since),
+      overviewCounts.connectionsPerProvider(),
+      overviewCounts.connectionsByLastFetchStatus(),
+      overviewCounts.connectionsWithConsentExpired(now),
+      overviewCounts.unfinishedSyncsByState(),
+      overviewCounts.webhookBacklog(),
+      overviewCounts.clients(),
     ]);
-    const byId = new Map(providers.rows.map((p) => [p.provider_id, p]));
+    const byId = new Map(providers.map((p) => [p.providerId, p]));
     return {
       now: now.toISOString(),
       providers: deps.catalog.all().map((e) => {
         const p = byId.get(e.id);
-        const attempts = Number(p?.attempts ?? 0);
-        const successes = Number(p?.successes ?? 0);
+        const attempts = p?.attempts ?? 0;
+        const successes = p?.successes ?? 0;
+        const retired = p?.retiredAt != null;
+        const outageUntil = p?.outageUntil ?? null;
         return {
           id: e.id, name: e.name, type: e.type,
-          sync: availability({ retired: p?.retired_at != null, outageUntil: p?.outage_until ?? null, attempts, successes }, now),
-          connections: Number(p?.connections ?? 0), syncsLastHour: attempts, failuresLastHour: attempts - successes,
-          retired: p?.retired_at != null, outageUntil: p?.outage_until?.toISOString() ?? null,
+          sync: availability({ retired, outageUntil, attempts, successes }, now),
+          connections: connectionsPerProvider.get(e.id) ?? 0, syncsLastHour: attempts, failuresLastHour: attempts - successes,
+          retired, outageUntil: outageUntil?.toISOString() ?? null,
         };
       }),
       connections: {
-        total: byStatus.rows.reduce((a, r) => a + Number(r.n), 0),
-        byLastFetchStatus: Object.fromEntries(byStatus.rows.map((r) => [r.status ?? 'never-synced', Number(r.n)])),
-        consentExpired: Number(expired.rows[0]?.n ?? 0),
+        total: byStatus.reduce((a, r) => a + r.n, 0),
+        byLastFetchStatus: Object.fromEntries(byStatus.map((r) => [r.status ?? 'never-synced', r.n])),
+        consentExpired: expired,
       },
       syncs: {
-        queued: Number(syncStates.rows.find((r) => r.state === 'queued')?.n ?? 0),
-        running: Number(syncStates.rows.find((r) => r.state === 'running')?.n ?? 0),
+        queued: syncStates.find((r) => r.state === 'queued')?.n ?? 0,
+        running: syncStates.find((r) => r.state === 'running')?.n ?? 0,
       },
-      webhooks: { pending: Number(hooks.rows[0]?.pending ?? 0), abandoned: Number(hooks.rows[0]?.abandoned ?? 0) },
-      clients: clients.rows.map((c) => ({ clientId: c.id, name: c.name ?? c.id, users: Number(c.users), webhookUrl: c.url })),
+      webhooks: hooks,
+      clients: clients.map((c) => ({ clientId: c.id, name: c.name ?? c.id, users: c.users, webhookUrl: c.url })),
     };
   }
 

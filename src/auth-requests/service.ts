@@ -9,14 +9,16 @@ import type { Clock } from '../clock.ts';
 import type { Db } from '../db/db.ts';
 import { badRequest, conflict, notFound } from '../errors.ts';
 import { isUuid } from '../ids.ts';
-import { parseDateTime } from '../connections/service.ts';
-import { CONSENT_DAYS } from '../connections/status.ts';
+import { requestedExpiryProblem } from '../connections/status.ts';
+import { CONSENT_DAYS } from '../providers/kinds.ts';
 import { parseJourneyRequest, paymentAsked } from '../journeys/request.ts';
 import type { Catalog } from '../providers/catalog.ts';
 import type { Page } from '../http/schemas.ts';
+import { connectionsRepository } from '../connections/repository.ts';
+import { journeysRepository } from '../journeys/repository.ts';
+import { usersRepository } from '../users/repository.ts';
 import { authRequestsRepository, type AuthRequestRow } from './repository.ts';
-
-const DAY_MS = 86_400_000;
+import { parseDateTime } from '../time.ts';
 
 export interface CreateAuthRequest {
   redirectUri: string;
@@ -73,11 +75,11 @@ export function authRequestsService(deps: { db: Db; oidc: Provider; clock: Clock
         'mh:con_id': { essential: true, ...(body.connectionId !== undefined ? { value: body.connectionId } : {}) },
       };
       const now = deps.clock.now();
+      const requestedExpiry = body.expirationDateTime === undefined ? null : parseDateTime(body.expirationDateTime);
+      const invalidExpiry = (consentDays: number) =>
+        badRequest('invalid_expiration_date_time', `expirationDateTime must be a date-time in the future, at most ${consentDays} days from now`, { field: 'expirationDateTime' });
       if (body.expirationDateTime !== undefined) {
-        const d = parseDateTime(body.expirationDateTime);
-        if (d === null || d.getTime() <= now.getTime() || d.getTime() > now.getTime() + CONSENT_DAYS * DAY_MS) {
-          throw badRequest('invalid_expiration_date_time', `expirationDateTime must be a date-time in the future, at most ${CONSENT_DAYS} days from now`, { field: 'expirationDateTime' });
-        }
+        if (requestedExpiry === null) throw invalidExpiry(CONSENT_DAYS);
         claims['mh:consent'] = { essential: true, value: { expirationDateTime: body.expirationDateTime } };
       }
       if (body.sync?.enableAsync === true) claims['mh:sync'] = { essential: true, value: { enableAsync: true } };
@@ -87,13 +89,17 @@ export function authRequestsService(deps: { db: Db; oidc: Provider; clock: Clock
       if (req.bankId !== null && deps.catalog.get(req.bankId) === undefined) {
         throw badRequest('invalid_bank', `No provider has the id ${req.bankId}; see /oidc/.well-known/all-connections`, { field: 'scope' });
       }
+      if (requestedExpiry !== null) {
+        // The named bank's consent length; without a bank (a reauth names its connection) the
+        // default length, and the journey checks again against the connection's provider.
+        const consentDays = (req.bankId === null ? null : deps.catalog.get(req.bankId)?.consentDays) ?? CONSENT_DAYS;
+        if (requestedExpiryProblem(requestedExpiry, consentDays, now) !== null) throw invalidExpiry(consentDays);
+      }
       if (req.userId !== null) {
-        const owned = await deps.db.query('select 1 from users where id = $1 and client_id = $2', [req.userId, clientId]);
-        if (owned.rowCount === 0) throw badRequest('invalid_user', 'userId is not a user of this client', { field: 'userId' });
+        if (!(await usersRepository(deps.db).existsForClient(req.userId, clientId))) throw badRequest('invalid_user', 'userId is not a user of this client', { field: 'userId' });
       }
       if (req.connectionId !== null) {
-        const owned = await deps.db.query('select 1 from connections where id = $1 and user_id = $2', [req.connectionId, req.userId]);
-        if (owned.rowCount === 0) throw badRequest('invalid_connection', 'connectionId is not a connection of this user', { field: 'connectionId' });
+        if (!(await connectionsRepository(deps.db).existsForUser(req.connectionId, req.userId))) throw badRequest('invalid_connection', 'connectionId is not a connection of this user', { field: 'connectionId' });
       }
       const state = randomBytes(16).toString('base64url');
       const nonce = randomBytes(16).toString('base64url');
@@ -142,9 +148,8 @@ export function authRequestsService(deps: { db: Db; oidc: Provider; clock: Clock
         throw badRequest('invalid_code', 'The code is invalid, expired, already used, or was not issued for this auth request', { field: 'authParams.code' });
       }
       await code.consume();
-      const outcome = code.grantId === undefined ? undefined
-        : (await deps.db.query<{ connection_id: string }>('select connection_id from grant_connections where grant_id = $1', [code.grantId])).rows[0];
-      await repo.settle(id, { status: 'complete', userId: code.accountId ?? null, connectionId: outcome?.connection_id ?? null, error: null, now });
+      const outcome = code.grantId === undefined ? undefined : await journeysRepository(deps.db).connectionOfGrant(code.grantId);
+      await repo.settle(id, { status: 'complete', userId: code.accountId ?? null, connectionId: outcome?.connectionId ?? null, error: null, now });
       return this.get(clientId, id);
     },
   };

@@ -211,6 +211,78 @@ export function connectionsRepository(db: Queryable, secrets?: SecretBox) {
       await db.query('update connections set next_sync_at = $2 where id = $1 and next_sync_at is null', [connectionId, next]);
     },
 
+    async existsForUser(connectionId: string, userId: string | null): Promise<boolean> {
+      const r = await db.query('select 1 from connections where id = $1 and user_id = $2', [connectionId, userId]);
+      return r.rowCount > 0;
+    },
+
+    /** Locks a connection's row and answers its owner and the state its client was last told (`notified_state`). */
+    async lockNotifiedState(connectionId: string): Promise<{ user_id: string; client_id: string; notified_state: string | null } | undefined> {
+      const r = await db.query<{ user_id: string; client_id: string; notified_state: string | null }>(
+        `select c.user_id, u.client_id, c.notified_state from connections c join users u on u.id = c.user_id where c.id = $1 for update of c`,
+        [connectionId],
+      );
+      return r.rows[0];
+    },
+
+    /** Records the state the client has been told and when time alone may next change it. */
+    async setNotifiedState(connectionId: string, encoded: string, checkAt: Date | null): Promise<void> {
+      await db.query('update connections set notified_state = $2, notify_check_at = $3 where id = $1', [connectionId, encoded, checkAt]);
+    },
+
+    /** Locks (skipping those locked elsewhere) connections whose status should be checked by now. */
+    async lockDueStatusChecks(now: Date, limit: number): Promise<string[]> {
+      const r = await db.query<{ id: string }>(
+        `select c.id from connections c where c.notify_check_at <= $1 order by c.notify_check_at limit $2 for update skip locked`,
+        [now, limit],
+      );
+      return r.rows.map((x) => x.id);
+    },
+
+    /** Locks connections whose consent lapses in (now, expiringBy] and that were not reminded after `remindedBefore`. */
+    async lockDueReauthReminders(now: Date, expiringBy: Date, remindedBefore: Date, limit: number): Promise<{ id: string; user_id: string; client_id: string; provider_id: string; expires_at: Date; tpp_consent: boolean }[]> {
+      const r = await db.query<{ id: string; user_id: string; client_id: string; provider_id: string; expires_at: Date; tpp_consent: boolean }>(
+        `select c.id, c.user_id, u.client_id, c.provider_id, c.expires_at, c.tpp_consent
+           from connections c join users u on u.id = c.user_id
+          where c.expires_at > $1 and c.expires_at <= $2 and (c.reauth_reminded_at is null or c.reauth_reminded_at <= $3)
+          limit $4 for update of c skip locked`,
+        [now, expiringBy, remindedBefore, limit],
+      );
+      return r.rows;
+    },
+
+    async markReauthReminded(connectionId: string, now: Date): Promise<void> {
+      await db.query('update connections set reauth_reminded_at = $2 where id = $1', [connectionId, now]);
+    },
+
+    /** Locks connections of `providerIds` with no new data since `notUpdatedSince` and not reminded after `remindedBefore`. */
+    async lockDueRefreshReminders(providerIds: string[], notUpdatedSince: Date, remindedBefore: Date, limit: number): Promise<{ id: string; user_id: string; client_id: string; provider_id: string; last_updated: Date | null; connected_on: Date }[]> {
+      const r = await db.query<{ id: string; user_id: string; client_id: string; provider_id: string; last_updated: Date | null; connected_on: Date }>(
+        `select c.id, c.user_id, u.client_id, c.provider_id, c.last_updated, c.connected_on
+           from connections c join users u on u.id = c.user_id
+          where c.provider_id = any($1::text[]) and coalesce(c.last_updated, c.connected_on) <= $2
+            and (c.refresh_reminded_at is null or c.refresh_reminded_at <= $3)
+          limit $4 for update of c skip locked`,
+        [providerIds, notUpdatedSince, remindedBefore, limit],
+      );
+      return r.rows;
+    },
+
+    async markRefreshReminded(connectionId: string, now: Date): Promise<void> {
+      await db.query('update connections set refresh_reminded_at = $2 where id = $1', [connectionId, now]);
+    },
+
+    /** The provider's reference for a connection (its consent or credential id at the bank), if it has one. */
+    async providerRefOf(connectionId: string): Promise<string | null> {
+      const r = await db.query<{ provider_ref: string | null }>('select provider_ref from connections where id = $1', [connectionId]);
+      return r.rows[0]?.provider_ref ?? null;
+    },
+
+    /** Has the event sweep look at every connection of a provider at `at` (its status may have changed). */
+    async checkStatusOfProviderAt(providerId: string, at: Date): Promise<void> {
+      await db.query('update connections set notify_check_at = $2 where provider_id = $1', [providerId, at]);
+    },
+
     async delete(connectionId: string): Promise<boolean> {
       const r = await db.query('delete from connections where id = $1', [connectionId]);
       return r.rowCount > 0;

@@ -77,7 +77,7 @@ export function connectionsRoutes(app: App, deps: ConnectionRoutesDeps): void {
   }, async (req) => {
     const { userId, connectionId } = req.params;
     await deps.users.assertOwned(authOf(req).clientId, userId);
-    await deps.connections.assertKnown(userId, connectionId);
+    await deps.connections.findOwnedOrThrow(userId, connectionId);
     const page = pageOf(req.query);
     const { syncs, total } = await deps.syncs.listForConnection(connectionId, page);
     return { data: syncs, links: pageLinks(deps.publicUrl, `/users/${userId}/connections/${connectionId}/syncs`, page, total), meta: { total } };

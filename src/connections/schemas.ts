@@ -1,6 +1,6 @@
 import { Type, type Static } from 'typebox';
 import { DateTime, literals, NullableDateTime } from '../http/schemas.ts';
-import { PROVIDER_TYPES } from '../providers/catalog.ts';
+import { PROVIDER_TYPES } from '../providers/kinds.ts';
 import { CONNECTION_ERRORS, CONNECTION_STATUSES, EXTENDED_STATUSES, REMEDIATION_ACTIONS } from './status.ts';
 
 export const Remediation = Type.Object({

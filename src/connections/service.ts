@@ -4,13 +4,12 @@ import { badRequest, notFound } from '../errors.ts';
 import { isConnectionId, isUserId } from '../ids.ts';
 import type { Catalog, CatalogEntry } from '../providers/catalog.ts';
 import type { ProviderAdapter } from '../providers/provider.ts';
-import type { AdapterKind } from '../providers/catalog.ts';
+import type { AdapterKind } from '../providers/kinds.ts';
 import { LONGEST_WINDOW_MS, nextScheduledSync, syncBudget } from '../syncs/cadence.ts';
 import type { ConnectionsRepository, ConnectionView } from './repository.ts';
 import type { ConnectionJson } from './schemas.ts';
-import { CONSENT_DAYS, describeConnection } from './status.ts';
-
-const DAY_MS = 86_400_000;
+import { describeConnection, latestRequestableExpiry, requestedExpiryProblem } from './status.ts';
+import { parseDateTime } from '../time.ts';
 
 /** What the API shows for a provider that has left the catalog altogether. */
 const UNKNOWN_PROVIDER: Pick<CatalogEntry, 'name' | 'type'> = { name: 'Unknown provider', type: 'api' };
@@ -68,8 +67,8 @@ export interface ConnectionsServiceDeps {
   adapters: Record<AdapterKind, ProviderAdapter>;
   clock: Clock;
   log: { warn(obj: object, msg: string): void };
-  /** Tells listeners (webhooks) that a connection's state may have changed. */
-  onConnectionChanged(connectionId: string): Promise<void>;
+  /** Runs `change` and records the connection's status change (its events) in one transaction. */
+  changeConnection(connectionId: string, change: (connections: ConnectionsRepository) => Promise<void>): Promise<void>;
 }
 
 export function connectionsService(deps: ConnectionsServiceDeps) {
@@ -118,14 +117,16 @@ export function connectionsService(deps: ConnectionsServiceDeps) {
       if (!c.tpp_consent) {
         throw badRequest('reconsent_not_available', `Renewing this ${provider.name} connection needs the user to re-authenticate at the bank (tppConsent is false); use a reauth journey`, { field: 'connectionId' });
       }
-      if (expiresAt.getTime() <= now.getTime()) throw badRequest('invalid_expires_at', 'expiresAt must be in the future', { field: 'expiresAt', now: now.toISOString() });
-      const max = new Date(now.getTime() + CONSENT_DAYS * DAY_MS);
-      if (expiresAt.getTime() > max.getTime()) {
-        throw badRequest('invalid_expires_at', `expiresAt must be at most ${CONSENT_DAYS} days from now`, { field: 'expiresAt', max: max.toISOString() });
+      const problem = requestedExpiryProblem(expiresAt, provider.consentDays, now);
+      if (problem === 'not_in_future') throw badRequest('invalid_expires_at', 'expiresAt must be in the future', { field: 'expiresAt', now: now.toISOString() });
+      if (problem === 'beyond_consent_length') {
+        const max = latestRequestableExpiry(provider.consentDays, now);
+        throw badRequest('invalid_expires_at', `expiresAt must be at most ${provider.consentDays} days from now`, { field: 'expiresAt', max: max.toISOString() });
       }
-      await deps.connections.renewConsent(connectionId, expiresAt, now);
-      await deps.connections.scheduleIfIdle(connectionId, nextScheduledSync(provider.type, now));
-      await deps.onConnectionChanged(connectionId);
+      await deps.changeConnection(connectionId, async (connections) => {
+        await connections.renewConsent(connectionId, expiresAt, now);
+        await connections.scheduleIfIdle(connectionId, nextScheduledSync(provider.type, now));
+      });
     },
 
     async delete(userId: string, connectionId: string): Promise<void> {
@@ -140,22 +141,8 @@ export function connectionsService(deps: ConnectionsServiceDeps) {
       for (const g of await deps.connections.grantsOfUser(userId)) await revokeAtProvider(g.id, g.provider_id, g.provider_grant);
     },
 
-    assertKnown: findOrThrow,
+    /** The user's connection (404 when the user has no such connection). */
+    findOwnedOrThrow: findOrThrow,
   };
 }
 export type ConnectionsService = ReturnType<typeof connectionsService>;
-
-/** Strict ISO 8601 date-time with a time zone; anything else (e.g. "tomorrow", 1700000000) is rejected. */
-export function parseDateTime(raw: string): Date | null {
-  const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(\.\d{1,9})?)?(Z|[+-](\d{2}):?(\d{2}))$/.exec(raw);
-  if (m === null) return null;
-  const [year, month, day, hour, minute, second] = [m[1], m[2], m[3], m[4], m[5], m[6] ?? '00'].map(Number) as [number, number, number, number, number, number];
-  // Every field must be in range: a date that does not exist (2026-11-31, 25:00) is refused, not rolled over.
-  const asUtc = new Date(Date.UTC(year, month - 1, day, hour, minute, second));
-  if (asUtc.getUTCFullYear() !== year || asUtc.getUTCMonth() !== month - 1 || asUtc.getUTCDate() !== day
-    || asUtc.getUTCHours() !== hour || asUtc.getUTCMinutes() !== minute || asUtc.getUTCSeconds() !== second) return null;
-  if (m[9] !== undefined && (Number(m[9]) > 23 || Number(m[10]) > 59)) return null;
-  const d = new Date(raw);
-  return Number.isNaN(d.getTime()) ? null : d;
-}
-

@@ -3,7 +3,8 @@
  * freshness and remediation. Plain functions of data and time, with no I/O and no clock of their
  * own: callers pass "now" from the injected domain clock so the sandbox can move time.
  */
-import { isValuationType, type ProviderType } from '../providers/catalog.ts';
+import { isValuationType, type ProviderType } from '../providers/kinds.ts';
+import { DAY_MS, HOUR_MS } from '../time.ts';
 
 export const CONNECTION_STATUSES = ['ok', 'error', 'never'] as const;
 export type ConnectionStatus = (typeof CONNECTION_STATUSES)[number];
@@ -19,9 +20,6 @@ export type RemediationAction = (typeof REMEDIATION_ACTIONS)[number];
 
 export const EXTENDED_STATUSES = ['expired'] as const;
 export type ExtendedStatus = (typeof EXTENDED_STATUSES)[number];
-
-/** Consent length for providers that set one (the UK Open Banking 90-day rule). */
-export const CONSENT_DAYS = 90;
 
 const VALUATION_STALE_AFTER_HOURS = 45 * 24;
 
@@ -39,9 +37,6 @@ export const STALE_AFTER_HOURS = {
 export const ESCALATE_AFTER_FAILURES = 3;
 /** ...or after this long in the same state. */
 export const ESCALATE_AFTER_HOURS = 48;
-
-const MS_PER_HOUR = 3_600_000;
-const MS_PER_DAY = 24 * MS_PER_HOUR;
 
 export interface ConnectionFacts {
   providerName: string;
@@ -86,7 +81,25 @@ const ERROR_FOR_FETCH_STATUS = {
 
 /** When consent given at `consentAt` lapses, or null for providers that set no consent length. */
 export function consentExpiry(consentAt: Date, consentDays: number | null): Date | null {
-  return consentDays === null ? null : new Date(consentAt.getTime() + consentDays * MS_PER_DAY);
+  return consentDays === null ? null : new Date(consentAt.getTime() + consentDays * DAY_MS);
+}
+
+/** The latest consent expiry a client may ask for now: the provider's consent length from now (SPEC sections 5 and 10). */
+export function latestRequestableExpiry(consentDays: number, now: Date): Date {
+  return new Date(now.getTime() + consentDays * DAY_MS);
+}
+
+export type RequestedExpiryProblem = 'not_in_future' | 'beyond_consent_length';
+
+/**
+ * Whether a consent expiry a client asked for (PATCH, an auth request, a journey's
+ * `mh:consent.expirationDateTime`) may be used: it must lie in the future and at most the
+ * provider's consent length from now. Null when it may.
+ */
+export function requestedExpiryProblem(requested: Date, consentDays: number, now: Date): RequestedExpiryProblem | null {
+  if (requested.getTime() <= now.getTime()) return 'not_in_future';
+  if (requested.getTime() > latestRequestableExpiry(consentDays, now).getTime()) return 'beyond_consent_length';
+  return null;
 }
 
 /** Consent that lapses at `expiresAt` is no longer valid from that instant on. */
@@ -95,7 +108,7 @@ export function isConsentExpired(expiresAt: Date | null, now: Date): boolean {
 }
 
 export function staleAfterMs(providerType: ProviderType): number {
-  return STALE_AFTER_HOURS[providerType] * MS_PER_HOUR;
+  return STALE_AFTER_HOURS[providerType] * HOUR_MS;
 }
 
 /** The instant a connection becomes stale: its staleness window after its last data (or its creation). */
@@ -106,6 +119,21 @@ function staleAt(providerType: ProviderType, lastUpdated: Date | null, connected
 /** Rule 7: data older than the window (strictly; exactly at the window is still fresh). */
 export function isStale(providerType: ProviderType, lastUpdated: Date | null, connectedOn: Date, now: Date): boolean {
   return now.getTime() > staleAt(providerType, lastUpdated, connectedOn).getTime();
+}
+
+/**
+ * The next instant after `now` at which time alone changes a connection's state: its consent
+ * lapsing (rule 2) or its data going stale (rule 7, the first millisecond past the window). Null
+ * when neither lies ahead; a provider no longer in the catalog has no staleness window.
+ */
+export function nextTimeDrivenChange(
+  providerType: ProviderType | null, expiresAt: Date | null, lastUpdated: Date | null, connectedOn: Date, now: Date,
+): Date | null {
+  const candidates = [
+    expiresAt?.getTime(),
+    providerType === null ? undefined : staleAt(providerType, lastUpdated, connectedOn).getTime() + 1,
+  ].filter((t): t is number => t !== undefined && t > now.getTime());
+  return candidates.length === 0 ? null : new Date(Math.min(...candidates));
 }
 
 /** Whether a finished sync counts towards `consecutiveFailures`. */
@@ -224,7 +252,7 @@ function remediateResync(facts: ConnectionFacts, now: Date): Remediation {
 
 function shouldEscalate(consecutiveFailures: number, since: Date, now: Date): boolean {
   const inStateMs = now.getTime() - since.getTime();
-  return consecutiveFailures >= ESCALATE_AFTER_FAILURES || inStateMs >= ESCALATE_AFTER_HOURS * MS_PER_HOUR;
+  return consecutiveFailures >= ESCALATE_AFTER_FAILURES || inStateMs >= ESCALATE_AFTER_HOURS * HOUR_MS;
 }
 
 /**
@@ -256,7 +284,7 @@ function persistence(consecutiveFailures: number, since: Date, now: Date, what: 
 
 /** Whole hours up to three days, whole days beyond. */
 function formatDuration(ms: number): string {
-  const hours = Math.floor(ms / MS_PER_HOUR);
+  const hours = Math.floor(ms / HOUR_MS);
   if (hours < 72) return hours === 1 ? '1 hour' : `${hours} hours`;
   return `${Math.floor(hours / 24)} days`;
 }

@@ -28,6 +28,11 @@ export interface Db extends Queryable {
   close(): Promise<void>;
 }
 
+/** Answers once the database answers a trivial query (the health check). */
+export async function ping(db: Queryable): Promise<void> {
+  await db.query('select 1');
+}
+
 // Keep int8 and numeric as strings in pg; callers convert where they need numbers (as PGlite does for numeric).
 pg.types.setTypeParser(20, (v: string) => v);
 

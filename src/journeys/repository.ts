@@ -53,6 +53,18 @@ export function journeysRepository(db: Queryable) {
       return r.rowCount > 0;
     },
     /** Journeys are short-lived; drop those untouched for a day. */
+    /** Remembers which connection (and first sync) the OpenID grant a journey finished with is for. */
+    async recordGrantConnection(grantId: string, connectionId: string, syncId: string | null): Promise<void> {
+      await db.query('insert into grant_connections (grant_id, connection_id, sync_id) values ($1, $2, $3)', [grantId, connectionId, syncId]);
+    },
+
+    /** The connection (and first sync) a journey's grant is for, if a journey finished with it. */
+    async connectionOfGrant(grantId: string): Promise<{ connectionId: string; syncId: string | null } | undefined> {
+      const r = await db.query<{ connection_id: string; sync_id: string | null }>('select connection_id, sync_id from grant_connections where grant_id = $1', [grantId]);
+      const row = r.rows[0];
+      return row === undefined ? undefined : { connectionId: row.connection_id, syncId: row.sync_id };
+    },
+
     async purgeOlderThan(cutoff: Date): Promise<number> {
       return (await db.query('delete from journeys where updated_at < $1', [cutoff])).rowCount;
     },

@@ -9,10 +9,11 @@ import type Provider from 'oidc-provider';
 import type { InteractionResults } from 'oidc-provider';
 import type { Clock } from '../clock.ts';
 import type { Db } from '../db/db.ts';
-import { connectionsRepository } from '../connections/repository.ts';
-import { parseDateTime } from '../connections/service.ts';
-import { consentExpiry } from '../connections/status.ts';
-import type { AdapterKind, Catalog, CatalogEntry } from '../providers/catalog.ts';
+import { connectionsRepository, type ConnectionsRepository } from '../connections/repository.ts';
+import { consentExpiry, requestedExpiryProblem } from '../connections/status.ts';
+import type { Catalog, CatalogEntry } from '../providers/catalog.ts';
+import { CONSENT_DAYS, type AdapterKind } from '../providers/kinds.ts';
+import { providersRepository } from '../providers/repository.ts';
 import { ProviderError, type FormField, type Json, type JsonObject, type JourneyStep, type ProviderAdapter } from '../providers/provider.ts';
 import type { SyncEngine } from '../syncs/engine.ts';
 import { nextScheduledSync } from '../syncs/cadence.ts';
@@ -21,8 +22,7 @@ import { newUserId } from '../users/service.ts';
 import { consentPage, messagePage, providerFormPage } from './pages.ts';
 import { journeysRepository, type JourneyRow } from './repository.ts';
 import { parseJourneyRequest, type JourneyRequest } from './request.ts';
-
-const DAY_MS = 86_400_000;
+import { parseDateTime } from '../time.ts';
 
 const isJsonObject = (v: Json | undefined): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -46,7 +46,7 @@ export interface JourneysDeps {
   clock: Clock;
   engine: SyncEngine;
   /** Tells listeners (webhooks) that a connection's state may have changed. */
-  onConnectionChanged(connectionId: string): Promise<void>;
+  changeConnection(connectionId: string, change: (connections: ConnectionsRepository) => Promise<void>): Promise<void>;
   publicUrl: string;
   sandbox: boolean;
   log: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
@@ -72,7 +72,7 @@ export function journeysService(deps: JourneysDeps) {
   function requestedExpiry(req: JourneyRequest, provider: CatalogEntry, now: Date): Date | null | 'invalid' {
     if (provider.consentDays === null || req.requestedExpiry === null) return null;
     const d = parseDateTime(req.requestedExpiry);
-    if (d === null || d.getTime() <= now.getTime() || d.getTime() > now.getTime() + provider.consentDays * DAY_MS) return 'invalid';
+    if (d === null || requestedExpiryProblem(d, provider.consentDays, now) !== null) return 'invalid';
     return d;
   }
 
@@ -88,8 +88,7 @@ export function journeysService(deps: JourneysDeps) {
     if (req.kind === 'connect') {
       const provider = deps.catalog.get(req.bankId ?? '');
       if (provider === undefined) return fail('invalid_scope', `no provider has the id ${req.bankId ?? ''}`);
-      const retired = await deps.db.query('select 1 from provider_overrides where provider_id = $1 and retired_at is not null', [provider.id]);
-      if (retired.rowCount > 0) return fail('invalid_request', `${provider.name} has been removed and accepts no new connections`);
+      if (await providersRepository(deps.db).isRetired(provider.id)) return fail('invalid_request', `${provider.name} has been removed and accepts no new connections`);
       return { provider, connectionId: null };
     }
     const conn = req.connectionId === null ? undefined : await connections.findById(req.connectionId);
@@ -167,7 +166,7 @@ export function journeysService(deps: JourneysDeps) {
     grant.addOIDCScope(journey.scope);
     grant.addOIDCClaims(['sub', 'mh:con_id', 'mh:sync', 'mh:consent']);
     const grantId = await grant.save();
-    await deps.db.query('insert into grant_connections (grant_id, connection_id, sync_id) values ($1, $2, $3)', [grantId, connectionId, syncId]);
+    await journeys.recordGrantConnection(grantId, connectionId, syncId);
     await journeys.update(journey.uid, { step: 'done', userId, connectionId, now: deps.clock.now() });
     return { kind: 'finish', result: { login: { accountId: userId }, consent: { grantId } } };
   }
@@ -214,7 +213,9 @@ export function journeysService(deps: JourneysDeps) {
       if ('kind' in resolved) return resolved;
       const now = deps.clock.now();
       const expiresAt = req.kind === 'refresh' ? null : requestedExpiry(req, resolved.provider, now);
-      if (expiresAt === 'invalid') return fail('invalid_request', 'mh:consent expirationDateTime must be a date-time in the future, at most 90 days from now');
+      if (expiresAt === 'invalid') {
+        return fail('invalid_request', `mh:consent expirationDateTime must be a date-time in the future, at most ${resolved.provider.consentDays ?? CONSENT_DAYS} days from now`);
+      }
       await journeys.upsert({
         uid: info.uid, client_id: info.clientId, user_id: req.userId, kind: req.kind, scope: typeof info.params.scope === 'string' ? info.params.scope : 'openid', provider_id: resolved.provider.id,
         connection_id: resolved.connectionId, consent_expires_at: expiresAt, enable_async: req.enableAsync, step: 'consent', now,
@@ -240,9 +241,10 @@ export function journeysService(deps: JourneysDeps) {
       if (journey.kind === 'reconsent') {
         const connectionId = journey.connection_id ?? '';
         const now = deps.clock.now();
-        await connections.renewConsent(connectionId, expiryAt(journey, provider, now), now);
-        await connections.scheduleIfIdle(connectionId, nextScheduledSync(provider.type, now));
-        await deps.onConnectionChanged(connectionId);
+        await deps.changeConnection(connectionId, async (txConnections) => {
+          await txConnections.renewConsent(connectionId, expiryAt(journey, provider, now), now);
+          await txConnections.scheduleIfIdle(connectionId, nextScheduledSync(provider.type, now));
+        });
         return finishWithGrant(journey, journey.user_id ?? '', connectionId, null);
       }
       const state = randomBytes(16).toString('base64url');

@@ -8,14 +8,7 @@ import type Provider from 'oidc-provider';
 import { AppError, forbidden, unauthorized } from '../errors.ts';
 import type { ApiScope } from './scopes.ts';
 import { splitScope } from './scopes.ts';
-import type { TokenCache } from './token-cache.ts';
-
-export interface AuthContext {
-  clientId: string;
-  scopes: ReadonlySet<string>;
-  /** The user the token acts for (`sub`), when it has one. */
-  userId: string | null;
-}
+import type { AuthContext, TokenCache } from './token-cache.ts';
 
 declare module 'fastify' {
   interface FastifyContextConfig {

@@ -5,6 +5,7 @@
  */
 import { errors, type Provider, type TokenEndpointGrantContext } from 'oidc-provider';
 import type { Db } from '../db/db.ts';
+import { usersRepository } from '../users/repository.ts';
 import { isApiScope, splitScope } from './scopes.ts';
 import { isUserId } from '../ids.ts';
 import type { TokenCache } from './token-cache.ts';
@@ -21,8 +22,7 @@ export function registerClientCredentialsGrant(provider: Provider, db: Db, cache
     const sub = params.sub;
     if (sub !== undefined && sub !== '') {
       if (!isUserId(sub)) throw new errors.InvalidGrant('sub is not a user of this client');
-      const owned = await db.query('select 1 from users where id = $1 and client_id = $2', [sub, client.clientId]);
-      if (owned.rowCount === 0) throw new errors.InvalidGrant('sub is not a user of this client');
+      if (!(await usersRepository(db).existsForClient(sub, client.clientId))) throw new errors.InvalidGrant('sub is not a user of this client');
     }
     const token = new provider.ClientCredentials({
       client,

@@ -5,7 +5,13 @@
  * whichever is sooner: a token revoked in another process (RFC 7009 revocation, a deleted grant)
  * is refused everywhere within that second, with no cross-process signal that PGlite lacks.
  */
-import type { AuthContext } from './bearer.ts';
+/** Who is calling with a bearer token: the client, its scopes and the user it acts for. */
+export interface AuthContext {
+  clientId: string;
+  scopes: ReadonlySet<string>;
+  /** The user the token acts for (`sub`), when it has one. */
+  userId: string | null;
+}
 
 export const TOKEN_CACHE_MAX_ENTRIES = 10_000;
 /** Bounds how long a revoked token can still be accepted by a process that cached it. */

@@ -3,15 +3,7 @@
  * providers of SPEC section 7, whose ids are stable across restarts.
  */
 import { createHash } from 'node:crypto';
-import { CONSENT_DAYS } from '../connections/status.ts';
-
-export const PROVIDER_TYPES = ['api', 'legacy', 'test', 'zoopla', 'mouseprice', 'autotrader'] as const;
-export type ProviderType = (typeof PROVIDER_TYPES)[number];
-
-export const AVAILABILITY = ['AVAILABLE', 'PARTIALLY_AVAILABLE', 'TEMPORARILY_UNAVAILABLE', 'PERMANENTLY_UNAVAILABLE'] as const;
-export type Availability = (typeof AVAILABILITY)[number];
-
-export type AdapterKind = 'openbanking' | 'legacy' | 'valuation';
+import { CONSENT_DAYS, isValuationType, type AdapterKind, type ProviderType } from './kinds.ts';
 
 export interface CatalogEntry {
   id: string;
@@ -30,9 +22,6 @@ export interface CatalogEntry {
   /** Base URL of the provider's API (the sandbox bank for sandbox providers). */
   baseUrl: string;
 }
-
-export type ValuationType = Extract<ProviderType, 'zoopla' | 'mouseprice' | 'autotrader'>;
-export const isValuationType = (t: ProviderType): t is ValuationType => t === 'zoopla' || t === 'mouseprice' || t === 'autotrader';
 
 export const MODELO_ID = '1ffe704d39629a929c8e293880fb449a';
 

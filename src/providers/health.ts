@@ -3,9 +3,10 @@
  * from its syncs over the last hour; retired providers are PERMANENTLY_UNAVAILABLE and a declared
  * outage makes them TEMPORARILY_UNAVAILABLE.
  */
-import type { Availability } from './catalog.ts';
+import { HOUR_MS } from '../time.ts';
+import type { Availability } from './kinds.ts';
 
-export const HEALTH_WINDOW_MS = 3_600_000;
+export const HEALTH_WINDOW_MS = HOUR_MS;
 
 export interface ProviderHealthFacts {
   retired: boolean;
@@ -22,4 +23,17 @@ export function availability(f: ProviderHealthFacts, now: Date): Availability {
   if (rate >= 0.95) return 'AVAILABLE';
   if (rate >= 0.5) return 'PARTIALLY_AVAILABLE';
   return 'TEMPORARILY_UNAVAILABLE';
+}
+
+/** Fewer attempts than this in the health window say too little about a provider to back off. */
+export const BACKOFF_MIN_ATTEMPTS = 10;
+
+/**
+ * Whether the scheduler should stop adding load to a provider: it failed more than half of at
+ * least BACKOFF_MIN_ATTEMPTS syncs in the health window. Only provider errors count here: a refused
+ * credential or a one-time code is the user's, not the provider's (unlike `availability`, which
+ * counts every sync that did not fully succeed).
+ */
+export function shouldBackOff(f: { attempts: number; providerErrors: number }): boolean {
+  return f.attempts >= BACKOFF_MIN_ATTEMPTS && (f.attempts - f.providerErrors) * 2 < f.attempts;
 }

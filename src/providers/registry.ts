@@ -2,7 +2,7 @@
  * The provider adapters, one per adapter kind of the catalog (CatalogEntry.adapter). See README.md
  * in this directory for adding a provider.
  */
-import type { AdapterKind } from './catalog.ts';
+import type { AdapterKind } from './kinds.ts';
 import { createLegacyAdapter } from './legacy/adapter.ts';
 import { createOpenBankingAdapter } from './openbanking/adapter.ts';
 import type { ProviderAdapter } from './provider.ts';

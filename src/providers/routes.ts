@@ -5,8 +5,10 @@ import type { Db } from '../db/db.ts';
 import { ErrorBody, literals } from '../http/schemas.ts';
 import type { App } from '../http/types.ts';
 import { escapeHtml } from '../web/html.ts';
-import { AVAILABILITY, PROVIDER_TYPES, type Catalog, type CatalogEntry } from './catalog.ts';
+import type { Catalog, CatalogEntry } from './catalog.ts';
+import { AVAILABILITY, PROVIDER_TYPES } from './kinds.ts';
 import { availability, HEALTH_WINDOW_MS } from './health.ts';
+import { providersRepository } from './repository.ts';
 
 export const WellKnownConnection = Type.Object(
   {
@@ -36,30 +38,14 @@ const LISTS: Record<string, (e: CatalogEntry) => boolean> = {
   'payments-connections': (e) => e.payments.length > 0,
 };
 
-interface HealthRow {
-  provider_id: string;
-  retired_at: Date | null;
-  outage_until: Date | null;
-  sync_attempts: string;
-  sync_successes: string;
-}
-
 export function catalogRoutes(app: App, deps: { db: Db; catalog: Catalog; clock: Clock; publicUrl: string }): void {
   async function listEntries(filter: (e: CatalogEntry) => boolean): Promise<WellKnownConnectionJson[]> {
     const now = deps.clock.now();
-    const health = await deps.db.query<HealthRow>(
-      `select p.provider_id, po.retired_at, po.outage_until,
-              count(s.id) as sync_attempts, count(s.id) filter (where s.fetch_status = 'success') as sync_successes
-         from (select unnest($1::text[]) as provider_id) p
-         left join provider_overrides po on po.provider_id = p.provider_id
-         left join syncs s on s.provider_id = p.provider_id and s.state = 'done' and not s.internal_failure and s.finished_at > $2
-        group by p.provider_id, po.retired_at, po.outage_until`,
-      [deps.catalog.all().map((e) => e.id), new Date(now.getTime() - HEALTH_WINDOW_MS)],
-    );
-    const byId = new Map(health.rows.map((h) => [h.provider_id, h]));
+    const health = await providersRepository(deps.db).healthCounts(deps.catalog.all().map((e) => e.id), new Date(now.getTime() - HEALTH_WINDOW_MS));
+    const byId = new Map(health.map((h) => [h.providerId, h]));
     return deps.catalog.all().filter(filter).map((e) => {
       const h = byId.get(e.id);
-      const facts = { retired: h?.retired_at != null, outageUntil: h?.outage_until ?? null };
+      const facts = { retired: h?.retiredAt != null, outageUntil: h?.outageUntil ?? null };
       return {
         id: e.id,
         name: e.name,
@@ -73,7 +59,7 @@ export function catalogRoutes(app: App, deps: { db: Db; catalog: Catalog; clock:
         userTypes: e.userTypes,
         payments: e.payments,
         status: {
-          sync: availability({ ...facts, attempts: Number(h?.sync_attempts ?? 0), successes: Number(h?.sync_successes ?? 0) }, now),
+          sync: availability({ ...facts, attempts: h?.attempts ?? 0, successes: h?.successes ?? 0 }, now),
           auth: availability({ ...facts, attempts: 0, successes: 0 }, now),
         },
       };

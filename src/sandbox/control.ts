@@ -10,7 +10,8 @@ import { badRequest, notFound } from '../errors.ts';
 import { DateTime, ErrorBody } from '../http/schemas.ts';
 import type { App } from '../http/types.ts';
 import type { Catalog } from '../providers/catalog.ts';
-import { parseDateTime } from '../connections/service.ts';
+import { providersRepository } from '../providers/repository.ts';
+import { connectionsRepository } from '../connections/repository.ts';
 import { toSyncJson } from '../syncs/runner.ts';
 import { Sync } from '../syncs/schemas.ts';
 import type { SyncEngine } from '../syncs/engine.ts';
@@ -19,13 +20,14 @@ import type { WebhookDispatcher } from '../webhooks/dispatcher.ts';
 import { adminGuard, type AdminThrottle } from '../admin/auth.ts';
 import { setSandboxBehaviour, SANDBOX_USERNAMES } from './banks/index.ts';
 import { addDuration } from './duration.ts';
+import { DAY_MS, parseDateTime } from '../time.ts';
 
 export const CLOCK_OFFSET_SETTING = 'sandbox_clock_offset_ms';
 /** The farthest the sandbox clock may run ahead of real time (SPEC section 7: ten years). */
-export const MAX_CLOCK_OFFSET_MS = 3_653 * 86_400_000;
+export const MAX_CLOCK_OFFSET_MS = 3_653 * DAY_MS;
 
 /** A sandbox may start its clock in the past (MOORING_SANDBOX_CLOCK_START), up to a century. */
-export const MAX_CLOCK_BEHIND_MS = 100 * 366 * 86_400_000;
+export const MAX_CLOCK_BEHIND_MS = 100 * 366 * DAY_MS;
 
 /** A stored clock offset as the clock may use it: a whole number of ms from a century behind to ten years ahead, else null. */
 export function usableClockOffset(stored: unknown): number | null {
@@ -66,8 +68,7 @@ export function sandboxControlRoutes(app: App, deps: SandboxControlDeps): void {
       response: { 200: Type.Object({ connectionId: Type.String(), username: Type.String() }), ...errors },
     },
   }, async (req) => {
-    const r = await deps.db.query<{ provider_ref: string | null }>('select provider_ref from connections where id = $1', [req.params.connectionId]);
-    const ref = r.rows[0]?.provider_ref;
+    const ref = await connectionsRepository(deps.db).providerRefOf(req.params.connectionId);
     if (ref == null || !(await setSandboxBehaviour(deps.db, ref, req.body.username))) throw notFound('Connection');
     return { connectionId: req.params.connectionId, username: req.body.username };
   });
@@ -78,13 +79,9 @@ export function sandboxControlRoutes(app: App, deps: SandboxControlDeps): void {
   }, async (req) => {
     provider(req.params.providerId);
     const now = deps.clock.now();
-    await deps.db.query(
-      `insert into provider_overrides (provider_id, retired_at) values ($1, $2)
-       on conflict (provider_id) do update set retired_at = coalesce(provider_overrides.retired_at, excluded.retired_at)`,
-      [req.params.providerId, now],
-    );
+    await providersRepository(deps.db).retire(req.params.providerId, now);
     // Its connections' status changes now (to never): have the event sweep look at them.
-    await deps.db.query('update connections set notify_check_at = $2 where provider_id = $1', [req.params.providerId, now]);
+    await connectionsRepository(deps.db).checkStatusOfProviderAt(req.params.providerId, now);
     return { providerId: req.params.providerId, retiredAt: now.toISOString() };
   });
 
@@ -100,11 +97,7 @@ export function sandboxControlRoutes(app: App, deps: SandboxControlDeps): void {
     const until = parseDateTime(req.body.until);
     if (until === null) throw badRequest('invalid_until', 'until must be an ISO 8601 date-time', { field: 'until' });
     if (until.getTime() <= deps.clock.now().getTime()) throw badRequest('invalid_until', 'until must be in the future (sandbox clock)', { field: 'until', now: deps.clock.now().toISOString() });
-    await deps.db.query(
-      `insert into provider_overrides (provider_id, outage_until) values ($1, $2)
-       on conflict (provider_id) do update set outage_until = excluded.outage_until`,
-      [req.params.providerId, until],
-    );
+    await providersRepository(deps.db).declareOutage(req.params.providerId, until);
     return { providerId: req.params.providerId, outageUntil: until.toISOString() };
   });
 

@@ -3,10 +3,8 @@
  * api/test: 4 unattended syncs per rolling 24 hours (the UK Open Banking limit); legacy: nightly;
  * valuation: monthly.
  */
-import { isValuationType, type ProviderType } from '../providers/catalog.ts';
-
-const HOUR_MS = 3_600_000;
-const DAY_MS = 24 * HOUR_MS;
+import { isValuationType, type ProviderType } from '../providers/kinds.ts';
+import { DAY_MS, HOUR_MS } from '../time.ts';
 
 export interface Cadence {
   /** Unattended syncs allowed per window. */

@@ -10,9 +10,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../clock.ts';
 import type { Db, Queryable } from '../db/db.ts';
-import { HEALTH_WINDOW_MS } from '../providers/health.ts';
+import { HEALTH_WINDOW_MS, shouldBackOff } from '../providers/health.ts';
+import { providersRepository } from '../providers/repository.ts';
 import { AppError } from '../errors.ts';
 import { connectionsRepository } from '../connections/repository.ts';
+import { isConsentExpired } from '../connections/status.ts';
 import type { Catalog } from '../providers/catalog.ts';
 import { LONGEST_WINDOW_MS, nextScheduledSync, syncBudget } from './cadence.ts';
 import { syncsRepository, type SyncRow } from './repository.ts';
@@ -59,23 +61,11 @@ export type SyncOutcome =
 export const SCHEDULER_BATCH = 1000;
 /** A provider whose syncs mostly failed over the last hour gets no scheduled syncs for this long. */
 export const PROVIDER_BACKOFF_MS = 3_600_000;
-/** Fewer attempts than this in the hour say too little about a provider to back off. */
-const BACKOFF_MIN_ATTEMPTS = 10;
-
-/**
- * Providers that failed more than half of at least BACKOFF_MIN_ATTEMPTS syncs in the last hour.
- * Only provider errors count: a refused credential or a one-time code is the user's, not the provider's,
- * and a sync that failed inside Mooring (internal_failure) is Mooring's.
- */
+/** Providers whose syncs mostly failed at the provider over the last hour (see `shouldBackOff`). */
 async function failingProviders(tx: Queryable, providerIds: string[], now: Date): Promise<Set<string>> {
   if (providerIds.length === 0) return new Set();
-  const r = await tx.query<{ provider_id: string; attempts: string; successes: string }>(
-    `select provider_id, count(*) as attempts, count(*) filter (where fetch_status <> 'error') as successes
-       from syncs where provider_id = any($1::text[]) and state = 'done' and not internal_failure and finished_at > $2
-      group by provider_id`,
-    [providerIds, new Date(now.getTime() - HEALTH_WINDOW_MS)],
-  );
-  return new Set(r.rows.filter((x) => Number(x.attempts) >= BACKOFF_MIN_ATTEMPTS && Number(x.successes) * 2 < Number(x.attempts)).map((x) => x.provider_id));
+  const counts = await providersRepository(tx).healthCounts(providerIds, new Date(now.getTime() - HEALTH_WINDOW_MS));
+  return new Set(counts.filter(shouldBackOff).map((x) => x.providerId));
 }
 
 export function syncEngine(deps: SyncEngineDeps) {
@@ -129,10 +119,9 @@ export function syncEngine(deps: SyncEngineDeps) {
       const conn = await connections.findById(req.connectionId);
       if (conn === undefined) return { kind: 'skipped', reason: 'not_found' };
       const provider = deps.catalog.get(conn.provider_id);
-      const retired = await deps.db.query('select 1 from provider_overrides where provider_id = $1 and retired_at is not null', [conn.provider_id]);
-      if (provider === undefined || retired.rowCount > 0) return { kind: 'skipped', reason: 'retired' };
+      if (provider === undefined || (await providersRepository(deps.db).isRetired(conn.provider_id))) return { kind: 'skipped', reason: 'retired' };
       const now = deps.clock.now();
-      if (conn.expires_at !== null && conn.expires_at.getTime() <= now.getTime()) return { kind: 'skipped', reason: 'expired' };
+      if (isConsentExpired(conn.expires_at, now)) return { kind: 'skipped', reason: 'expired' };
 
       let sync = await syncs.findActiveForConnection(conn.id);
       if (sync !== undefined && opts.fresh === true) {
@@ -189,7 +178,7 @@ export function syncEngine(deps: SyncEngineDeps) {
         const toQueue: { id: string; connectionId: string; userId: string; providerId: string }[] = [];
         for (const c of due) {
           const provider = deps.catalog.get(c.provider_id);
-          if (provider === undefined || c.retired_at !== null || (c.expires_at !== null && c.expires_at.getTime() <= now.getTime())) {
+          if (provider === undefined || c.retired_at !== null || isConsentExpired(c.expires_at, now)) {
             updates.push({ id: c.id, next: null });
             continue;
           }

@@ -26,7 +26,7 @@ export function resourceSyncRoutes(app: App, deps: { syncs: SyncsService; connec
   }, async (req) => {
     const auth = authOf(req);
     const userId = auth.userId ?? '';
-    await deps.connections.assertKnown(userId, req.params.connectionId);
+    await deps.connections.findOwnedOrThrow(userId, req.params.connectionId);
     return { data: await deps.syncs.requestSync(req.params.connectionId, req.body?.customerIpAddress) };
   });
 }

@@ -12,12 +12,15 @@ import type { SecretBox } from '../crypto/secrets.ts';
 import type { Clock } from '../clock.ts';
 import type { Db, Queryable } from '../db/db.ts';
 import type { NewTransactions } from '../webhooks/events.ts';
+import { accountsRepository } from '../accounts/repository.ts';
 import { connectionsRepository } from '../connections/repository.ts';
-import { nextLastUpdated, type FetchStatus } from '../connections/status.ts';
-import type { AdapterKind, Catalog } from '../providers/catalog.ts';
+import { isConsentExpired, nextLastUpdated, type FetchStatus } from '../connections/status.ts';
+import type { Catalog } from '../providers/catalog.ts';
+import type { AdapterKind } from '../providers/kinds.ts';
 import { ProviderError, type FetchResult, type ProviderAdapter, type ProviderErrorKind } from '../providers/provider.ts';
 import { syncsRepository, type SyncRow } from './repository.ts';
 import type { SyncJson } from './schemas.ts';
+import { DAY_MS } from '../time.ts';
 
 /** Called inside the transaction that finishes a sync (webhook events). */
 export type AfterSync = (tx: Queryable, sync: SyncRow, newTransactions: NewTransactions[]) => Promise<void>;
@@ -54,7 +57,7 @@ const describe = (err: unknown): string => (err instanceof Error ? (err.stack ??
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Transactions are re-read from this long before lastUpdated, to pick up late bookings and changes. */
-const OVERLAP_MS = 7 * 86_400_000;
+const OVERLAP_MS = 7 * DAY_MS;
 
 const FETCH_STATUS_BY_ERROR: Record<ProviderErrorKind, FetchStatus> = {
   credentials: 'credentials-error',
@@ -97,8 +100,7 @@ export function syncRunner(deps: SyncRunnerDeps) {
    * The row lock also keeps the reaper away while the result is being stored.
    */
   async function assertStillOwned(tx: Queryable, sync: SyncRow): Promise<void> {
-    const r = await tx.query(`select 1 from syncs where id = $1 and state = 'running' and attempts = $2 for update`, [sync.id, sync.attempts]);
-    if (r.rowCount === 0) throw new LostSyncError(sync.id);
+    if (!(await syncsRepository(tx).lockIfStillRunning(sync.id, sync.attempts))) throw new LostSyncError(sync.id);
   }
 
   /** True when a journey replaced the grant while this sync ran with the old one (locks the connection). */
@@ -198,7 +200,7 @@ export function syncRunner(deps: SyncRunnerDeps) {
       await finishFailed(sync, conn.id, startedAt, 'error', 'The provider is no longer available');
       return;
     }
-    if (conn.expires_at !== null && conn.expires_at.getTime() <= startedAt.getTime()) {
+    if (isConsentExpired(conn.expires_at, startedAt)) {
       await finishFailed(sync, conn.id, startedAt, 'credentials-error', 'Consent expired before the sync ran');
       return;
     }
@@ -224,8 +226,9 @@ export function syncRunner(deps: SyncRunnerDeps) {
       await assertStillOwned(tx, sync);
       if (await grantReplaced(tx, conn.id, grantVersion)) return finishSuperseded(tx, sync);
       const txSyncs = syncsRepository(tx);
-      const accountIds = await txSyncs.upsertAccounts(conn.id, conn.user_id, result.accounts, fetchedAt);
-      const { added, updated, addedIds } = await txSyncs.upsertTransactions(conn.user_id, accountIds, result.transactions, fetchedAt);
+      const txAccounts = accountsRepository(tx);
+      const accountIds = await txAccounts.upsertAccounts(conn.id, conn.user_id, result.accounts, fetchedAt);
+      const { added, updated, addedIds } = await txAccounts.upsertTransactions(conn.user_id, accountIds, result.transactions, fetchedAt);
       await connectionsRepository(tx, deps.secrets).recordSyncOutcome(conn.id, {
         fetchStatus,
         lastUpdated: nextLastUpdated(conn.last_updated, result.asOf, fetchedAt),

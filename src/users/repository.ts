@@ -46,6 +46,11 @@ export function usersRepository(db: Queryable) {
       return { rows: page.rows, total: Number(count.rows[0]?.n ?? 0) };
     },
 
+    async clientIdOf(id: string): Promise<string | undefined> {
+      const r = await db.query<{ client_id: string }>('select client_id from users where id = $1', [id]);
+      return r.rows[0]?.client_id;
+    },
+
     async touch(id: string, now: Date): Promise<void> {
       await db.query('update users set last_accessed = $2 where id = $1', [id, now]);
     },

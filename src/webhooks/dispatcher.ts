@@ -14,13 +14,13 @@ import type { Clock } from '../clock.ts';
 import type { Db } from '../db/db.ts';
 import { webhooksRepository, type AttemptRecord, type LeasedEvent } from './repository.ts';
 import { DeliveryStopped, webhookSender, type Outcome } from './sender.ts';
-import { DELIVERY_TIMEOUT_MS, DELIVERY_WINDOW_HOURS, retryDelaySeconds } from './types.ts';
+import { DELIVERY_TIMEOUT_MS, DELIVERY_WINDOW_HOURS, retryDelaySeconds } from './policy.ts';
 import type { UrlPolicy } from './url-policy.ts';
+import { HOUR_MS } from '../time.ts';
 
 const LEASE_MS = 2 * 60_000;
 /** Events leased ahead, in all. */
 const BATCH = 200;
-const HOUR_MS = 3_600_000;
 /** Deliveries to one client at once: a slow or dead receiver can hold at most this many slots. */
 const PER_CLIENT_IN_FLIGHT = 5;
 /** Leased events of one client held at once (in flight or queued; 8 rounds of its slots), so one backlog cannot fill the queue. */

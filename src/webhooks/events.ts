@@ -1,35 +1,22 @@
 /**
- * Decides which events a change produces and logs them, exactly once per real change: status
- * changes are detected against the state the client was last told (`connections.notified_state`)
- * under the connection's row lock; sync events and reminders carry keys that cannot repeat.
+ * The events of a finished sync and the time-driven events (status changes nobody caused,
+ * reminders), logged exactly once: status changes are detected and recorded by
+ * connections/status-change.ts; sync events and reminders carry keys that cannot repeat.
  */
 import type { Clock } from '../clock.ts';
 import type { Db, Queryable } from '../db/db.ts';
 import { connectionsRepository } from '../connections/repository.ts';
-import { toConnectionJson } from '../connections/service.ts';
-import { staleAfterMs } from '../connections/status.ts';
+import { statusChangeRecorder } from '../connections/status-change.ts';
 import type { Catalog } from '../providers/catalog.ts';
-import { LONGEST_WINDOW_MS } from '../syncs/cadence.ts';
-import type { SyncRow } from '../syncs/repository.ts';
+import { syncsRepository, type SyncRow } from '../syncs/repository.ts';
+import { usersRepository } from '../users/repository.ts';
 import { webhooksRepository } from './repository.ts';
-import { REAUTH_REMINDER_DAYS_BEFORE, REFRESH_REMINDER_AFTER_DAYS, REMINDER_INTERVAL_HOURS } from './types.ts';
+import { REAUTH_REMINDER_DAYS_BEFORE, REFRESH_REMINDER_AFTER_DAYS, REMINDER_INTERVAL_HOURS } from './policy.ts';
+import { DAY_MS, HOUR_MS } from '../time.ts';
 
-const DAY_MS = 86_400_000;
-const HOUR_MS = 3_600_000;
 /** Transaction ids per account in one newTransactions event (Moneyhub caps them the same way). */
 const MAX_TRANSACTION_IDS = 6000;
 const SWEEP_BATCH = 500;
-
-interface StateParts {
-  status: string;
-  error: string | null;
-  extendedStatus: string | null;
-}
-const encode = (s: StateParts): string => `${s.status}:${s.error ?? ''}:${s.extendedStatus ?? ''}`;
-const decode = (s: string): StateParts => {
-  const [status = '', error = '', ext = ''] = s.split(':');
-  return { status, error: error === '' ? null : error, extendedStatus: ext === '' ? null : ext };
-};
 
 export interface NewTransactions {
   accountId: string;
@@ -37,58 +24,16 @@ export interface NewTransactions {
 }
 
 export function connectionEvents(deps: { catalog: Catalog; clock: Clock }) {
-  /** Compares the connection's state with what the client was told; logs the events of a change. */
-  async function reconcile(tx: Queryable, connectionId: string): Promise<void> {
-    const head = await tx.query<{ user_id: string; client_id: string; notified_state: string | null }>(
-      `select c.user_id, u.client_id, c.notified_state from connections c join users u on u.id = c.user_id where c.id = $1 for update of c`,
-      [connectionId],
-    );
-    const h = head.rows[0];
-    if (h === undefined) return;
-    const now = deps.clock.now();
-    const view = await connectionsRepository(tx).findForUser(h.user_id, connectionId, new Date(now.getTime() - LONGEST_WINDOW_MS));
-    if (view === undefined) return;
-    const provider = deps.catalog.get(view.provider_id);
-    const json = toConnectionJson(view, provider, now);
-    const current = { status: json.status, error: json.error, extendedStatus: json.extendedStatus };
-    const encoded = encode(current);
-    // The next moment time alone could change the status: consent expiry or data going stale.
-    const candidates = [
-      view.expires_at?.getTime(),
-      provider === undefined ? undefined : (view.last_updated ?? view.connected_on).getTime() + staleAfterMs(provider.type) + 1,
-    ].filter((t): t is number => t !== undefined && t > now.getTime());
-    const checkAt = candidates.length === 0 ? null : new Date(Math.min(...candidates));
-    await tx.query('update connections set notified_state = $2, notify_check_at = $3 where id = $1', [connectionId, encoded, checkAt]);
-    if (h.notified_state === null || h.notified_state === encoded) return;
-
-    const previous = decode(h.notified_state);
-    const events = webhooksRepository(tx);
-    const base = { clientId: h.client_id, userId: h.user_id, now };
-    const common = { connectionId, bankName: json.name };
-    await events.insertEvent({ ...base, type: 'connectionStatusChanged', payload: { ...common, previous, current, remediation: json.remediation } });
-    if (current.extendedStatus === 'expired' && previous.extendedStatus !== 'expired') {
-      await events.insertEvent({ ...base, type: 'connectionExpired', payload: { ...common, expiredAt: json.expiresAt, tppConsent: json.tppConsent, remediation: json.remediation } });
-    }
-    if (current.status === 'ok' && previous.status === 'error') {
-      await events.insertEvent({ ...base, type: 'connectionRepaired', payload: { ...common, previousError: previous.error } });
-    }
-  }
+  const recordStatusChange = statusChangeRecorder(deps);
 
   return {
-    reconcile,
-
     /** Inside the transaction that finished a sync: its events, then any status change. */
     async afterSync(tx: Queryable, sync: SyncRow, newTransactions: NewTransactions[]): Promise<void> {
-      const owner = await tx.query<{ client_id: string }>('select client_id from users where id = $1', [sync.user_id]);
-      const clientId = owner.rows[0]?.client_id;
+      const clientId = await usersRepository(tx).clientIdOf(sync.user_id);
       if (clientId === undefined) return;
       const events = webhooksRepository(tx);
       const now = deps.clock.now();
-      const done = await tx.query<{ fetch_status: string; counts: Record<string, number>; error_detail: string | null }>(
-        'select fetch_status, counts, error_detail from syncs where id = $1',
-        [sync.id],
-      );
-      const d = done.rows[0];
+      const d = await syncsRepository(tx).findById(sync.id);
       await events.insertEvent({
         clientId, userId: sync.user_id, now, type: 'syncCompleted', dedupeKey: `syncCompleted:${sync.id}`,
         payload: { connectionId: sync.connection_id, syncId: sync.id, action: sync.action, fetchStatus: d?.fetch_status ?? null, counts: d?.counts ?? {}, errorDetail: d?.error_detail ?? null },
@@ -100,7 +45,7 @@ export function connectionEvents(deps: { catalog: Catalog; clock: Clock }) {
           payload: { connectionId: sync.connection_id, accounts: accounts.map((a) => ({ id: a.accountId, transactions: a.transactionIds.slice(0, MAX_TRANSACTION_IDS) })) },
         });
       }
-      await reconcile(tx, sync.connection_id);
+      await recordStatusChange(tx, sync.connection_id);
     },
 
     /**
@@ -112,48 +57,33 @@ export function connectionEvents(deps: { catalog: Catalog; clock: Clock }) {
       const now = deps.clock.now();
       let emitted = 0;
       await db.transaction(async (tx) => {
-        const due = await tx.query<{ id: string }>(
-          `select c.id from connections c where c.notify_check_at <= $1 order by c.notify_check_at limit $2 for update skip locked`,
-          [now, SWEEP_BATCH],
-        );
-        for (const r of due.rows) await reconcile(tx, r.id);
+        for (const id of await connectionsRepository(tx).lockDueStatusChecks(now, SWEEP_BATCH)) await recordStatusChange(tx, id);
       });
       await db.transaction(async (tx) => {
         const events = webhooksRepository(tx);
-        const reauth = await tx.query<{ id: string; user_id: string; client_id: string; provider_id: string; expires_at: Date; tpp_consent: boolean }>(
-          `select c.id, c.user_id, u.client_id, c.provider_id, c.expires_at, c.tpp_consent
-             from connections c join users u on u.id = c.user_id
-            where c.expires_at > $1 and c.expires_at <= $2 and (c.reauth_reminded_at is null or c.reauth_reminded_at <= $3)
-            limit $4 for update of c skip locked`,
-          [now, new Date(now.getTime() + REAUTH_REMINDER_DAYS_BEFORE * DAY_MS), new Date(now.getTime() - REMINDER_INTERVAL_HOURS * HOUR_MS), SWEEP_BATCH],
-        );
-        for (const c of reauth.rows) {
+        const txConnections = connectionsRepository(tx);
+        const remindedBefore = new Date(now.getTime() - REMINDER_INTERVAL_HOURS * HOUR_MS);
+        const reauth = await txConnections.lockDueReauthReminders(now, new Date(now.getTime() + REAUTH_REMINDER_DAYS_BEFORE * DAY_MS), remindedBefore, SWEEP_BATCH);
+        for (const c of reauth) {
           const provider = deps.catalog.get(c.provider_id);
           if (provider === undefined) continue;
           await events.insertEvent({
             clientId: c.client_id, userId: c.user_id, now, type: 'reauthReminder', dedupeKey: `reauthReminder:${c.id}:${now.toISOString()}`,
             payload: { connectionId: c.id, bankName: provider.name, timeUntilReauthorizationInDays: Math.ceil((c.expires_at.getTime() - now.getTime()) / DAY_MS), tppConsent: c.tpp_consent },
           });
-          await tx.query('update connections set reauth_reminded_at = $2 where id = $1', [c.id, now]);
+          await txConnections.markReauthReminded(c.id, now);
           emitted += 1;
         }
         const legacyIds = deps.catalog.all().filter((p) => p.type === 'legacy').map((p) => p.id);
-        const refresh = await tx.query<{ id: string; user_id: string; client_id: string; provider_id: string; last_updated: Date | null; connected_on: Date }>(
-          `select c.id, c.user_id, u.client_id, c.provider_id, c.last_updated, c.connected_on
-             from connections c join users u on u.id = c.user_id
-            where c.provider_id = any($1::text[]) and coalesce(c.last_updated, c.connected_on) <= $2
-              and (c.refresh_reminded_at is null or c.refresh_reminded_at <= $3)
-            limit $4 for update of c skip locked`,
-          [legacyIds, new Date(now.getTime() - REFRESH_REMINDER_AFTER_DAYS * DAY_MS), new Date(now.getTime() - REMINDER_INTERVAL_HOURS * HOUR_MS), SWEEP_BATCH],
-        );
-        for (const c of refresh.rows) {
+        const refresh = await txConnections.lockDueRefreshReminders(legacyIds, new Date(now.getTime() - REFRESH_REMINDER_AFTER_DAYS * DAY_MS), remindedBefore, SWEEP_BATCH);
+        for (const c of refresh) {
           const provider = deps.catalog.get(c.provider_id);
           if (provider === undefined) continue;
           await events.insertEvent({
             clientId: c.client_id, userId: c.user_id, now, type: 'refreshReminder', dedupeKey: `refreshReminder:${c.id}:${now.toISOString()}`,
             payload: { connectionId: c.id, bankName: provider.name, periodSinceLastUpdateInDays: Math.floor((now.getTime() - (c.last_updated ?? c.connected_on).getTime()) / DAY_MS) },
           });
-          await tx.query('update connections set refresh_reminded_at = $2 where id = $1', [c.id, now]);
+          await txConnections.markRefreshReminded(c.id, now);
           emitted += 1;
         }
       });

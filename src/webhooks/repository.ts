@@ -1,7 +1,7 @@
 /** SQL for webhook endpoints, the event log and delivery attempts. */
 import { randomUUID } from 'node:crypto';
 import type { Queryable } from '../db/db.ts';
-import type { EventType } from './types.ts';
+import type { EventType } from './policy.ts';
 import type { SecretBox } from '../crypto/secrets.ts';
 
 /** Where a client's webhook secret is sealed: the context binding it to its row. */

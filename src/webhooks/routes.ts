@@ -12,7 +12,7 @@ import type { App } from '../http/types.ts';
 import { webhooksRepository } from './repository.ts';
 import { isUuid } from '../ids.ts';
 import { newWebhookSecret } from './signing.ts';
-import { EVENT_TYPES } from './types.ts';
+import { EVENT_TYPES } from './policy.ts';
 import { checkWebhookUrl, type UrlPolicy } from './url-policy.ts';
 
 const WebhookEvent = Type.Object({

@@ -3,7 +3,7 @@
  * keyed with the endpoint's secret. `t` is real time (receivers compare it with their own clock).
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { SIGNATURE_TOLERANCE_SECONDS } from './types.ts';
+import { SIGNATURE_TOLERANCE_SECONDS } from './policy.ts';
 
 export const newWebhookSecret = (): string => `whsec_${randomBytes(24).toString('base64url')}`;
 

@@ -1,9 +1,8 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { PROVIDER_TYPES, type ProviderType } from '../../src/providers/catalog.ts';
+import { CONSENT_DAYS, PROVIDER_TYPES, type ProviderType } from '../../src/providers/kinds.ts';
 import {
   CONNECTION_ERRORS,
   CONNECTION_STATUSES,
-  CONSENT_DAYS,
   ESCALATE_AFTER_FAILURES,
   ESCALATE_AFTER_HOURS,
   EXTENDED_STATUSES,
@@ -15,7 +14,10 @@ import {
   isAttemptFailure,
   isConsentExpired,
   isStale,
+  latestRequestableExpiry,
   nextLastUpdated,
+  nextTimeDrivenChange,
+  requestedExpiryProblem,
   retrievedData,
   staleAfterMs,
   type ConnectionFacts,
@@ -523,5 +525,38 @@ describe('nextLastUpdated', () => {
   it('returns a fresh Date, so callers cannot mutate the inputs through it', () => {
     const previous = at(1 * HOUR);
     expect(nextLastUpdated(previous, null, retrievedAt)).not.toBe(previous);
+  });
+});
+
+describe('requestedExpiryProblem', () => {
+  it('accepts an expiry in the future up to exactly the provider consent length', () => {
+    expect(requestedExpiryProblem(at(1 * MS), 90, NOW)).toBeNull();
+    expect(requestedExpiryProblem(at(90 * DAY), 90, NOW)).toBeNull();
+    expect(latestRequestableExpiry(90, NOW)).toEqual(at(90 * DAY));
+  });
+
+  it('refuses now and the past', () => {
+    expect(requestedExpiryProblem(NOW, 90, NOW)).toBe('not_in_future');
+    expect(requestedExpiryProblem(at(-1 * DAY), 90, NOW)).toBe('not_in_future');
+  });
+
+  it("measures the limit by the provider's consent length, not the default 90 days", () => {
+    expect(requestedExpiryProblem(at(90 * DAY + 1), 90, NOW)).toBe('beyond_consent_length');
+    expect(requestedExpiryProblem(at(31 * DAY), 30, NOW)).toBe('beyond_consent_length');
+    expect(requestedExpiryProblem(at(120 * DAY), 180, NOW)).toBeNull();
+  });
+});
+
+describe('nextTimeDrivenChange', () => {
+  it('is the earlier of consent lapsing and the first stale millisecond', () => {
+    expect(nextTimeDrivenChange('api', at(10 * HOUR), NOW, NOW, NOW)).toEqual(at(10 * HOUR));
+    expect(nextTimeDrivenChange('api', at(90 * DAY), NOW, NOW, NOW)).toEqual(at(48 * HOUR + 1));
+    // The instant after it is the first one isStale reports.
+    expect(isStale('api', NOW, NOW, at(48 * HOUR + 1))).toBe(true);
+  });
+
+  it('ignores moments already past and has no staleness without a provider', () => {
+    expect(nextTimeDrivenChange('api', at(-1 * HOUR), at(-49 * HOUR), NOW, NOW)).toBeNull();
+    expect(nextTimeDrivenChange(null, null, NOW, NOW, NOW)).toBeNull();
   });
 });

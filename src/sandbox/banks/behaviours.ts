@@ -31,13 +31,13 @@ export async function behaviourDelay(behaviour: string | null, slowCallMs: numbe
 }
 
 export const SYNC_OUTCOMES = ['ok', 'partial', 'provider_error', 'mfa_required', 'revoked'] as const;
-export type SyncOutcome = (typeof SYNC_OUTCOMES)[number];
+export type SandboxSyncOutcome = (typeof SYNC_OUTCOMES)[number];
 
 /**
  * What the bank does with sync number `syncNumber` (1 for the first accounts-list call of a consent)
  * of a customer with this behaviour. `attended`: the request carried the customer-present signal.
  */
-export function syncOutcome(behaviour: string | null, syncNumber: number, attended: boolean): SyncOutcome {
+export function syncOutcome(behaviour: string | null, syncNumber: number, attended: boolean): SandboxSyncOutcome {
   switch (behaviour) {
     case 'user_partial':
       return 'partial';

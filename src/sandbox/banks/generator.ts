@@ -8,9 +8,8 @@
  * bank's as-of time.
  */
 import { createHash } from 'node:crypto';
+import { DAY_MS, HOUR_MS } from '../../time.ts';
 
-const DAY_MS = 86_400_000;
-const HOUR_MS = 3_600_000;
 export const HISTORY_TRANSACTIONS = 30;
 /** Balances are an opening balance on this day plus every grid transaction since. */
 const BALANCE_EPOCH_DAY = Date.UTC(2024, 0, 1) / DAY_MS;

@@ -6,8 +6,9 @@ import { timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Clock } from '../../clock.ts';
 import type { Db } from '../../db/db.ts';
-import type { AdapterKind, Catalog, CatalogEntry } from '../../providers/catalog.ts';
-import { providerOverride } from './store.ts';
+import type { Catalog, CatalogEntry } from '../../providers/catalog.ts';
+import type { AdapterKind } from '../../providers/kinds.ts';
+import { providersRepository } from '../../providers/repository.ts';
 
 export interface SandboxBankDeps {
   db: Db;
@@ -58,7 +59,7 @@ export function providerGate(deps: SandboxBankDeps, kind: AdapterKind) {
     const slug = (req.params as { slug?: unknown }).slug;
     const provider = deps.catalog.all().find((e) => e.adapter === kind && e.bankRef === slug);
     if (provider === undefined) throw new BankError(404, 'not_found', 'No such provider');
-    const override = await providerOverride(deps.db, provider.id);
+    const override = await providersRepository(deps.db).override(provider.id);
     if (override.retiredAt !== null) throw new BankError(410, 'provider_retired', `${provider.name} no longer offers this service`);
     const now = deps.clock.now();
     if (override.outageUntil !== null && override.outageUntil > now) {

@@ -20,10 +20,11 @@ import {
   consumeToken, countSync, findToken, getCredential, insertCredential, issueToken, revokeTokensOf, updateCredential,
   type CredentialRow,
 } from './store.ts';
+import { DAY_MS } from '../../time.ts';
 
 export const SANDBOX_ONE_TIME_CODE = '123456';
 export const LEGACY_CUSTOMER_PRESENT_HEADER = 'x-customer-ip-address';
-const CREDENTIAL_TOKEN_TTL_MS = 400 * 24 * 60 * 60 * 1000;
+const CREDENTIAL_TOKEN_TTL_MS = 400 * DAY_MS;
 const OTP_CHALLENGE_TTL_MS = 10 * 60 * 1000;
 const MAX_OTP_ATTEMPTS = 5;
 

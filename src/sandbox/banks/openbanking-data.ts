@@ -7,7 +7,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import type { CatalogEntry } from '../../providers/catalog.ts';
-import { behaviourDelay, dataAsOf, syncOutcome, type SyncOutcome } from './behaviours.ts';
+import { behaviourDelay, dataAsOf, syncOutcome, type SandboxSyncOutcome } from './behaviours.ts';
 import {
   accountKindOf, customerSeed, decimalAmount, sandboxAccounts, sandboxBalanceMinor, sandboxTransactions,
   type SandboxAccount, type SandboxAccountKind,
@@ -76,7 +76,7 @@ async function consentContext(deps: SandboxBankDeps, req: FastifyRequest, anyOf:
 }
 
 /** Refuses the call as the behaviour's outcome for this sync demands ('partial' is decided per account). */
-function enforce(outcome: SyncOutcome): void {
+function enforce(outcome: SandboxSyncOutcome): void {
   if (outcome === 'provider_error') throw new BankError(500, 'UK.OBIE.UnexpectedError', 'The bank could not answer; try again later');
   if (outcome === 'mfa_required') {
     throw new BankError(403, 'UK.OBIE.Reauthenticate', 'Strong customer authentication is required: the customer must be present');

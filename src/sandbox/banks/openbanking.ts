@@ -19,11 +19,12 @@ import {
   authoriseConsent, consumeToken, findToken, getConsent, insertConsent, issueToken, revokeTokensOf, setConsentStatus,
   type ConsentRow,
 } from './store.ts';
+import { DAY_MS } from '../../time.ts';
 
 const ACCESS_TOKEN_TTL_MS = 60 * 60 * 1000;
 const CLIENT_TOKEN_TTL_MS = 60 * 60 * 1000;
 const CODE_TTL_MS = 10 * 60 * 1000;
-const REFRESH_TOKEN_TTL_MS = 400 * 24 * 60 * 60 * 1000;
+const REFRESH_TOKEN_TTL_MS = 400 * DAY_MS;
 
 export const OB_PERMISSIONS = [
   'ReadAccountsBasic', 'ReadAccountsDetail', 'ReadBalances', 'ReadBeneficiariesBasic', 'ReadBeneficiariesDetail',

@@ -8,20 +8,6 @@ import type { Queryable } from '../../db/db.ts';
 import { badRequest } from '../../errors.ts';
 import { isSandboxUsername, SANDBOX_USERNAMES } from './behaviours.ts';
 
-export interface ProviderOverride {
-  retiredAt: Date | null;
-  outageUntil: Date | null;
-}
-
-export async function providerOverride(db: Queryable, providerId: string): Promise<ProviderOverride> {
-  const r = await db.query<{ retired_at: Date | null; outage_until: Date | null }>(
-    'select retired_at, outage_until from provider_overrides where provider_id = $1',
-    [providerId],
-  );
-  const row = r.rows[0];
-  return { retiredAt: row?.retired_at ?? null, outageUntil: row?.outage_until ?? null };
-}
-
 // ---- Tokens -------------------------------------------------------------------------------
 
 export type TokenKind = 'client' | 'code' | 'access' | 'refresh' | 'credential' | 'otp_challenge';

@@ -1,4 +1,6 @@
-/** The events Mooring sends (SPEC section 9), written once. */
+/** Webhook policy (SPEC section 9): the events Mooring sends, delivery retries and time-outs, signature tolerance and reminder timing. */
+
+/** The events Mooring sends, written once. */
 export const EVENT_TYPES = [
   'newTransactions',
   'syncCompleted',

@@ -1,0 +1,19 @@
+/**
+ * Provider kinds and the constants every layer shares (SPEC sections 5 and 7). A leaf module: it
+ * imports nothing of ours, so the catalog, the connection rules and the sync cadence can all
+ * depend on it without depending on each other.
+ */
+
+export const PROVIDER_TYPES = ['api', 'legacy', 'test', 'zoopla', 'mouseprice', 'autotrader'] as const;
+export type ProviderType = (typeof PROVIDER_TYPES)[number];
+
+export const AVAILABILITY = ['AVAILABLE', 'PARTIALLY_AVAILABLE', 'TEMPORARILY_UNAVAILABLE', 'PERMANENTLY_UNAVAILABLE'] as const;
+export type Availability = (typeof AVAILABILITY)[number];
+
+export type AdapterKind = 'openbanking' | 'legacy' | 'valuation';
+
+export type ValuationType = Extract<ProviderType, 'zoopla' | 'mouseprice' | 'autotrader'>;
+export const isValuationType = (t: ProviderType): t is ValuationType => t === 'zoopla' || t === 'mouseprice' || t === 'autotrader';
+
+/** Consent length for providers that set one (the UK Open Banking 90-day rule). */
+export const CONSENT_DAYS = 90;
