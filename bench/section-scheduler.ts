@@ -8,7 +8,7 @@ import type pg from 'pg';
 import { connectionsRepository } from '../src/connections/repository.ts';
 import type { Queryable } from '../src/db/db.ts';
 import { sandboxCatalog } from '../src/providers/catalog.ts';
-import { SCHEDULER_BATCH } from '../src/syncs/engine.ts';
+import { SCHEDULER_BATCH } from '../src/syncs/scheduler.ts';
 import { dropDatabase, environmentLine, envNum, fmtInt, fmtMs, fmtNum, freshDatabase, log, median, startChild, waitForQuiet, withClient, type Child } from './common.ts';
 import type { SectionResult } from './section-sync.ts';
 

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { sandboxCatalog } from '../src/providers/catalog.ts';
 import { SCHEDULER_TICK_MS, PER_PROVIDER_CONCURRENCY } from '../src/syncs/worker.ts';
-import { SCHEDULER_BATCH } from '../src/syncs/engine.ts';
+import { SCHEDULER_BATCH } from '../src/syncs/scheduler.ts';
 import type pg from 'pg';
 import {
   cpuMeter, environmentLine, envNum, ROOT, fmtInt, fmtMiB, fmtMs, fmtNum, freePort, freshDatabase, log, median, percentile, quiet, sleep, startChild, waitForQuiet, withClient,
