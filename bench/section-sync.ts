@@ -5,15 +5,13 @@
  * run by worker child processes built by createServer (role 'worker') exactly as `mooring worker`.
  * Connections are seeded with SQL (bench/sync-seed.ts) instead of connect journeys.
  */
-import fs from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import { sandboxCatalog } from '../src/providers/catalog.ts';
 import { SCHEDULER_TICK_MS, PER_PROVIDER_CONCURRENCY } from '../src/syncs/worker.ts';
 import { SCHEDULER_BATCH } from '../src/syncs/scheduler.ts';
 import type pg from 'pg';
 import {
-  cpuMeter, environmentLine, envNum, ROOT, fmtInt, fmtMiB, fmtMs, fmtNum, freePort, freshDatabase, log, median, percentile, quiet, sleep, startChild, waitForQuiet, withClient,
+  cpuMeter, environmentLine, envNum, fmtInt, fmtMiB, fmtMs, fmtNum, freePort, freshDatabase, log, median, percentile, quiet, sleep, startChild, waitForQuiet, withClient,
   type Child, type CpuReading,
 } from './common.ts';
 import type { MemorySample } from './ipc.ts';
@@ -603,14 +601,12 @@ export async function runBacklogSection(): Promise<SectionResult> {
   await waitForQuiet();
   const worker = await startChild('worker (backlog)', 'worker-process.ts', ['worker', l.url, bankUrl(api), String(BACKLOG_CONCURRENCY), String(POOL)], 0);
   const t0 = performance.now();
-  let done = 0;
   let oldestQueuedS = 0;
   try {
     await withClient(l.url, async (db) => {
       for (;;) {
         await sleep(5000);
         const c = await counts(db);
-        done = c.done;
         const age = await db.query<{ s: number | null }>(`select extract(epoch from now() - min(created_at))::float8 as s from syncs where state = 'queued'`);
         oldestQueuedS = Math.max(oldestQueuedS, age.rows[0]?.s ?? 0);
         if (c.queued + c.running === 0 || performance.now() - t0 > BACKLOG_MAX_S * 1000) break;
