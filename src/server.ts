@@ -1,6 +1,6 @@
 /**
  * Assembles Mooring from a Config: database (migrated), keys, clock, catalog, adapters, the sync
- * engine, the job queue and — by role — the HTTP app and/or a sync worker. main.ts calls it to run;
+ * engine and — by role — the HTTP app and/or a sync worker (claiming from the syncs table, the queue). main.ts calls it to run;
  * tests call it to get a real server on a real database.
  */
 import { randomBytes } from 'node:crypto';
