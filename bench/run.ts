@@ -8,12 +8,13 @@
  *   sync       sync throughput of worker processes against the limit set by bank latency (bench/section-sync.ts)
  *   scheduler  cost of one scheduler tick with 1,000 due among 10,000 and 1,000,000 connections (section-scheduler.ts)
  *   memory     a worker process's memory over many syncs (section-sync.ts)
+ *   backlog    queue claims per sync while one worker drains 100,000 syncs queued at once (section-sync.ts)
  *   webhooks   webhook delivery throughput and latency against a bare POST loop (section-webhooks.ts)
  *
  * Every server and worker runs in its own child process; the load generators run here.
  *
  * Environment:
- *   BENCH_ONLY          comma-separated sections (api, sync, scheduler, memory, webhooks) and/or API scenarios
+ *   BENCH_ONLY          comma-separated sections (api, sync, scheduler, memory, backlog, webhooks) and/or API scenarios
  *                       (baseline, connections, token, x-*); default: every section. Sections not run keep their
  *                       previous text in BENCHMARKS.md.
  *   BENCH_DATABASE_URL  admin connection (default postgres://postgres@127.0.0.1:5432/postgres)
@@ -34,8 +35,9 @@
  *  sync / memory:
  *   BENCH_SYNC_LATENCY_MS (200)  BENCH_SYNC_WORKERS (2)  BENCH_SYNC_CONCURRENCY per worker (10)
  *   BENCH_SYNC_WARMUP_S (8)  BENCH_SYNC_WINDOW_S (15)
- *   BENCH_SYNC_WHATIF='{"pollingIntervalSeconds":1}'  adds a row: workers with these pg-boss work options merged in
  *   BENCH_MEMORY_SYNCS (100000)  BENCH_MEMORY_MAX_S (150)  BENCH_MEMORY_CONCURRENCY (50)  BENCH_MEMORY_SAMPLE_S (10)
+ *  backlog:
+ *   BENCH_BACKLOG_SYNCS (100000)  BENCH_BACKLOG_MAX_S (180)  BENCH_BACKLOG_CONCURRENCY (50)
  *  scheduler:
  *   BENCH_SCHED_SIZES (10000,1000000)  BENCH_SCHED_TICKS (15)
  *  webhooks:
@@ -56,7 +58,7 @@ import {
 import type { QueryStat } from './ipc.ts';
 import { httpRequest, runLoad, type LoadResult } from './load.ts';
 import { SCHED_DB, runSchedulerSection } from './section-scheduler.ts';
-import { closeSyncLab, runMemorySection, runSyncSection, SYNC_DB, type SectionResult } from './section-sync.ts';
+import { closeSyncLab, runBacklogSection, runMemorySection, runSyncSection, SYNC_DB, type SectionResult } from './section-sync.ts';
 import { runWebhooksSection, WEBHOOK_DB } from './section-webhooks.ts';
 import { seed, type SeedCounts } from './seed.ts';
 
@@ -109,7 +111,7 @@ const EXPERIMENTS: ScenarioDef[] = [
   x('x-token-both', 'token endpoint, client cached + synchronous_commit off', 'cache-client,async-token', 'mooring', 'token'),
 ];
 const ALL_SCENARIOS = [...MAIN, ...EXPERIMENTS];
-const SECTIONS = ['api', 'sync', 'scheduler', 'memory', 'webhooks'] as const;
+const SECTIONS = ['api', 'sync', 'scheduler', 'memory', 'backlog', 'webhooks'] as const;
 type Section = (typeof SECTIONS)[number];
 const isSection = (n: string): n is Section => (SECTIONS as readonly string[]).includes(n);
 
@@ -492,6 +494,7 @@ const SECTION_TITLES: Record<Section, string> = {
   sync: 'Sync throughput',
   scheduler: 'Scheduler cost per tick',
   memory: 'Worker memory',
+  backlog: 'Queue claims in a long backlog',
   webhooks: 'Webhook delivery',
 };
 const begin = (s: Section): string => `<!-- bench:${s} -->`;
@@ -554,7 +557,7 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => {
     void cleanup().finally(() => process.exit(130));
   });
-  const order: Section[] = ['api', 'sync', 'memory', 'scheduler', 'webhooks'];
+  const order: Section[] = ['api', 'sync', 'memory', 'backlog', 'scheduler', 'webhooks'];
   const run = order.filter((s) => SELECTED_SECTIONS.has(s));
   log(`sections: ${run.join(', ')}`);
   const results = new Map<Section, SectionResult>();
@@ -562,6 +565,7 @@ async function main(): Promise<void> {
     api: runApiSection,
     sync: runSyncSection,
     memory: runMemorySection,
+    backlog: runBacklogSection,
     scheduler: runSchedulerSection,
     webhooks: runWebhooksSection,
   };
@@ -580,7 +584,9 @@ async function main(): Promise<void> {
         await stopAllChildren();
         await closeSyncLab();
       }
-      if (s === 'memory' || (s === 'sync' && !run.includes('memory'))) {
+      // The sync lab (database, bank and engine processes) serves sync, memory and backlog; closed after the last of them.
+      const syncLab: Section[] = ['sync', 'memory', 'backlog'];
+      if (syncLab.includes(s) && !run.slice(run.indexOf(s) + 1).some((x) => syncLab.includes(x))) {
         await closeSyncLab();
         await dropDatabase(SYNC_DB);
       }

@@ -8,7 +8,7 @@ import type pg from 'pg';
 import { connectionsRepository } from '../src/connections/repository.ts';
 import type { Queryable } from '../src/db/db.ts';
 import { sandboxCatalog } from '../src/providers/catalog.ts';
-import { SCHEDULER_BATCH } from '../src/syncs/engine.ts';
+import { SCHEDULER_BATCH } from '../src/syncs/scheduler.ts';
 import { dropDatabase, environmentLine, envNum, fmtInt, fmtMs, fmtNum, freshDatabase, log, median, startChild, waitForQuiet, withClient, type Child } from './common.ts';
 import type { SectionResult } from './section-sync.ts';
 
@@ -61,20 +61,18 @@ async function addDue(c: pg.Client): Promise<string[]> {
   return r.rows.map((x) => x.id);
 }
 
-/** Puts the due connections back: due again, their queued syncs (and pg-boss jobs) deleted, dead rows vacuumed (pg-boss's too). */
+/** Puts the due connections back: due again, their queued syncs deleted, dead rows vacuumed. */
 async function rearm(c: pg.Client, ids: string[]): Promise<void> {
   await c.query(`delete from syncs where state = 'queued'`);
-  await c.query(`delete from pgboss.job where name = 'sync'`).catch(() => undefined);
   await c.query(`update connections set next_sync_at = now() - interval '1 minute' where id = any($1::text[])`, [ids]);
   await c.query('vacuum connections, syncs');
-  await c.query('vacuum pgboss.job').catch(() => undefined);
 }
 
-type Mode = 'db' | 'boss';
-const MODES: Mode[] = ['db', 'boss'];
+/** The tick queues into the syncs table, the one queue: there is nothing else to hand the syncs to. */
+type Mode = 'tick';
+const MODES: Mode[] = ['tick'];
 const MODE_LABEL: Record<Mode, string> = {
-  db: 'Database work only (engine without a queue)',
-  boss: 'Tick as the worker runs it (syncs handed to pg-boss too)',
+  tick: 'Tick as the worker runs it (the syncs table is the queue)',
 };
 
 interface TickStats {
@@ -89,7 +87,7 @@ async function measureTicks(c: pg.Client, engine: Child, ids: string[], size: nu
   await waitForQuiet();
   for (let i = 0; i <= TICKS; i += 1) {
     await rearm(c, ids);
-    const r = await engine.call<{ ms: number; queued: number }>('tick', { queue: mode === 'boss' });
+    const r = await engine.call<{ ms: number; queued: number }>('tick', {});
     if (r.queued !== DUE) throw new Error(`a tick queued ${r.queued} syncs, expected ${DUE}`);
     if (i > 0) ms.push(r.ms); // the first warms up
   }
@@ -168,12 +166,11 @@ export async function runSchedulerSection(): Promise<SectionResult> {
     return `| ${MODE_LABEL[mode]} | ${cells.join(' | ')} | ${ratio === null ? 'n/a' : `**${fmtNum(ratio, 2)}**`} |`;
   });
   const allTicks = results.map((r) => `| ${fmtInt(r.size)} | ${MODE_LABEL[r.mode]} | ${r.ms.map((x) => x.toFixed(0)).join(', ')} |`);
-  const dbRatio = ratioOf('db');
-  const fullRatio = ratioOf('boss');
+  const tickRatio = ratioOf('tick');
   const bigPlan = big === undefined ? '' : (plans.get(big) ?? '');
   const summary =
-    `Scheduler tick (1,000 due): ${sizes.map((s) => `${fmtInt(s)}: ${fmtMs(get(s, 'db')?.median ?? Number.NaN)} db-only / ${fmtMs(get(s, 'boss')?.median ?? Number.NaN)} with pg-boss`).join('; ')}; ` +
-    `ratio ${fmtInt(big ?? 0)}/${fmtInt(small ?? 0)}: ${dbRatio === null ? 'n/a' : fmtNum(dbRatio, 2)} (db only), ${fullRatio === null ? 'n/a' : fmtNum(fullRatio, 2)} (with pg-boss)`;
+    `Scheduler tick (1,000 due): ${sizes.map((s) => `${fmtInt(s)}: ${fmtMs(get(s, 'tick')?.median ?? Number.NaN)}`).join('; ')}; ` +
+    `ratio ${fmtInt(big ?? 0)}/${fmtInt(small ?? 0)}: ${tickRatio === null ? 'n/a' : fmtNum(tickRatio, 2)}`;
 
   const markdown = `## Scheduler cost per tick
 
@@ -195,11 +192,11 @@ Method:
   ${OB_PROVIDER_IDS.length} sandbox Open Banking providers, ${CONNECTIONS_PER_USER} per user, with next sync times spread evenly over the next 6 hours;
   the ${fmtInt(DUE)} due connections were due a minute ago and each has 2 unattended syncs in the last 24 hours (budget left: 2), so
   the tick queues a sync for every one. ${sizes.map((s) => `${fmtInt(s)}: seeded in ${fmtNum(seedSeconds.get(s) ?? 0)} s`).join('; ')} (then \`VACUUM ANALYZE\`).
-- The tick runs in a Mooring process (createServer, job queue on, no worker loops; bench/worker-process.ts mode \`engine\`);
-  "database work only" is the same engine built with \`queue: null\`; "as the worker runs it" is createServer's engine, whose
-  queue hands the queued syncs to pg-boss after the commit. Wall time of the \`enqueueDue()\` call.
-- Between ticks (not timed): the queued syncs and pg-boss jobs are deleted, the ${fmtInt(DUE)} connections are made due again, and
-  \`VACUUM connections, syncs, pgboss.job\` clears the dead rows, as autovacuum would.
+- The tick runs in a Mooring process (createServer, no worker loops; bench/worker-process.ts mode \`engine\`): createServer's
+  engine, as a worker's tick runs it; the queued syncs wait in the syncs table for the workers' claims. Wall time of the
+  \`enqueueDue()\` call.
+- Between ticks (not timed): the queued syncs are deleted, the ${fmtInt(DUE)} connections are made due again, and
+  \`VACUUM connections, syncs\` clears the dead rows, as autovacuum would.
 
 All ticks (ms):
 

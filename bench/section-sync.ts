@@ -5,15 +5,13 @@
  * run by worker child processes built by createServer (role 'worker') exactly as `mooring worker`.
  * Connections are seeded with SQL (bench/sync-seed.ts) instead of connect journeys.
  */
-import fs from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import { sandboxCatalog } from '../src/providers/catalog.ts';
 import { SCHEDULER_TICK_MS, PER_PROVIDER_CONCURRENCY } from '../src/syncs/worker.ts';
-import { SCHEDULER_BATCH } from '../src/syncs/engine.ts';
+import { SCHEDULER_BATCH } from '../src/syncs/scheduler.ts';
 import type pg from 'pg';
 import {
-  cpuMeter, environmentLine, envNum, ROOT, fmtInt, fmtMiB, fmtMs, fmtNum, freePort, freshDatabase, log, median, percentile, quiet, sleep, startChild, waitForQuiet, withClient,
+  cpuMeter, environmentLine, envNum, fmtInt, fmtMiB, fmtMs, fmtNum, freePort, freshDatabase, log, median, percentile, quiet, sleep, startChild, waitForQuiet, withClient,
   type Child, type CpuReading,
 } from './common.ts';
 import type { MemorySample } from './ipc.ts';
@@ -30,8 +28,6 @@ const WINDOW_S = envNum('BENCH_SYNC_WINDOW_S', 15);
 const WARMUP_S = envNum('BENCH_SYNC_WARMUP_S', 8);
 const REPEATS = envNum('BENCH_REPEATS', 3);
 const SINGLE_SAMPLES = envNum('BENCH_SYNC_SINGLE_SAMPLES', 15);
-/** Optional what-if: pg-boss work options merged into those src/syncs/worker.ts passes (JSON), one extra row. */
-const WHATIF = process.env.BENCH_SYNC_WHATIF !== undefined && process.env.BENCH_SYNC_WHATIF !== '' ? process.env.BENCH_SYNC_WHATIF : null;
 
 const MEMORY_SYNCS = envNum('BENCH_MEMORY_SYNCS', 100_000);
 const MEMORY_MAX_S = envNum('BENCH_MEMORY_MAX_S', 150);
@@ -120,7 +116,7 @@ async function counts(c: pg.Client): Promise<Counts> {
   return { done: Number(row?.done ?? 0), failed: Number(row?.failed ?? 0), queued: Number(row?.queued ?? 0), running: Number(row?.running ?? 0) };
 }
 
-/** Queues every due connection for the workers, as the worker's scheduler tick does (engine.enqueueDue with pg-boss). */
+/** Queues every due connection for the workers, as the worker's scheduler tick does (engine.enqueueDue into the syncs table). */
 async function prequeue(engine: Child): Promise<{ queued: number; ms: number }> {
   let queued = 0;
   const t = performance.now();
@@ -175,8 +171,6 @@ interface WorkerSpec {
   label: string;
   workers: number;
   perWorker: number;
-  /** BENCH_WORK_OPTIONS for the workers (a what-if), or none. */
-  workOptions?: string;
   warmupS?: number;
   windowS?: number;
 }
@@ -203,6 +197,14 @@ interface ThroughputRun {
   /** How long the banks took to answer each call during the window (latency included): median, p90. */
   bankMedianMs: number;
   bankP90Ms: number;
+  /** Claims (attempts) per sync claimed so far in the run: 1 unless a sync was taken twice. */
+  claimsPerSync: number;
+}
+
+/** Syncs claimed at least once, and claims in all (sum of attempts): a sync claimed twice counts two. */
+async function claimCounts(c: pg.Client): Promise<{ syncs: number; claims: number }> {
+  const r = await c.query<{ syncs: string; claims: string | null }>('select count(*) as syncs, sum(attempts) as claims from syncs where attempts > 0');
+  return { syncs: Number(r.rows[0]?.syncs ?? 0), claims: Number(r.rows[0]?.claims ?? 0) };
 }
 
 async function throughputOnce(l: Lab, spec: WorkerSpec, run: number, perSyncMs: number): Promise<ThroughputRun> {
@@ -223,7 +225,7 @@ async function throughputOnce(l: Lab, spec: WorkerSpec, run: number, perSyncMs: 
   const workers = await Promise.all(
     Array.from({ length: spec.workers }, (_, i) =>
       startChild(`worker ${i + 1}`, 'worker-process.ts', ['worker', l.url, bankUrl(api), String(spec.perWorker), String(POOL)], 0, {
-        env: { BENCH_TIME_JOBS: '1', BENCH_WORK_OPTIONS: spec.workOptions ?? '' },
+        env: { BENCH_TIME_JOBS: '1' },
       }),
     ),
   );
@@ -248,7 +250,9 @@ async function throughputOnce(l: Lab, spec: WorkerSpec, run: number, perSyncMs: 
       const handlers = (await Promise.all(workers.map((w) => w.call<number[]>('jobs')))).flat().sort((a, b) => a - b);
       const bank = (await api.call<number[]>('bankTimes')).sort((a, b) => a - b);
       const syncs = c1.done - c0.done;
+      const claimed = await claimCounts(db);
       return {
+        claimsPerSync: claimed.claims / Math.max(1, claimed.syncs),
         spec, run, concurrency, rate: syncs / seconds, syncs, failed: c1.failed, seconds, backlogAtEnd: c1.queued, prequeueMs: pre.ms, cpu,
         apiCores: cpu.perChild[0] ?? 0,
         workerCores: cpu.perChild.slice(1).reduce((a, b) => a + b, 0),
@@ -287,24 +291,12 @@ async function throughput(l: Lab, spec: WorkerSpec, run: number, perSyncMs: numb
 // ---------------------------------------------------------------------------------------------
 // Section: sync throughput
 
-/** The pg-boss work options literal in src/syncs/worker.ts, quoted in the method notes (null if not found). */
-function workOptionsInSource(): string | null {
-  try {
-    const text = fs.readFileSync(path.join(ROOT, 'src/syncs/worker.ts'), 'utf8');
-    const m = /\{\s*localConcurrency:[^}]*\}/.exec(text);
-    return m === null ? null : m[0].replace(/\s+/g, ' ');
-  } catch {
-    return null;
-  }
-}
-
 export interface SectionResult {
   markdown: string;
   summary: string;
 }
 
 export async function runSyncSection(): Promise<SectionResult> {
-  const workOptions = workOptionsInSource();
   const l = await openLab();
   await apiFor(l, LATENCY_MS);
   await apiFor(l, 0);
@@ -317,13 +309,11 @@ export async function runSyncSection(): Promise<SectionResult> {
 
   const main: WorkerSpec = { name: 'workers', label: 'Mooring workers as deployed', workers: WORKERS, perWorker: PER_WORKER };
   const one: WorkerSpec = { name: 'c1', label: 'One worker, concurrency 1', workers: 1, perWorker: 1, warmupS: 4, windowS: 15 };
-  const whatIfs: WorkerSpec[] = WHATIF === null ? [] : [{ name: 'x-whatif', label: `What if: boss.work options + \`${WHATIF}\``, workers: WORKERS, perWorker: PER_WORKER, workOptions: WHATIF }];
 
   log(`sync throughput: workers with a known concurrency; ${WARMUP_S} s warm-up, then ${WINDOW_S} s measured; all syncs queued before the workers start`);
   const runs: ThroughputRun[] = [];
   runs.push(await throughput(l, one, 1, L1));
   for (let run = 1; run <= REPEATS; run += 1) runs.push(await throughput(l, main, run, L1));
-  for (const w of whatIfs) runs.push(await throughput(l, w, 1, L1));
 
   const pick = (name: string): ThroughputRun[] => runs.filter((r) => r.spec.name === name);
   const medianRun = (rs: ThroughputRun[]): ThroughputRun => {
@@ -347,7 +337,8 @@ export async function runSyncSection(): Promise<SectionResult> {
       ` ${all.reduce((a, x) => a + x.failed, 0)} | ${r.apiCores.toFixed(2)} / ${r.workerCores.toFixed(2)} / ${r.cpu.postgres?.toFixed(2) ?? 'n/a'} / ${r.cpu.other?.toFixed(2) ?? 'n/a'} | ${fmtNum(perSyncWorker)} / ${fmtNum(perSyncCpu)} ms |`
     );
   };
-  const rows = [row(medianRun(pick('c1')), pick('c1')), row(mainMedian, pick('workers')), ...whatIfs.map((w) => row(medianRun(pick(w.name)), pick(w.name)))];
+  const rows = [row(medianRun(pick('c1')), pick('c1')), row(mainMedian, pick('workers'))];
+  const claimsPerSync = Math.max(...runs.map((r) => r.claimsPerSync));
 
   const c1 = medianRun(pick('c1'));
   const cycle = mainMedian.concurrency / mainMedian.rate;
@@ -355,7 +346,7 @@ export async function runSyncSection(): Promise<SectionResult> {
   const verdict = ratio >= 0.9 ? 'met' : 'NOT met';
   const summary =
     `Sync throughput: ${fmtNum(mainMedian.rate)} syncs/s at C = ${mainMedian.concurrency} (limit C ÷ L₁ = ${fmtNum(limitOf(mainMedian))}/s with L₁ = ${fmtMs(L1)}): ` +
-    `${(ratio * 100).toFixed(0)} % (target ≥ 90 %: ${verdict}); bank calls per sync ${fmtNum(single.bankCallsPerSync, 0)}, sequential ${fmtNum(rounds)}`;
+    `${(ratio * 100).toFixed(0)} % (target ≥ 90 %: ${verdict}); bank calls per sync ${fmtNum(single.bankCallsPerSync, 0)}, sequential ${fmtNum(rounds)}; claims per sync (worst run) ${fmtNum(claimsPerSync, 3)}`;
 
   const markdown = `## Sync throughput
 
@@ -377,17 +368,16 @@ So one sync cannot take less than 2 × ${LATENCY_MS} ms = ${2 * LATENCY_MS} ms.
 |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|
 ${rows.join('\n')}
 
-**Achieved ÷ limit for the deployed worker: ${(ratio * 100).toFixed(0)} %** (target ≥ 90 %: ${verdict}).
+**Achieved ÷ limit for the deployed worker: ${(ratio * 100).toFixed(0)} %** (target ≥ 90 %: ${verdict}). Claims per sync
+(sum of \`attempts\` ÷ syncs claimed, worst run): **${fmtNum(claimsPerSync, 3)}**.
 
 **Where the time goes** (deployed workers, median run): the C slots were inside a sync **${(100 * mainMedian.busy).toFixed(0)} %** of the
 window, each slot spending ${fmtNum(cycle, 2)} s per sync (C ÷ syncs/s; at concurrency 1: ${fmtNum(1 / c1.rate, 2)} s); a sync took **${fmtMs(mainMedian.handlerMedianMs)}** in the worker (median job)
 against L₁ = ${fmtMs(L1)} alone, and a bank call was answered in ${fmtMs(mainMedian.bankMedianMs)} against ${fmtMs(single.bankMedianMs)} alone.
 ${
   mainMedian.busy < 0.9
-    ? `**The slots idle ${(100 * (1 - mainMedian.busy)).toFixed(0)} % of the time with jobs queued:** job pick-up, not the syncs, limits throughput.${
-        pollBound
-          ? ' Each slot runs about one sync per pg-boss polling interval: a fetch loop of pg-boss (dist/worker.js) sleeps until a full `pollingIntervalSeconds` has passed since its previous fetch whenever more than 100 ms of it is left, even with a backlog.'
-          : ''
+    ? `**The slots idle ${(100 * (1 - mainMedian.busy)).toFixed(0)} % of the time with syncs queued:** pick-up (the claim), not the syncs, limits throughput.${
+        pollBound ? ' Each slot runs about one sync per claim poll interval (`claimPollMs`): a finished sync should wake the claim loop at once.' : ''
       }`
     : `The slots are kept busy (pick-up costs ${(100 * (1 - mainMedian.busy)).toFixed(0)} %); the throughput lost against C ÷ L₁ is the sync itself taking
 longer under load: ${fmtMs(mainMedian.handlerMedianMs - L1)} more per sync. The banks answer later — median ${fmtMs(mainMedian.bankMedianMs)}, p90 ${fmtMs(mainMedian.bankP90Ms)}
@@ -406,13 +396,12 @@ Method:
 - **Banks:** a Mooring API process (\`createServer\`, role \`api\`, pool ${POOL}) serves the sandbox banks with a ${LATENCY_MS} ms latency per call.
 - **L₁:** \`engine.sync()\` of one connection at a time in a Mooring process (queue, claim, bank calls, store, events), wall time.
 - **Workers:** child processes built by \`createServer\` with role \`worker\` (what \`mooring worker\` runs), \`MOORING_WORKER_CONCURRENCY\`
-  = ${PER_WORKER}, pool ${POOL}. Before they start, the armed connections (enough for the run) are queued by \`engine.enqueueDue()\` with the
-  pg-boss queue — exactly the scheduler tick — so the queue never runs dry. After ${WARMUP_S} s, syncs finished (state \`done\`)
+  = ${PER_WORKER}, pool ${POOL}. Before they start, the armed connections (enough for the run) are queued by \`engine.enqueueDue()\` into
+  the syncs table, the one queue — exactly the scheduler tick — so the queue never runs dry. Each worker claims as many due syncs as
+  it has free slots in one statement (\`for update skip locked\`), again as soon as a sync finishes. After ${WARMUP_S} s, syncs finished (state \`done\`)
   are counted over ${WINDOW_S} s. The deployed configuration runs ${REPEATS} times; the table quotes the median.
   Per-provider limit: ${PER_PROVIDER_CONCURRENCY} (not reached).
-- **pg-boss options** the workers ran with (src/syncs/worker.ts): \`${workOptions ?? 'see src/syncs/worker.ts'}\`.
-  \`BENCH_SYNC_WHATIF='{"pollingIntervalSeconds":1}'\` (any pg-boss work options, JSON) adds a row with them merged in (one run).
-- **Timings inside the processes** (bench instrumentation only): each pg-boss job handler call in the workers is timed
+- **Timings inside the processes** (bench instrumentation only): each run of a claimed sync in the workers is timed
   (BENCH_TIME_JOBS, bench/worker-process.ts), and the API process records how long each bank call took to answer
   (Fastify's \`reply.elapsedTime\`, the ${LATENCY_MS} ms included).
 - **CPU:** cores used during the window by the API process (it serves the banks), the worker processes, PostgreSQL
@@ -462,7 +451,7 @@ export async function runMemorySection(): Promise<SectionResult> {
   let reachedTarget = false;
   let failed = 0;
   let elapsed = 0;
-  let duplicateJobs = 0;
+  let extraClaims = 0;
   let maxBacklog = 0;
   let cpu: CpuReading | null = null;
   try {
@@ -478,8 +467,7 @@ export async function runMemorySection(): Promise<SectionResult> {
       };
       await sample();
       // Connections are made due a chunk at a time, keeping the worker's backlog (due or queued) under
-      // ARM_CHUNK: a steady state, not a growing backlog (queued syncs older than their lease would be
-      // handed to pg-boss again by the reaper, see the sync throughput notes).
+      // ARM_CHUNK: a steady state, not a growing backlog (the backlog section measures that).
       let armed = 0;
       const topUp = async (): Promise<void> => {
         const r = await db.query<{ backlog: string }>(
@@ -505,8 +493,8 @@ export async function runMemorySection(): Promise<SectionResult> {
         if (elapsed >= MEMORY_MAX_S) break;
       }
       cpu = meter();
-      const dup = await db.query<{ n: string }>(`select count(*) - count(distinct data->>'syncId') as n from pgboss.job where name = 'sync'`).catch(() => null);
-      duplicateJobs = Number(dup?.rows[0]?.n ?? 0);
+      const claimed = await claimCounts(db);
+      extraClaims = claimed.claims - claimed.syncs;
     });
   } finally {
     await worker.stop();
@@ -582,7 +570,72 @@ ${table.join('\n')}
 ${verdict}.
 
 Failed syncs: ${failed}. Sync rate over the run: ${fmtNum(rate)} syncs/s (${cpuNote}). Backlog (due or queued) kept under ${fmtInt(ARM_CHUNK)} by making
-connections due ${fmtInt(ARM_CHUNK)} at a time (largest seen: ${fmtInt(maxBacklog)}); pg-boss jobs beyond one per sync: ${fmtInt(duplicateJobs)}.
+connections due ${fmtInt(ARM_CHUNK)} at a time (largest seen: ${fmtInt(maxBacklog)}); claims beyond one per sync: ${fmtInt(extraClaims)}.
+`;
+  return { markdown, summary };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Section: a long backlog
+
+const BACKLOG_SYNCS = envNum('BENCH_BACKLOG_SYNCS', 100_000);
+const BACKLOG_MAX_S = envNum('BENCH_BACKLOG_MAX_S', 180);
+const BACKLOG_CONCURRENCY = envNum('BENCH_BACKLOG_CONCURRENCY', 50);
+
+/**
+ * Every connection queued at once, then one worker drains the queue: how many claims each sync
+ * took (1 unless a sync was handed out twice), while queued syncs wait far longer than any lease.
+ */
+export async function runBacklogSection(): Promise<SectionResult> {
+  const l = await openLab();
+  const api = await apiFor(l, 0);
+  const engine = await engineFor(l, 0);
+  await ensureSeeded(l, BACKLOG_SYNCS);
+  const armed = await withClient(l.url, async (c) => {
+    await resetSyncState(c);
+    return armConnections(c, BACKLOG_SYNCS);
+  });
+  const pre = await prequeue(engine);
+  if (pre.queued !== armed) throw new Error(`armed ${armed} connections but the scheduler queued ${pre.queued}`);
+  log(`backlog: ${fmtInt(pre.queued)} syncs queued in ${fmtNum(pre.ms / 1000)} s; one worker (concurrency ${BACKLOG_CONCURRENCY}), banks without latency, for up to ${BACKLOG_MAX_S} s`);
+  await waitForQuiet();
+  const worker = await startChild('worker (backlog)', 'worker-process.ts', ['worker', l.url, bankUrl(api), String(BACKLOG_CONCURRENCY), String(POOL)], 0);
+  const t0 = performance.now();
+  let oldestQueuedS = 0;
+  try {
+    await withClient(l.url, async (db) => {
+      for (;;) {
+        await sleep(5000);
+        const c = await counts(db);
+        const age = await db.query<{ s: number | null }>(`select extract(epoch from now() - min(created_at))::float8 as s from syncs where state = 'queued'`);
+        oldestQueuedS = Math.max(oldestQueuedS, age.rows[0]?.s ?? 0);
+        if (c.queued + c.running === 0 || performance.now() - t0 > BACKLOG_MAX_S * 1000) break;
+      }
+    });
+  } finally {
+    await worker.stop();
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const { counts: final, claimed } = await withClient(l.url, async (db) => ({ counts: await counts(db), claimed: await claimCounts(db) }));
+  const perSync = claimed.claims / Math.max(1, claimed.syncs);
+  const drained = final.queued + final.running === 0;
+  const summary = `Backlog: ${fmtInt(pre.queued)} syncs queued at once; ${fmtInt(final.done)} done in ${fmtNum(seconds, 0)} s${drained ? '' : ' (time cap)'}; claims per sync ${fmtNum(perSync, 3)} (${fmtInt(claimed.claims)} claims for ${fmtInt(claimed.syncs)} syncs)`;
+  log(`  ${summary}`);
+  const markdown = `## Queue claims in a long backlog
+
+_Measured ${new Date().toISOString()} on ${await environmentLine()}; re-run this section alone with \`BENCH_ONLY=backlog\`._
+
+**${fmtInt(pre.queued)} syncs queued at once** (the scheduler tick, \`engine.enqueueDue()\`, run until nothing was due: ${fmtNum(pre.ms / 1000)} s), then one
+worker process (createServer role \`worker\`, \`MOORING_WORKER_CONCURRENCY\` = ${BACKLOG_CONCURRENCY}, pool ${POOL}) drains the queue against sandbox
+banks without latency${drained ? '' : `, stopped by the time cap (\`BENCH_BACKLOG_MAX_S\` = ${BACKLOG_MAX_S} s)`}.
+
+| Syncs queued | Done | Time | Syncs claimed | Claims (sum of attempts) | **Claims per sync** | Oldest queued sync waited | Failed |
+|---:|---:|---:|---:|---:|---:|---:|---:|
+| ${fmtInt(pre.queued)} | ${fmtInt(final.done)} | ${fmtNum(seconds, 0)} s | ${fmtInt(claimed.syncs)} | ${fmtInt(claimed.claims)} | **${fmtNum(perSync, 3)}** | ${fmtNum(oldestQueuedS, 0)} s | ${fmtInt(final.failed)} |
+
+The syncs table is the only queue: a queued sync waits there until a worker's claim takes it, however long that is (the reaper
+only gives back running syncs whose lease ran out), so each sync is claimed once unless its worker dies or stalls.
+${drained ? '' : `At this machine's rate all ${fmtInt(pre.queued)} would take about ${fmtInt(pre.queued / Math.max(0.1, final.done / seconds) / 60)} minutes; \`BENCH_BACKLOG_MAX_S\` lifts the cap.`}
 `;
   return { markdown, summary };
 }

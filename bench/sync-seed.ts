@@ -60,10 +60,9 @@ export async function seedObConnections(c: pg.Client, spec: ObSeedSpec): Promise
 
 /**
  * Puts every seeded connection back as it was before any sync: no syncs, accounts, transactions or
- * events, data 6 hours old, and off the schedule. pg-boss jobs left in the sync queue are deleted.
+ * events, data 6 hours old, and off the schedule (the syncs table is the queue: nothing else to clear).
  */
 export async function resetSyncState(c: pg.Client): Promise<void> {
-  await c.query(`delete from pgboss.job where name = 'sync'`).catch(() => undefined);
   await c.query('truncate syncs, webhook_deliveries, webhook_events');
   await c.query('delete from accounts');
   await c.query(

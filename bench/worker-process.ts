@@ -1,29 +1,23 @@
 /**
  * Child process: Mooring without an HTTP listener, as createServer builds it, on PostgreSQL.
  *
- *   mode `worker`  a sync worker process exactly as deployed (role 'worker', job queue on): pg-boss
- *                  sync jobs at MOORING_WORKER_CONCURRENCY = <concurrency>, the scheduler tick, the
+ *   mode `worker`  a sync worker process exactly as deployed (role 'worker'): syncs claimed from the
+ *                  syncs table at MOORING_WORKER_CONCURRENCY = <concurrency>, the scheduler tick, the
  *                  reaper, webhook deliveries and the other periodic loops of src/server.ts.
- *   mode `engine`  no worker loops (role 'api' with the job queue, app built but not listening): the
- *                  bench drives the sync engine itself — `tick` times one engine.enqueueDue() (with
- *                  the pg-boss queue, as the worker's tick runs it, or with no queue: the database
- *                  work alone), `syncOne` times one complete sync of a connection in this process.
+ *   mode `engine`  no worker loops (role 'api', app built but not listening): the bench drives the
+ *                  sync engine itself — `tick` times one engine.enqueueDue() (as the worker's tick
+ *                  runs it), `syncOne` times one complete sync of a connection in this process.
  *
  * Banks are reached at <publicUrl> (the API child serving the sandbox banks).
  * argv: <mode> <databaseUrl> <publicUrl> <concurrency> <poolSize>
  * Operations (ipc.ts `call`): memory, tick, syncOne; jobsReset and jobs (see below).
  *
- * Instrumentation and what-ifs, by environment, both wrapping PgBoss#work (nothing else changes):
- *   BENCH_TIME_JOBS=1          time every job handler call (`jobs` answers the durations in ms)
- *   BENCH_WORK_OPTIONS=<json>  merge these options into the options src/syncs/worker.ts passes to
- *                              boss.work (e.g. {"pollingIntervalSeconds":1}; null removes an option): a
- *                              what-if experiment
+ * Instrumentation, by environment:
+ *   BENCH_TIME_JOBS=1          time every sync run a worker claims (`jobs` answers the durations in ms)
  */
-import { PgBoss } from 'pg-boss';
 import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/logger.ts';
 import { createServer } from '../src/server.ts';
-import { syncEngine } from '../src/syncs/engine.ts';
 import { memorySample, reportFailure, serveParent } from './ipc.ts';
 import { BENCH_ENCRYPTION_KEY } from './common.ts';
 
@@ -31,31 +25,6 @@ const [mode = 'worker', databaseUrl = '', publicUrl = '', concurrencyRaw = '20',
 
 let handlerMs: number[] = [];
 const timeJobs = process.env.BENCH_TIME_JOBS === '1';
-const workOptions = process.env.BENCH_WORK_OPTIONS !== undefined && process.env.BENCH_WORK_OPTIONS !== '' ? (JSON.parse(process.env.BENCH_WORK_OPTIONS) as Record<string, unknown>) : null;
-if (timeJobs || workOptions !== null) {
-  type Work = (this: PgBoss, ...args: unknown[]) => Promise<string>;
-  const originalWork = PgBoss.prototype.work as unknown as Work;
-  (PgBoss.prototype as unknown as { work: Work }).work = function (this: PgBoss, ...args: unknown[]) {
-    const last = args.length - 1;
-    const handler = args[last];
-    if (workOptions !== null && args.length === 3 && typeof args[1] === 'object' && args[1] !== null) {
-      const merged: Record<string, unknown> = { ...args[1], ...workOptions };
-      for (const [k, v] of Object.entries(workOptions)) if (v === null) delete merged[k]; // null removes an option
-      args[1] = merged;
-    }
-    if (timeJobs && typeof handler === 'function') {
-      args[last] = async (jobs: unknown) => {
-        const t = performance.now();
-        try {
-          return await (handler as (jobs: unknown) => Promise<unknown>)(jobs);
-        } finally {
-          handlerMs.push(performance.now() - t);
-        }
-      };
-    }
-    return originalWork.apply(this, args);
-  };
-}
 
 try {
   const config = loadConfig({}, {
@@ -74,13 +43,18 @@ try {
   });
   const logger = createLogger(config.logLevel);
   const server = await createServer({ config, logger, adminToken: config.adminToken ?? '', role: mode === 'worker' ? 'worker' : 'api', jobs: true });
-  // The same engine without a job queue: enqueueDue then does only its database work.
-  const queueless = syncEngine({
-    db: server.db, catalog: server.catalog, clock: server.clock, log: logger, queue: null,
-    runClaimed: async () => {
-      throw new Error('the queue-less bench engine runs no syncs');
-    },
-  });
+  if (timeJobs) {
+    // Wraps the worker's run of each claimed sync (the engine object is what the worker calls).
+    const runLeased = server.engine.runLeased;
+    server.engine.runLeased = async (sync) => {
+      const t = performance.now();
+      try {
+        return await runLeased(sync);
+      } finally {
+        handlerMs.push(performance.now() - t);
+      }
+    };
+  }
   serveParent({
     stop: () => server.close(),
     async call(op, args) {
@@ -91,9 +65,8 @@ try {
       }
       if (op === 'jobs') return handlerMs;
       if (op === 'tick') {
-        const { queue } = args as { queue: boolean };
         const t = performance.now();
-        const queued = await (queue ? server.engine : queueless).enqueueDue();
+        const queued = await server.engine.enqueueDue();
         return { ms: performance.now() - t, queued: queued.length };
       }
       if (op === 'syncOne') {

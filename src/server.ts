@@ -1,19 +1,17 @@
 /**
  * Assembles Mooring from a Config: database (migrated), keys, clock, catalog, adapters, the sync
- * engine, the job queue and — by role — the HTTP app and/or a sync worker. main.ts calls it to run;
+ * engine and — by role — the HTTP app and/or a sync worker (claiming from the syncs table, the queue). main.ts calls it to run;
  * tests call it to get a real server on a real database.
  */
 import { randomBytes } from 'node:crypto';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type Provider from 'oidc-provider';
-import type { PgBoss } from 'pg-boss';
 import { buildApp } from './app.ts';
 import { systemClock, type MovableClock } from './clock.ts';
 import type { Config } from './config.ts';
 import { openDb, type Db } from './db/db.ts';
 import { migrate } from './db/migrate.ts';
 import { readSetting, sealedSettingOrCreate, settingOrCreate } from './db/settings.ts';
-import { startBoss } from './jobs/boss.ts';
 import { loadOrCreateKeys } from './oauth/keys.ts';
 import { resolveSecretBox } from './crypto/key.ts';
 import { resealSecrets } from './crypto/reseal.ts';
@@ -24,7 +22,7 @@ import { createProviderAdapters } from './providers/registry.ts';
 import { CLOCK_OFFSET_SETTING, usableClockOffset } from './sandbox/control.ts';
 import { syncEngine, type SyncEngine } from './syncs/engine.ts';
 import { syncRunner } from './syncs/runner.ts';
-import { bossSyncQueue, startWorker, type Worker } from './syncs/worker.ts';
+import { startWorker, type Worker } from './syncs/worker.ts';
 import { connectionEvents } from './webhooks/events.ts';
 import { webhookDispatcher } from './webhooks/dispatcher.ts';
 import { resolveTimers, type Timers } from './timers.ts';
@@ -50,7 +48,7 @@ export interface ServerOptions {
   logger: FastifyBaseLogger;
   adminToken: string;
   role?: Role;
-  /** Start the durable job queue (pg-boss). Off: syncs run in the requesting process only. */
+  /** Start the sync workers (claiming from the syncs table, the one queue). Off: syncs run in the requesting process only. */
   jobs?: boolean;
   /** An already-open database (tests); otherwise one is opened from the config. */
   db?: Db;
@@ -108,13 +106,6 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     const catalog = createCatalog(config.sandbox ? sandboxCatalog(config.publicUrl) : []);
     const adapters = createProviderAdapters({ sandboxClientSecret, timeoutMs: timers.providerTimeoutMs });
 
-    let boss: PgBoss | null = null;
-    if (opts.jobs ?? true) {
-      progress('starting the job queue');
-      boss = await startBoss({ db, databaseUrl: config.databaseUrl, poolSize: config.databasePoolSize, log });
-      const b = boss;
-      closers.push(() => b.stop({ graceful: true, timeout: 10_000 }));
-    }
     const events = connectionEvents({ catalog, clock });
     const dispatcher = webhookDispatcher({
       db, secrets, clock, log, concurrency: WEBHOOK_CONCURRENCY,
@@ -125,13 +116,12 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     const engine = syncEngine({
       db, catalog, clock, log, timers,
       runClaimed: syncRunner({ db, secrets, catalog, adapters, clock, log, afterSync: events.afterSync }),
-      queue: boss === null ? null : bossSyncQueue(boss),
     });
 
     let worker: Worker | null = null;
-    if (role !== 'api' && boss !== null) {
+    if (role !== 'api' && (opts.jobs ?? true)) {
       worker = await startWorker({
-        boss, engine, concurrency: config.workerConcurrency, beforeTick: refreshClock, log, timers,
+        engine, concurrency: config.workerConcurrency, beforeTick: refreshClock, log, timers,
         loops: [
           { name: 'webhook deliveries', everyMs: timers.webhookPollMs, run: () => dispatcher.pump() },
           { name: 'connection events', everyMs: timers.eventSweepMs, run: () => events.sweep(db) },

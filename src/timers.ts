@@ -9,9 +9,11 @@ export interface Timers {
   schedulerTickMs: number;
   /** How often a worker sends syncs whose process died back to the queue. */
   reaperIntervalMs: number;
+  /** How often an idle worker looks for due syncs in the queue (it also looks at once after its scheduler tick, its reaper or a finished sync). */
+  claimPollMs: number;
   /** How long a running sync's lease lasts; its runner renews it at a third of that. */
   runningLeaseSeconds: number;
-  /** How long a queued sync may wait for a worker before the reaper hands it out again. */
+  /** How long a requested sync is left to its requester before any worker may claim it (the requester died). */
   queuedLeaseSeconds: number;
   /** How often a request that joined a running sync looks whether it is done. */
   joinPollMs: number;
@@ -36,6 +38,7 @@ export interface Timers {
 export const DEFAULT_TIMERS: Readonly<Timers> = Object.freeze({
   schedulerTickMs: 5_000,
   reaperIntervalMs: 10_000,
+  claimPollMs: 500,
   runningLeaseSeconds: 30,
   queuedLeaseSeconds: 120,
   joinPollMs: 100,

@@ -2,40 +2,35 @@
  * The sync engine: queues syncs (scheduled or requested), runs each exactly once under a lease,
  * joins concurrent requests for the same connection, and recovers syncs whose process died.
  *
- * A sync moves queued → running → done. The partial unique index syncs_one_active keeps at most
- * one queued-or-running sync per connection, so two workers can never sync a connection at once
- * and a second request joins the first. A running sync holds a lease its runner renews; when the
- * lease runs out the reaper queues it again, and whoever claims it next runs it.
+ * The syncs table is the one queue. A sync moves queued → running → done. The partial unique
+ * index syncs_one_active keeps at most one queued-or-running sync per connection, so two workers
+ * can never sync a connection at once and a second request joins the first. The scheduler
+ * (scheduler.ts) queues due connections; a claim (claim.ts) takes a queued sync to run under a
+ * lease its runner renews; when the lease runs out the reaper (reaper.ts) queues it again, and
+ * whoever claims it next runs it (a new attempt number fences the old run out).
  */
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../clock.ts';
-import type { Db, Queryable } from '../db/db.ts';
-import { HEALTH_WINDOW_MS, shouldBackOff } from '../providers/health.ts';
+import type { Db } from '../db/db.ts';
 import { providersRepository } from '../providers/repository.ts';
 import { AppError } from '../errors.ts';
 import { connectionsRepository } from '../connections/repository.ts';
 import { isConsentExpired } from '../connections/status.ts';
 import type { Catalog } from '../providers/catalog.ts';
-import { LONGEST_WINDOW_MS, nextScheduledSync, syncBudget } from './cadence.ts';
+import { LONGEST_WINDOW_MS, syncBudget } from './cadence.ts';
+import { syncClaims } from './claim.ts';
+import { syncReaper } from './reaper.ts';
 import { syncsRepository, type SyncRow } from './repository.ts';
+import { SCHEDULER_BATCH, syncScheduler } from './scheduler.ts';
 import { DEFAULT_TIMERS, type Timers } from '../timers.ts';
 import type { RunClaimed } from './runner.ts';
 import type { SyncAction } from './schemas.ts';
-
-/** Hands a queued sync to the workers (pg-boss), grouped by provider for per-provider concurrency. */
-export interface SyncQueue {
-  send(syncId: string, providerId: string): Promise<void>;
-  /** Many at once (one round trip), for the scheduler tick. */
-  sendMany(jobs: { syncId: string; providerId: string }[]): Promise<void>;
-}
 
 export interface SyncEngineDeps {
   db: Db;
   catalog: Catalog;
   clock: Clock;
   runClaimed: RunClaimed;
-  /** Null in a process without workers: scheduled syncs then run only through `runDue`. */
-  queue: SyncQueue | null;
   log: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void };
   /** Real-time sleep (tests may shorten it). */
   sleep?: (ms: number) => Promise<void>;
@@ -58,38 +53,17 @@ export type SyncOutcome =
   /** No sync can run: the provider is retired, the consent expired, or the connection is gone. */
   | { kind: 'skipped'; reason: 'retired' | 'expired' | 'not_found' };
 
-export const SCHEDULER_BATCH = 1000;
-/** A provider whose syncs mostly failed over the last hour gets no scheduled syncs for this long. */
-export const PROVIDER_BACKOFF_MS = 3_600_000;
-/** Providers whose syncs mostly failed at the provider over the last hour (see `shouldBackOff`). */
-async function failingProviders(tx: Queryable, providerIds: string[], now: Date): Promise<Set<string>> {
-  if (providerIds.length === 0) return new Set();
-  const counts = await providersRepository(tx).healthCounts(providerIds, new Date(now.getTime() - HEALTH_WINDOW_MS));
-  return new Set(counts.filter(shouldBackOff).map((x) => x.providerId));
-}
-
 export function syncEngine(deps: SyncEngineDeps) {
   const timers = deps.timers ?? DEFAULT_TIMERS;
-  const leaseRenewMs = (timers.runningLeaseSeconds * 1000) / 3;
   const syncs = syncsRepository(deps.db, timers);
+  const claims = syncClaims({ db: deps.db, runClaimed: deps.runClaimed, timers, log: deps.log });
+  const scheduler = syncScheduler(deps);
+  const reaper = syncReaper(deps);
   const connections = connectionsRepository(deps.db);
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
 
   /** Runs a sync if it is still queued (claiming it first); renews the lease while it runs. */
-  async function runIfQueued(syncId: string, opts: { onlyIfDue?: boolean } = {}): Promise<boolean> {
-    const claimed = await syncs.claim(syncId, opts);
-    if (claimed === null) return false;
-    const heartbeat = setInterval(() => {
-      syncs.renewLease(syncId, claimed.attempts).catch((err: unknown) => deps.log.warn({ syncId, err: String(err) }, 'could not renew a sync lease'));
-    }, leaseRenewMs);
-    heartbeat.unref();
-    try {
-      await deps.runClaimed(claimed);
-    } finally {
-      clearInterval(heartbeat);
-    }
-    return true;
-  }
+  const runIfQueued = (syncId: string, opts: { onlyIfDue?: boolean } = {}): Promise<boolean> => claims.claimAndRun(syncId, opts);
 
   async function waitDone(syncId: string): Promise<SyncRow> {
     const deadline = Date.now() + timers.joinTimeoutMs;
@@ -159,50 +133,8 @@ export function syncEngine(deps: SyncEngineDeps) {
       return { kind: 'done', sync: await waitDone(sync.id) };
     },
 
-    /** Worker entry: runs the queued sync `syncId` unless someone else has it or it is done. */
-    runQueued: runIfQueued,
-
-    /**
-     * Scheduler tick: queues a sync for every connection that is due now (up to `limit`) and moves
-     * each one's next sync time forward. Connections that cannot sync (consent expired, provider
-     * retired) leave the schedule; those of a provider in a declared outage wait for its end.
-     */
-    async enqueueDue(limit = SCHEDULER_BATCH): Promise<SyncRow[]> {
-      const now = deps.clock.now();
-      const queued = await deps.db.transaction(async (tx) => {
-        const txConnections = connectionsRepository(tx);
-        const txSyncs = syncsRepository(tx, timers);
-        const due = await txConnections.lockDue(now, limit);
-        const failing = await failingProviders(tx, [...new Set(due.map((d) => d.provider_id))], now);
-        const updates: { id: string; next: Date | null }[] = [];
-        const toQueue: { id: string; connectionId: string; userId: string; providerId: string }[] = [];
-        for (const c of due) {
-          const provider = deps.catalog.get(c.provider_id);
-          if (provider === undefined || c.retired_at !== null || isConsentExpired(c.expires_at, now)) {
-            updates.push({ id: c.id, next: null });
-            continue;
-          }
-          if (c.outage_until !== null && c.outage_until.getTime() > now.getTime()) {
-            updates.push({ id: c.id, next: c.outage_until });
-            continue;
-          }
-          if (failing.has(c.provider_id)) {
-            // The provider is failing most syncs: wait instead of adding to its load (no hot loop).
-            updates.push({ id: c.id, next: new Date(now.getTime() + PROVIDER_BACKOFF_MS) });
-            continue;
-          }
-          const budget = syncBudget(provider.type, c.unattended_sync_times, now);
-          if (budget.remaining > 0) toQueue.push({ id: randomUUID(), connectionId: c.id, userId: c.user_id, providerId: c.provider_id });
-          const after = budget.remaining > 0 ? syncBudget(provider.type, [...c.unattended_sync_times, now], now) : budget;
-          updates.push({ id: c.id, next: nextScheduledSync(provider.type, now, after) });
-        }
-        const created = await txSyncs.insertQueuedMany(toQueue, 'auto-update', now);
-        await txConnections.setNextSyncTimes(updates);
-        return created;
-      });
-      if (deps.queue !== null) await deps.queue.sendMany(queued.map((s) => ({ syncId: s.id, providerId: s.provider_id })));
-      return queued;
-    },
+    /** Scheduler tick (scheduler.ts): queues a sync for every connection that is due now. */
+    enqueueDue: scheduler.enqueueDue,
 
     /**
      * Runs every sync that is due now and answers when all have finished (the sandbox's
@@ -226,15 +158,12 @@ export function syncEngine(deps: SyncEngineDeps) {
       }
     },
 
-    /** Queues again the syncs whose lease ran out, and hands them to the workers. */
-    async reap(): Promise<number> {
-      const expired = await syncs.requeueExpired(SCHEDULER_BATCH);
-      for (const s of expired) {
-        if (s.was === 'running') deps.log.warn({ syncId: s.id }, 'a sync was interrupted (its process stopped); queued again');
-        if (deps.queue !== null) await deps.queue.send(s.id, s.provider_id);
-      }
-      return expired.length;
-    },
+    /** Reaper (reaper.ts): queues again the running syncs whose lease ran out. */
+    reap: reaper.reap,
+
+    /** Claim (claim.ts): a worker's take of due syncs from the queue, and running one it took. */
+    claimDue: claims.claimDue,
+    runLeased: claims.runLeased,
   };
 }
 export type SyncEngine = ReturnType<typeof syncEngine>;

@@ -45,7 +45,8 @@ export function syncsRepository(db: Queryable, leases: SyncLeases = { queuedLeas
   return {
     /**
      * Queues a sync unless the connection already has one queued or running (then answers null:
-     * the caller joins that one). `method` is ADD for a connection's first sync.
+     * the caller joins that one). `method` is ADD for a connection's first sync. Its requester runs
+     * it; workers take it only once queuedLeaseSeconds have passed (the requester died meanwhile).
      */
     async insertQueued(s: { id: string; connectionId: string; userId: string; providerId: string; action: SyncAction; attended: boolean; customerIp: string | null; now: Date }): Promise<SyncRow | null> {
       const r = await db.query<SyncRow>(
@@ -60,18 +61,18 @@ export function syncsRepository(db: Queryable, leases: SyncLeases = { queuedLeas
       return r.rows[0] ?? null;
     },
 
-    /** insertQueued for many unattended syncs in one statement (the scheduler tick); answers those queued. */
+    /** insertQueued for many unattended syncs in one statement (the scheduler tick), due at once; answers those queued. */
     async insertQueuedMany(rows: { id: string; connectionId: string; userId: string; providerId: string }[], action: SyncAction, now: Date): Promise<SyncRow[]> {
       if (rows.length === 0) return [];
       const r = await db.query<SyncRow>(
         `insert into syncs (id, connection_id, user_id, provider_id, action, method, state, attended, created_at, lease_until)
          select x.id, x.connection_id, x.user_id, x.provider_id, $2,
                 case when exists (select 1 from syncs s where s.connection_id = x.connection_id) then 'UPDATE' else 'ADD' end,
-                'queued', false, $3, now() + make_interval(secs => $4)
+                'queued', false, $3, now()
            from jsonb_to_recordset($1::jsonb) as x(id uuid, connection_id text, user_id text, provider_id text)
          on conflict (connection_id) where state <> 'done' do nothing
          returning *`,
-        [JSON.stringify(rows.map((x) => ({ id: x.id, connection_id: x.connectionId, user_id: x.userId, provider_id: x.providerId }))), action, now, leases.queuedLeaseSeconds],
+        [JSON.stringify(rows.map((x) => ({ id: x.id, connection_id: x.connectionId, user_id: x.userId, provider_id: x.providerId }))), action, now],
       );
       return r.rows;
     },
@@ -104,6 +105,38 @@ export function syncsRepository(db: Queryable, leases: SyncLeases = { queuedLeas
       return r.rows[0] ?? null;
     },
 
+    /**
+     * The queue's take: claims up to `limit` queued syncs that are due (lease_until, their
+     * not-before time, has passed), oldest first, as claim does one. Rows another worker is
+     * claiming at the same moment are skipped, never waited for or taken twice. A provider with
+     * `perProvider` syncs running already gets no more (a soft cap: two workers claiming at the
+     * same instant may each fill it).
+     */
+    async claimDue(limit: number, perProvider: number): Promise<SyncRow[]> {
+      const r = await db.query<SyncRow>(
+        `with busy as (
+           select provider_id, count(*)::int as running from syncs where state = 'running' group by provider_id
+         ), ready as (
+           select s.id, s.provider_id, s.lease_until from syncs s
+            where s.state = 'queued' and s.lease_until <= now()
+              and s.provider_id not in (select provider_id from busy where running >= $2)
+            order by s.lease_until
+            limit $1
+            for update skip locked
+         ), chosen as (
+           select r.id from (
+             select ready.id, coalesce(busy.running, 0) + row_number() over (partition by ready.provider_id order by ready.lease_until, ready.id) as slot
+               from ready left join busy using (provider_id)
+           ) r where r.slot <= $2
+         )
+         update syncs s set state = 'running', attempts = s.attempts + 1, lease_until = now() + make_interval(secs => $3)
+           from chosen c where s.id = c.id and s.state = 'queued'
+         returning s.*`,
+        [limit, perProvider, leases.runningLeaseSeconds],
+      );
+      return r.rows;
+    },
+
     /** Renews the lease of this run (its attempt) only; false once another run took the sync over. */
     async renewLease(syncId: string, attempt: number): Promise<boolean> {
       const r = await db.query(`update syncs set lease_until = now() + make_interval(secs => $2) where id = $1 and state = 'running' and attempts = $3`, [syncId, leases.runningLeaseSeconds, attempt]);
@@ -111,18 +144,29 @@ export function syncsRepository(db: Queryable, leases: SyncLeases = { queuedLeas
     },
 
     /**
-     * Sends syncs whose lease ran out back to the queue: a running one whose process died, or a
-     * queued one nobody picked up. Answers them so they can be handed to workers again.
+     * Sends running syncs whose lease ran out (their process died or froze) back to the queue, due
+     * at once. The next claim bumps the attempt number, which fences the old run out.
      */
-    async requeueExpired(limit: number): Promise<{ id: string; provider_id: string; was: string }[]> {
-      const r = await db.query<{ id: string; provider_id: string; was: string }>(
+    async requeueExpired(limit: number): Promise<{ id: string; provider_id: string }[]> {
+      const r = await db.query<{ id: string; provider_id: string }>(
         `with expired as (
-           select id, state from syncs where state <> 'done' and lease_until < now() order by lease_until limit $1 for update skip locked
+           select id from syncs where state = 'running' and lease_until < now() order by lease_until limit $1 for update skip locked
          )
-         update syncs s set state = 'queued', lease_until = now() + make_interval(secs => $2)
-         from expired e where s.id = e.id
-         returning s.id::text as id, s.provider_id, e.state as was`,
-        [limit, leases.queuedLeaseSeconds],
+         update syncs s set state = 'queued', lease_until = now()
+         from expired e where s.id = e.id and s.state = 'running'
+         returning s.id::text as id, s.provider_id`,
+        [limit],
+      );
+      return r.rows;
+    },
+
+    /** Finished syncs per provider since `since` that were not Mooring's own failure, and how many of them fetched something (not `error`). */
+    async providerOutcomesSince(providerIds: string[], since: Date): Promise<{ provider_id: string; attempts: number; successes: number }[]> {
+      const r = await db.query<{ provider_id: string; attempts: number; successes: number }>(
+        `select provider_id, count(*)::int as attempts, count(*) filter (where fetch_status <> 'error')::int as successes
+           from syncs where provider_id = any($1::text[]) and state = 'done' and not internal_failure and finished_at > $2
+          group by provider_id`,
+        [providerIds, since],
       );
       return r.rows;
     },
@@ -144,8 +188,8 @@ export function syncsRepository(db: Queryable, leases: SyncLeases = { queuedLeas
 
     /**
      * Gives a running sync back to the queue after Mooring's own failure (this run only): it runs
-     * again once `retryAfterSeconds` have passed (the reaper hands it out, or a waiting requester
-     * runs it). Nothing about the attempt is recorded as an outcome.
+     * again once `retryAfterSeconds` have passed (a worker claims it, or a waiting requester runs
+     * it). Nothing about the attempt is recorded as an outcome.
      */
     async releaseForRetry(id: string, attempt: number, retryAfterSeconds: number, detail: string): Promise<boolean> {
       const r = await db.query(

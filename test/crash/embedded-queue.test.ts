@@ -1,7 +1,7 @@
 /**
- * The embedded single process with the durable job queue on (SPEC sections 1 and 5): the server
- * runs a pg-boss worker in-process (on PGlite in a plain `npm test`), whose own scheduler tick
- * queues due syncs and runs them — nobody calls /sandbox/scheduler/run here. Then, end to end
+ * The embedded single process with the sync queue on (SPEC sections 1 and 5): the server runs a
+ * sync worker in-process (on PGlite in a plain `npm test`), whose own scheduler tick queues due
+ * syncs into the syncs table and whose claim loop runs them — nobody calls /sandbox/scheduler/run here. Then, end to end
  * through that worker, a provider that answers garbage or never answers costs that sync (an
  * `error`), not the worker: the next scheduled syncs still run, and succeed once the provider does.
  *
@@ -22,7 +22,7 @@ const MODELO_ID = '1ffe704d39629a929c8e293880fb449a';
 const BANK_DATA_CALL = /^\/sandbox\/ob\/[^/]+\/aisp\/accounts/;
 /** This server's timers: the scheduler ticks often, and a provider gets a short time per call. */
 const TIMERS = { schedulerTickMs: 250, providerTimeoutMs: 2_000, sandboxSlowCallMs: 500 };
-/** Generous bounds for a loaded machine (pg-boss itself polls every 0.5 s); nothing asserts how fast it was. */
+/** Generous bounds for a loaded machine (an idle worker looks for due syncs every 0.5 s); nothing asserts how fast it was. */
 const TICK_WAIT_MS = 20_000;
 const TIMEOUT_WAIT_MS = 30_000;
 
@@ -100,13 +100,13 @@ describe(`the job queue in the embedded single process (${testDatabaseUrl() === 
     await ts?.stop();
   });
 
-  it('the in-process pg-boss worker queues and runs a due sync on its own', async () => {
+  it('the in-process worker queues and runs a due sync on its own', async () => {
     expect((await syncs()).map((s) => [s.method, s.state, s.fetchStatus])).toEqual([['ADD', 'done', 'success']]);
     const sync = await nextScheduledSync(TICK_WAIT_MS);
     expect(sync).toMatchObject({ action: 'auto-update', method: 'UPDATE', state: 'done', fetchStatus: 'success' });
-    // It went through the durable queue: pg-boss holds the finished job for this sync.
-    const jobs = await ts.server.db.query<{ state: string }>(`select state from pgboss.job where name = 'sync' and data->>'syncId' = $1`, [sync.id]);
-    expect(jobs.rows.map((j) => j.state)).toEqual(['completed']);
+    // It went through the one queue, the syncs table: claimed once (one attempt) and finished.
+    const rows = await ts.server.db.query<{ state: string; attempts: number; lease_until: Date | null }>('select state, attempts, lease_until from syncs where id = $1', [sync.id]);
+    expect(rows.rows).toEqual([{ state: 'done', attempts: 1, lease_until: null }]);
     expect(await connection()).toMatchObject({ status: 'ok', error: null });
   }, 60_000);
 

@@ -1,0 +1,78 @@
+/**
+ * The scheduler: each tick queues a sync for every connection that is due (into the syncs table,
+ * the one queue, where workers claim them) and moves each connection's next sync time forward.
+ * Due connections are locked (skip locked) for the tick, so two workers never queue one twice;
+ * the partial unique index syncs_one_active keeps one queued-or-running sync per connection.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Clock } from '../clock.ts';
+import type { Db, Queryable } from '../db/db.ts';
+import { HEALTH_WINDOW_MS, shouldBackOff } from '../providers/health.ts';
+import { providersRepository } from '../providers/repository.ts';
+import { isConsentExpired } from '../connections/status.ts';
+import { connectionsRepository } from '../connections/repository.ts';
+import type { Catalog } from '../providers/catalog.ts';
+import { nextScheduledSync, syncBudget } from './cadence.ts';
+import { syncsRepository, type SyncRow } from './repository.ts';
+
+export const SCHEDULER_BATCH = 1000;
+/** A provider whose syncs mostly failed over the last hour gets no scheduled syncs for this long. */
+export const PROVIDER_BACKOFF_MS = 3_600_000;
+/** Providers whose syncs mostly failed at the provider over the last hour (see `shouldBackOff`). */
+async function failingProviders(tx: Queryable, providerIds: string[], now: Date): Promise<Set<string>> {
+  if (providerIds.length === 0) return new Set();
+  const counts = await providersRepository(tx).healthCounts(providerIds, new Date(now.getTime() - HEALTH_WINDOW_MS));
+  return new Set(counts.filter(shouldBackOff).map((x) => x.providerId));
+}
+
+export interface SyncSchedulerDeps {
+  db: Db;
+  catalog: Catalog;
+  clock: Clock;
+}
+
+export function syncScheduler(deps: SyncSchedulerDeps) {
+  return {
+    /**
+     * Scheduler tick: queues a sync for every connection that is due now (up to `limit`), ready
+     * for any worker's claim, and moves each one's next sync time forward. Connections that cannot
+     * sync (consent expired, provider retired) leave the schedule; those of a provider in a
+     * declared outage wait for its end.
+     */
+    async enqueueDue(limit = SCHEDULER_BATCH): Promise<SyncRow[]> {
+      const now = deps.clock.now();
+      return deps.db.transaction(async (tx) => {
+        const txConnections = connectionsRepository(tx);
+        const txSyncs = syncsRepository(tx);
+        const due = await txConnections.lockDue(now, limit);
+        const failing = await failingProviders(tx, [...new Set(due.map((d) => d.provider_id))], now);
+        const updates: { id: string; next: Date | null }[] = [];
+        const toQueue: { id: string; connectionId: string; userId: string; providerId: string }[] = [];
+        for (const c of due) {
+          const provider = deps.catalog.get(c.provider_id);
+          if (provider === undefined || c.retired_at !== null || isConsentExpired(c.expires_at, now)) {
+            updates.push({ id: c.id, next: null });
+            continue;
+          }
+          if (c.outage_until !== null && c.outage_until.getTime() > now.getTime()) {
+            updates.push({ id: c.id, next: c.outage_until });
+            continue;
+          }
+          if (failing.has(c.provider_id)) {
+            // The provider is failing most syncs: wait instead of adding to its load (no hot loop).
+            updates.push({ id: c.id, next: new Date(now.getTime() + PROVIDER_BACKOFF_MS) });
+            continue;
+          }
+          const budget = syncBudget(provider.type, c.unattended_sync_times, now);
+          if (budget.remaining > 0) toQueue.push({ id: randomUUID(), connectionId: c.id, userId: c.user_id, providerId: c.provider_id });
+          const after = budget.remaining > 0 ? syncBudget(provider.type, [...c.unattended_sync_times, now], now) : budget;
+          updates.push({ id: c.id, next: nextScheduledSync(provider.type, now, after) });
+        }
+        const created = await txSyncs.insertQueuedMany(toQueue, 'auto-update', now);
+        await txConnections.setNextSyncTimes(updates);
+        return created;
+      });
+    },
+  };
+}
+export type SyncScheduler = ReturnType<typeof syncScheduler>;
