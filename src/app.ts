@@ -47,7 +47,7 @@ import { requestObjectRoutes } from './oauth/request-routes.ts';
 import { authRequestsService } from './auth-requests/service.ts';
 import { authRequestRoutes } from './auth-requests/routes.ts';
 import { syncsService } from './syncs/service.ts';
-import { resourceSyncRoutes } from './syncs/routes.ts';
+import { resourceSyncRoutes, syncHistoryRoutes } from './syncs/routes.ts';
 import { accountsRoutes } from './accounts/routes.ts';
 import { journeysRepository } from './journeys/repository.ts';
 import { journeysService } from './journeys/service.ts';
@@ -153,7 +153,8 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   await mountOidc(fastify, oidc, { publicUrl: config.publicUrl, trustProxy: config.trustProxy, adminThrottle });
   catalogRoutes(app, { db, catalog, clock, publicUrl: config.publicUrl });
   usersRoutes(app, { users: userSvc, publicUrl: config.publicUrl });
-  connectionsRoutes(app, { users: userSvc, connections, syncs, publicUrl: config.publicUrl });
+  connectionsRoutes(app, { users: userSvc, connections, publicUrl: config.publicUrl });
+  syncHistoryRoutes(app, { users: userSvc, connections, syncs, publicUrl: config.publicUrl });
   resourceSyncRoutes(app, { syncs, connections });
   accountsRoutes(app, { db, catalog, publicUrl: config.publicUrl });
   journeyRoutes(app, { journeys, oidc });

@@ -1,17 +1,14 @@
 import { Type } from 'typebox';
 import { authOf } from '../oauth/bearer.ts';
-import { dataOf, errorResponses, listOf, pageLinks, pageOf, Pagination } from '../http/schemas.ts';
+import { dataOf, errorResponses } from '../http/schemas.ts';
 import type { App } from '../http/types.ts';
 import type { UsersService } from '../users/service.ts';
-import { Sync } from '../syncs/schemas.ts';
-import type { SyncsService } from '../syncs/service.ts';
 import { Connection, ConnectionParams, PatchConnectionBody } from './schemas.ts';
 import type { ConnectionsService } from './service.ts';
 
 export interface ConnectionRoutesDeps {
   users: UsersService;
   connections: ConnectionsService;
-  syncs: SyncsService;
   publicUrl: string;
 }
 
@@ -66,31 +63,5 @@ export function connectionsRoutes(app: App, deps: ConnectionRoutesDeps): void {
     await deps.users.assertOwned(authOf(req).clientId, req.params.userId);
     await deps.connections.renewConsent(req.params.userId, req.params.connectionId, req.body.expiresAt);
     return reply.code(204).send(null);
-  });
-
-  app.get('/users/:userId/connections/:connectionId/syncs', {
-    config: { scopes: ['user:read'] },
-    schema: {
-      tags: ['syncs'], summary: "A connection's sync attempts, newest first", security: security('user:read'),
-      params: ConnectionParams, querystring: Pagination, response: { 200: listOf(Sync), ...errorResponses },
-    },
-  }, async (req) => {
-    const { userId, connectionId } = req.params;
-    await deps.users.assertOwned(authOf(req).clientId, userId);
-    await deps.connections.findOwnedOrThrow(userId, connectionId);
-    const page = pageOf(req.query);
-    const { syncs, total } = await deps.syncs.listForConnection(connectionId, page);
-    return { data: syncs, links: pageLinks(deps.publicUrl, `/users/${userId}/connections/${connectionId}/syncs`, page, total), meta: { total } };
-  });
-
-  app.get('/users/:userId/syncs/:syncId', {
-    config: { scopes: ['user:read'] },
-    schema: {
-      tags: ['syncs'], summary: 'Get one sync', security: security('user:read'),
-      params: Type.Object({ userId: Type.String(), syncId: Type.String() }), response: { 200: dataOf(Sync), ...errorResponses },
-    },
-  }, async (req) => {
-    await deps.users.assertOwned(authOf(req).clientId, req.params.userId);
-    return { data: await deps.syncs.get(req.params.userId, req.params.syncId) };
   });
 }

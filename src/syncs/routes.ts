@@ -1,8 +1,11 @@
 import { Type } from 'typebox';
 import { authOf } from '../oauth/bearer.ts';
-import { errorResponses, literals } from '../http/schemas.ts';
+import { dataOf, errorResponses, listOf, literals, pageLinks, pageOf, Pagination } from '../http/schemas.ts';
 import type { App } from '../http/types.ts';
 import type { ConnectionsService } from '../connections/service.ts';
+import { ConnectionParams } from '../connections/schemas.ts';
+import type { UsersService } from '../users/service.ts';
+import { Sync } from './schemas.ts';
 import type { SyncsService } from './service.ts';
 
 export function resourceSyncRoutes(app: App, deps: { syncs: SyncsService; connections: ConnectionsService }): void {
@@ -28,5 +31,35 @@ export function resourceSyncRoutes(app: App, deps: { syncs: SyncsService; connec
     const userId = auth.userId ?? '';
     await deps.connections.findOwnedOrThrow(userId, req.params.connectionId);
     return { data: await deps.syncs.requestSync(req.params.connectionId, req.body?.customerIpAddress) };
+  });
+}
+
+/** A user's sync history (identity service), as getConnectionSyncs and getSync call it. */
+export function syncHistoryRoutes(app: App, deps: { users: UsersService; connections: ConnectionsService; syncs: SyncsService; publicUrl: string }): void {
+  const security = (scope: string) => [{ bearer: [scope] }];
+  app.get('/users/:userId/connections/:connectionId/syncs', {
+    config: { scopes: ['user:read'] },
+    schema: {
+      tags: ['syncs'], summary: "A connection's sync attempts, newest first", security: security('user:read'),
+      params: ConnectionParams, querystring: Pagination, response: { 200: listOf(Sync), ...errorResponses },
+    },
+  }, async (req) => {
+    const { userId, connectionId } = req.params;
+    await deps.users.assertOwned(authOf(req).clientId, userId);
+    await deps.connections.findOwnedOrThrow(userId, connectionId);
+    const page = pageOf(req.query);
+    const { syncs, total } = await deps.syncs.listForConnection(connectionId, page);
+    return { data: syncs, links: pageLinks(deps.publicUrl, `/users/${userId}/connections/${connectionId}/syncs`, page, total), meta: { total } };
+  });
+
+  app.get('/users/:userId/syncs/:syncId', {
+    config: { scopes: ['user:read'] },
+    schema: {
+      tags: ['syncs'], summary: 'Get one sync', security: security('user:read'),
+      params: Type.Object({ userId: Type.String(), syncId: Type.String() }), response: { 200: dataOf(Sync), ...errorResponses },
+    },
+  }, async (req) => {
+    await deps.users.assertOwned(authOf(req).clientId, req.params.userId);
+    return { data: await deps.syncs.get(req.params.userId, req.params.syncId) };
   });
 }
