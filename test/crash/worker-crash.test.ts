@@ -98,7 +98,17 @@ describe.skipIf(!process.env.TEST_DATABASE_URL)('crash safety: an API process an
   it('the killed worker restarts and joins in; a provider outage fails syncs as errors while every worker keeps running', async () => {
     const rejoined = await cl.startWorker('worker-a2');
     const before = new Set((await cl.allSyncs()).map((s) => s.id));
-    await cl.advanceClock('PT6H');
+    // Which worker claims a sync is a race; to see the restarted one take part, the others pause
+    // (SIGSTOP, while nothing is due, so they hold no locks) until it has claimed a sync of this round.
+    const others = [...cl.workers.values()].filter((p) => p.alive() && p.name !== rejoined.name);
+    for (const p of others) process.kill(p.pid, 'SIGSTOP');
+    try {
+      await cl.advanceClock('PT6H');
+      await waitUntil('the restarted worker to claim a sync of the new round', 30_000, async () =>
+        (await cl.transitions()).some((t) => t.app === rejoined.name && t.to_state === 'running' && !before.has(t.sync_id)), { intervalMs: 50, diagnose: cl.describeState });
+    } finally {
+      for (const p of others) process.kill(p.pid, 'SIGCONT');
+    }
 
     // Wait until the round is under way with syncs still waiting for a worker, then declare the outage.
     await waitUntil('scheduled syncs running with others queued behind them', 30_000, async () => {
