@@ -3,6 +3,7 @@
  * providers of SPEC section 7, whose ids are stable across restarts.
  */
 import { createHash } from 'node:crypto';
+import type { OpenBankingSettings } from './settings.ts';
 import { CONSENT_DAYS, isValuationType, type AdapterKind, type ProviderType } from './kinds.ts';
 
 export interface CatalogEntry {
@@ -21,6 +22,8 @@ export interface CatalogEntry {
   payments: 'domestic'[];
   /** Base URL of the provider's API (the sandbox bank for sandbox providers). */
   baseUrl: string;
+  /** Open Banking providers: how Mooring reaches the bank as a FAPI client. */
+  openbanking?: OpenBankingSettings;
 }
 
 export const MODELO_ID = '1ffe704d39629a929c8e293880fb449a';

@@ -4,6 +4,7 @@
  * into the closed set of ProviderErrors. Adapters add only a classifier for their provider's own
  * error bodies; nothing else decides error kinds.
  */
+import { fetch as undiciFetch, type Dispatcher } from 'undici';
 import { ProviderError, type ProviderErrorKind } from './provider.ts';
 
 /** Providers that answer with more than this are not trusted. */
@@ -30,6 +31,8 @@ export interface HttpCall {
   json?: unknown;
   form?: Record<string, string>;
   timeoutMs: number;
+  /** An undici dispatcher for the call (mutual TLS: the provider's transport certificate). */
+  dispatcher?: Dispatcher;
 }
 
 async function readLimited(res: Response, limitBytes: number): Promise<string> {
@@ -62,7 +65,10 @@ export async function callProvider(call: HttpCall): Promise<unknown> {
     body = new URLSearchParams(call.form).toString();
   }
   const signal = AbortSignal.timeout(call.timeoutMs);
-  const res = await fetch(call.url, { method: call.method, headers, body, signal, redirect: 'manual' });
+  const init = { method: call.method, headers, body, signal, redirect: 'manual' as const };
+  const res = call.dispatcher === undefined
+    ? await fetch(call.url, init)
+    : ((await undiciFetch(call.url, { ...init, dispatcher: call.dispatcher })) as unknown as Response);
   const text = await readLimited(res, MAX_RESPONSE_BYTES);
   let parsed: unknown;
   let unreadable = false;

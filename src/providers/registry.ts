@@ -21,7 +21,7 @@ export interface ProviderAdapterOptions {
 export function createProviderAdapters(opts: ProviderAdapterOptions): Record<AdapterKind, ProviderAdapter> {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_PROVIDER_TIMEOUT_MS;
   return {
-    openbanking: createOpenBankingAdapter({ clientSecret: opts.sandboxClientSecret, timeoutMs }),
+    openbanking: createOpenBankingAdapter({ timeoutMs }),
     legacy: createLegacyAdapter({ timeoutMs }),
     valuation: createValuationAdapter({ clientSecret: opts.sandboxClientSecret, timeoutMs }),
   };

@@ -1,31 +1,38 @@
 /**
- * Mooring's Open Banking AIS client (UK OB Read/Write API v3.1), written against the standard so it
- * can be pointed at a real bank: client-credentials token, account-access consent, redirect to the
- * bank's authorise page, code exchange, then accounts, balances and transactions with refreshable
- * tokens. Every failure leaves through toProviderError (../http.ts) with classifyOb below.
+ * Mooring's Open Banking AIS client: the UK Open Banking Read/Write API v3.1.x with the FAPI 1.0
+ * Advanced security profile, so the same code serves a real bank and the sandbox banks (SPEC §10).
+ *
+ * Journey: a client-credentials token (scope `accounts`) → POST /account-access-consents → a PS256
+ * request object carrying the consent as the essential `openbanking_intent_id` claim, nonce, state
+ * and PKCE → the bank's authorise page → the callback (JARM `response`, or a hybrid `code id_token`
+ * relayed from the URL fragment) → response and ID token verified against the bank's keys (iss,
+ * aud, nonce, c_hash, s_hash, the intent id) → code exchange with the PKCE verifier.
+ * Syncs: accounts, balances, transactions (following Links.Next) with x-fapi-* headers over mutual
+ * TLS; refresh tokens are used and rotated; when a call is refused the consent's own status decides
+ * the error. Every failure leaves through toProviderError (../http.ts) with classifyOb below.
  */
 import { randomUUID } from 'node:crypto';
+import * as oidc from 'openid-client';
 import type { CatalogEntry } from '../catalog.ts';
 import {
-  atEdge, callProvider, checkShape, HttpStatusFailure, providerDate, ResponseShapeFailure, toProviderError, type FailureClassifier,
+  atEdge, callProvider, checkShape, HttpStatusFailure, ResponseShapeFailure, toProviderError, type FailureClassifier,
 } from '../http.ts';
 import { ProviderError, type FetchResult, type JsonObject, type ProviderAccount, type ProviderAdapter, type ProviderTransaction } from '../provider.ts';
+import { fromOidcError, obClientCache, type ObClient } from './client.ts';
 import { toProviderAccount, toProviderTransactions } from './mapping.ts';
 import {
-  AccountsResponse, BalancesResponse, ConsentResponse, ObGrant, ObPending, TokenResponse, TransactionsResponse,
+  AccountsResponse, BalancesResponse, ConsentResponse, ObGrant, ObPending, TransactionsResponse,
   type ObAccount, type ObTransaction,
 } from './schemas.ts';
 
 export interface OpenBankingAdapterOptions {
-  /** Mooring's client id at the bank (`mooring` at the sandbox banks). */
-  clientId?: string;
-  clientSecret: string;
   /** Limit for each HTTP call to the bank. */
   timeoutMs: number;
   /** Real time, for token lifetimes (they do not follow the domain clock). */
   realNow?: () => number;
 }
 
+/** The read permissions the account, balance and transaction endpoints need (the default of a provider's `permissions`). */
 export const OB_CONSENT_PERMISSIONS = [
   'ReadAccountsBasic', 'ReadAccountsDetail', 'ReadBalances',
   'ReadTransactionsBasic', 'ReadTransactionsCredits', 'ReadTransactionsDebits', 'ReadTransactionsDetail',
@@ -38,15 +45,43 @@ const TOKEN_REFRESH_MARGIN_MS = 30_000;
 const DEFAULT_TOKEN_LIFETIME_S = 300;
 const MAX_TRANSACTION_PAGES = 50;
 const ACCOUNT_CONCURRENCY = 4;
+/** The ID token claim that names the consent the user authorised (Open Banking's intent id). */
+const INTENT_CLAIM = 'openbanking_intent_id';
 
-/** The Open Banking error bodies that mean something more specific than their HTTP status. */
+/** The Open Banking and OAuth error bodies that mean something more specific than their HTTP status. */
 export const classifyOb: FailureClassifier = (f) => {
   const body = typeof f.body === 'object' && f.body !== null ? (f.body as { error?: unknown; Errors?: unknown }) : {};
   const codes = Array.isArray(body.Errors) ? body.Errors.map((e: unknown) => (e as { ErrorCode?: unknown } | null)?.ErrorCode) : [];
-  if (f.status === 403 && codes.includes('UK.OBIE.Reauthenticate')) return 'mfa_required';
+  if (codes.includes('UK.OBIE.Reauthenticate')) return 'mfa_required';
   if (f.status === 400 && body.error === 'invalid_grant') return 'credentials';
+  if (body.error === 'invalid_client' || body.error === 'unauthorized_client') {
+    return { kind: 'unavailable', detail: "The bank refused Mooring's client authentication; the operator must check this provider's registration and certificates" };
+  }
   return undefined;
 };
+
+/** What an authorisation error sent back to the callback means. */
+function callbackError(provider: CatalogEntry, error: string): ProviderError {
+  if (error === 'server_error' || error === 'temporarily_unavailable') return new ProviderError('unavailable', `${provider.name} could not complete the authorisation`);
+  return new ProviderError('journey_rejected', `The authorisation was cancelled or declined at ${provider.name}`);
+}
+
+/** What a consent's status at the bank says about a refused call, or undefined when it explains nothing. */
+function consentRefusal(provider: CatalogEntry, status: string, expiresAt: string | undefined, realNow: number): ProviderError | undefined {
+  switch (status) {
+    case 'Revoked':
+      return new ProviderError('credentials', `The user withdrew this connection's consent at ${provider.name}; they must authorise again`);
+    case 'Rejected':
+      return new ProviderError('credentials', `${provider.name} rejected this connection's consent; the user must authorise again`);
+    case 'Expired':
+      return new ProviderError('credentials', `This connection's consent expired at ${provider.name}; the user must authorise again`);
+    default:
+      if (expiresAt !== undefined && Date.parse(expiresAt) <= realNow) {
+        return new ProviderError('credentials', `This connection's consent expired at ${provider.name}; the user must authorise again`);
+      }
+      return undefined;
+  }
+}
 
 async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const out: R[] = new Array<R>(items.length);
@@ -61,33 +96,75 @@ async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promis
   return out;
 }
 
-export function createOpenBankingAdapter(opts: OpenBankingAdapterOptions): ProviderAdapter {
+export function createOpenBankingAdapter(opts: OpenBankingAdapterOptions): ProviderAdapter & { close(): Promise<void> } {
   const realNow = opts.realNow ?? Date.now;
-  const clientId = opts.clientId ?? 'mooring';
-  const basic = `Basic ${Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(opts.clientSecret)}`).toString('base64')}`;
-  const fapi = (): Record<string, string> => ({ 'x-fapi-interaction-id': randomUUID() });
+  const clients = obClientCache({ timeoutMs: opts.timeoutMs, realNow });
+  /** Client-credentials tokens by provider id, reused until shortly before they expire. */
+  const clientTokens = new Map<string, { token: string; until: number }>();
 
-  const tokenCall = async (provider: CatalogEntry, form: Record<string, string>) =>
-    checkShape(TokenResponse, await callProvider({ method: 'POST', url: `${provider.baseUrl}/token`, headers: { authorization: basic }, form, timeoutMs: opts.timeoutMs }), 'the token response');
-
-  const clientToken = async (provider: CatalogEntry): Promise<string> =>
-    (await tokenCall(provider, { grant_type: 'client_credentials', scope: 'accounts' })).access_token;
+  const oidcCall = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await fn();
+    } catch (err) {
+      throw fromOidcError(err, what);
+    }
+  };
 
   const expiresAt = (expiresIn: number | undefined): string => new Date(realNow() + (expiresIn ?? DEFAULT_TOKEN_LIFETIME_S) * 1000).toISOString();
 
-  const deleteConsent = async (provider: CatalogEntry, consentId: string): Promise<void> => {
+  async function clientToken(c: ObClient, provider: CatalogEntry): Promise<string> {
+    const cached = clientTokens.get(provider.id);
+    if (cached !== undefined && cached.until > realNow()) return cached.token;
+    const t = await oidcCall(`the token endpoint of ${provider.name}`, () => oidc.clientCredentialsGrant(c.config, { scope: 'accounts' }));
+    clientTokens.set(provider.id, { token: t.access_token, until: realNow() + (t.expires_in ?? DEFAULT_TOKEN_LIFETIME_S) * 1000 - TOKEN_REFRESH_MARGIN_MS });
+    return t.access_token;
+  }
+
+  /** The x-fapi-* headers of every resource call (and the customer's presence when attended). */
+  const fapiHeaders = (c: ObClient, extra: { authTime?: string | null; customerIp?: string } = {}): Record<string, string> => ({
+    'x-fapi-interaction-id': randomUUID(),
+    ...(c.settings.financialId === null ? {} : { 'x-fapi-financial-id': c.settings.financialId }),
+    ...(extra.authTime === undefined || extra.authTime === null ? {} : { 'x-fapi-auth-date': new Date(extra.authTime).toUTCString() }),
+    ...(extra.customerIp === undefined ? {} : { [CUSTOMER_IP_HEADER]: extra.customerIp }),
+  });
+
+  const consentUrl = (c: ObClient, consentId?: string): string =>
+    `${c.settings.resourceBaseUrl}/account-access-consents${consentId === undefined ? '' : `/${encodeURIComponent(consentId)}`}`;
+
+  async function readConsent(c: ObClient, provider: CatalogEntry, consentId: string) {
+    const token = await clientToken(c, provider);
+    const body = await callProvider({
+      method: 'GET', url: consentUrl(c, consentId), headers: { authorization: `Bearer ${token}`, ...fapiHeaders(c) },
+      timeoutMs: opts.timeoutMs, dispatcher: c.dispatcher,
+    });
+    return checkShape(ConsentResponse, body, 'the consent').Data;
+  }
+
+  async function deleteConsent(c: ObClient, provider: CatalogEntry, consentId: string): Promise<void> {
     try {
-      const token = await clientToken(provider);
+      const token = await clientToken(c, provider);
       await callProvider({
-        method: 'DELETE', url: `${provider.baseUrl}/aisp/account-access-consents/${encodeURIComponent(consentId)}`,
-        headers: { authorization: `Bearer ${token}`, ...fapi() }, timeoutMs: opts.timeoutMs,
+        method: 'DELETE', url: consentUrl(c, consentId), headers: { authorization: `Bearer ${token}`, ...fapiHeaders(c) },
+        timeoutMs: opts.timeoutMs, dispatcher: c.dispatcher,
       });
     } catch (err) {
       // Already gone (or the provider withdrawn): nothing left to revoke.
       if (err instanceof HttpStatusFailure && (err.status === 404 || err.status === 410)) return;
       throw err;
     }
-  };
+  }
+
+  /** Explains a refused call by the consent's own status; the original failure when that says nothing (or cannot be read). */
+  async function explainRefusal(c: ObClient, provider: CatalogEntry, consentId: string, err: unknown): Promise<unknown> {
+    const refused = toProviderError(err, provider.name, classifyOb);
+    if (refused.kind !== 'credentials') return err;
+    try {
+      const consent = await readConsent(c, provider, consentId);
+      return consentRefusal(provider, consent.Status, consent.ExpirationDateTime, realNow()) ?? err;
+    } catch {
+      return err;
+    }
+  }
 
   const readGrant = (provider: CatalogEntry, grant: JsonObject): ObGrant => {
     if (!ObGrant.Check(grant)) throw new ProviderError('credentials', `The stored authorisation for ${provider.name} is unusable; the user must authorise again`);
@@ -95,27 +172,43 @@ export function createOpenBankingAdapter(opts: OpenBankingAdapterOptions): Provi
   };
 
   return {
+    close: () => clients.close(),
+
     startAuthorisation: (input) =>
       atEdge(input.provider.name, classifyOb, async () => {
         const { provider } = input;
-        const token = await clientToken(provider);
+        const c = await clients.get(provider);
+        const token = await clientToken(c, provider);
         const answer = await callProvider({
-          method: 'POST', url: `${provider.baseUrl}/aisp/account-access-consents`, headers: { authorization: `Bearer ${token}`, ...fapi() },
+          method: 'POST', url: consentUrl(c), headers: { authorization: `Bearer ${token}`, ...fapiHeaders(c) },
           json: {
-            Data: { Permissions: OB_CONSENT_PERMISSIONS, ...(input.consentExpiresAt === null ? {} : { ExpirationDateTime: input.consentExpiresAt.toISOString() }) },
+            Data: { Permissions: c.settings.permissions, ...(input.consentExpiresAt === null ? {} : { ExpirationDateTime: input.consentExpiresAt.toISOString() }) },
             Risk: {},
           },
-          timeoutMs: opts.timeoutMs,
+          timeoutMs: opts.timeoutMs, dispatcher: c.dispatcher,
         });
         const consent = checkShape(ConsentResponse, answer, 'the consent');
         if (consent.Data.Status !== 'AwaitingAuthorisation') throw new ResponseShapeFailure(`a new consent is ${consent.Data.Status}`);
-        const url = new URL(`${provider.baseUrl}/authorize`);
-        url.search = new URLSearchParams({
-          client_id: clientId, response_type: 'code', scope: 'openid accounts', redirect_uri: input.callbackUrl, state: input.state,
-          consent_id: consent.Data.ConsentId,
-        }).toString();
+        const consentId = consent.Data.ConsentId;
+        const nonce = oidc.randomNonce();
+        const codeVerifier = oidc.randomPKCECodeVerifier();
+        const intent = { value: consentId, essential: true };
+        const url = await oidcCall('the request object', async () =>
+          oidc.buildAuthorizationUrlWithJAR(c.config, {
+            redirect_uri: input.callbackUrl,
+            scope: 'openid accounts',
+            state: input.state,
+            nonce,
+            code_challenge: await oidc.calculatePKCECodeChallenge(codeVerifier),
+            code_challenge_method: 'S256',
+            claims: JSON.stringify({ id_token: { [INTENT_CLAIM]: intent }, userinfo: { [INTENT_CLAIM]: intent } }),
+          }, c.signingKey));
+        // OpenID Connect asks for these outside the request object too (they must match it).
+        url.searchParams.set('response_type', c.settings.responseType);
+        url.searchParams.set('scope', 'openid accounts');
+        url.searchParams.set('redirect_uri', input.callbackUrl);
         const previous = input.existingGrant !== undefined && ObGrant.Check(input.existingGrant) ? input.existingGrant.consentId : undefined;
-        const pending = { consentId: consent.Data.ConsentId, state: input.state, ...(previous === undefined ? {} : { previousConsentId: previous }) };
+        const pending = { consentId, state: input.state, nonce, codeVerifier, ...(previous === undefined ? {} : { previousConsentId: previous }) };
         return { kind: 'redirect', url: url.toString(), pending };
       }),
 
@@ -124,21 +217,47 @@ export function createOpenBankingAdapter(opts: OpenBankingAdapterOptions): Provi
         const { provider } = input;
         if (!ObPending.Check(input.pending)) throw new ResponseShapeFailure('the pending journey state is unreadable');
         const pending = input.pending;
-        const { error, code, state } = input.input;
-        if (error !== undefined) {
-          if (error === 'server_error' || error === 'temporarily_unavailable') throw new ProviderError('unavailable', `${provider.name} could not complete the authorisation`);
-          throw new ProviderError('journey_rejected', `The authorisation was cancelled or declined at ${provider.name}`);
+        const c = await clients.get(provider);
+        const params = input.input;
+        const jarm = c.settings.responseType === 'code';
+        // A plain error (the bank could not even sign one) ends the journey; anything else is verified below.
+        if (params.error !== undefined && params.response === undefined && params.id_token === undefined) {
+          if (params.state !== pending.state) throw new ResponseShapeFailure('the callback state does not match this journey');
+          throw callbackError(provider, params.error);
         }
-        if (state !== pending.state) throw new ResponseShapeFailure('the callback state does not match this journey');
-        if (code === undefined || code === '') throw new ResponseShapeFailure('the callback carries no code');
-        const tokens = await tokenCall(provider, { grant_type: 'authorization_code', code, redirect_uri: input.callbackUrl });
+        const current = new URL(input.callbackUrl);
+        if (jarm) {
+          if (params.response === undefined) throw new ResponseShapeFailure('the callback carries no JARM response');
+          current.searchParams.set('response', params.response);
+        } else {
+          current.hash = new URLSearchParams(params).toString();
+        }
+        let tokens: Awaited<ReturnType<typeof oidc.authorizationCodeGrant>>;
+        try {
+          tokens = await oidc.authorizationCodeGrant(c.config, current, {
+            pkceCodeVerifier: pending.codeVerifier, expectedNonce: pending.nonce, expectedState: pending.state, idTokenExpected: true,
+          });
+        } catch (err) {
+          if (err instanceof oidc.AuthorizationResponseError) throw callbackError(provider, err.error);
+          throw fromOidcError(err, `the authorisation response of ${provider.name}`);
+        }
+        const claims = tokens.claims();
+        if (claims === undefined || claims[INTENT_CLAIM] !== pending.consentId) {
+          throw new ResponseShapeFailure('the ID token does not name the consent the user was asked to authorise');
+        }
+        if (!jarm && params.id_token !== undefined) {
+          // The front-channel ID token (verified by openid-client: signature, nonce, c_hash, s_hash) must name the same consent.
+          const front = JSON.parse(Buffer.from(params.id_token.split('.')[1] ?? '', 'base64url').toString('utf8')) as Record<string, unknown>;
+          if (front[INTENT_CLAIM] !== pending.consentId) throw new ResponseShapeFailure('the ID token does not name the consent the user was asked to authorise');
+        }
         if (pending.previousConsentId !== undefined && pending.previousConsentId !== pending.consentId) {
           // Re-authorisation replaced the old consent; withdrawing it is good manners, not essential.
-          await deleteConsent(provider, pending.previousConsentId).catch(() => undefined);
+          await deleteConsent(c, provider, pending.previousConsentId).catch(() => undefined);
         }
+        const authTime = typeof claims.auth_time === 'number' ? new Date(claims.auth_time * 1000).toISOString() : new Date(realNow()).toISOString();
         const grant: ObGrant = {
           consentId: pending.consentId, accessToken: tokens.access_token, accessTokenExpiresAt: expiresAt(tokens.expires_in),
-          refreshToken: tokens.refresh_token ?? null,
+          refreshToken: tokens.refresh_token ?? null, authTime,
         };
         return { kind: 'done', grant, ref: pending.consentId };
       }),
@@ -146,25 +265,26 @@ export function createOpenBankingAdapter(opts: OpenBankingAdapterOptions): Provi
     fetch: (input) =>
       atEdge(input.provider.name, classifyOb, async (): Promise<FetchResult> => {
         const { provider } = input;
-        const base = provider.baseUrl;
+        const c = await clients.get(provider);
+        const base = c.settings.resourceBaseUrl;
         let grant = readGrant(provider, input.grant);
         let refreshing: Promise<void> | null = null;
         const refresh = (): Promise<void> => {
           refreshing ??= (async () => {
             if (grant.refreshToken === null) throw new ProviderError('credentials', `${provider.name} needs the user to authorise again`);
-            const t = await tokenCall(provider, { grant_type: 'refresh_token', refresh_token: grant.refreshToken });
+            const refreshToken = grant.refreshToken;
+            const t = await oidcCall(`the token endpoint of ${provider.name}`, () => oidc.refreshTokenGrant(c.config, refreshToken));
+            // Rotation: the bank may issue a new refresh token; the old one is then spent.
             grant = { ...grant, accessToken: t.access_token, accessTokenExpiresAt: expiresAt(t.expires_in), refreshToken: t.refresh_token ?? grant.refreshToken };
           })();
           return refreshing;
         };
-        if (Date.parse(grant.accessTokenExpiresAt) - TOKEN_REFRESH_MARGIN_MS <= realNow() || Number.isNaN(Date.parse(grant.accessTokenExpiresAt))) await refresh();
-
+        const headers = (): Record<string, string> => ({
+          authorization: `Bearer ${grant.accessToken}`,
+          ...fapiHeaders(c, { authTime: grant.authTime ?? null, ...(input.attended ? { customerIp: input.customerIpAddress ?? UNKNOWN_CUSTOMER_IP } : {}) }),
+        });
         const get = async (url: string): Promise<unknown> => {
-          const attempt = (): Promise<unknown> =>
-            callProvider({
-              method: 'GET', url, timeoutMs: opts.timeoutMs,
-              headers: { authorization: `Bearer ${grant.accessToken}`, ...fapi(), ...(input.attended ? { [CUSTOMER_IP_HEADER]: input.customerIpAddress ?? UNKNOWN_CUSTOMER_IP } : {}) },
-            });
+          const attempt = (): Promise<unknown> => callProvider({ method: 'GET', url, timeoutMs: opts.timeoutMs, headers: headers(), dispatcher: c.dispatcher });
           try {
             return await attempt();
           } catch (err) {
@@ -174,81 +294,85 @@ export function createOpenBankingAdapter(opts: OpenBankingAdapterOptions): Provi
           }
         };
 
-        const asOfs: Date[] = [];
-        const noteAsOf = (meta: { LastAvailableDateTime?: string } | undefined): void => {
-          if (meta?.LastAvailableDateTime !== undefined) asOfs.push(providerDate(meta.LastAvailableDateTime, 'LastAvailableDateTime'));
-        };
-        const list = checkShape(AccountsResponse, await get(`${base}/aisp/accounts`), 'the accounts list');
-        noteAsOf(list.Meta);
-        const obAccounts = list.Data.Account ?? [];
-        if (new Set(obAccounts.map((a) => a.AccountId)).size !== obAccounts.length) throw new ResponseShapeFailure('the accounts list repeats an account');
+        try {
+          if (Date.parse(grant.accessTokenExpiresAt) - TOKEN_REFRESH_MARGIN_MS <= realNow() || Number.isNaN(Date.parse(grant.accessTokenExpiresAt))) await refresh();
+          return await fetchAll();
+        } catch (err) {
+          throw await explainRefusal(c, provider, grant.consentId, err);
+        }
 
-        const balancesOf = async (a: ObAccount) => {
-          const body = checkShape(BalancesResponse, await get(`${base}/aisp/accounts/${encodeURIComponent(a.AccountId)}/balances`), 'the balances');
-          noteAsOf(body.Meta);
-          return toProviderAccount(a, body.Data.Balance, provider.accountTypes.map((t) => t.name));
-        };
-        const transactionsOf = async (a: ObAccount): Promise<ProviderTransaction[]> => {
-          const first = new URL(`${base}/aisp/accounts/${encodeURIComponent(a.AccountId)}/transactions`);
-          if (input.since !== null) first.searchParams.set('fromBookingDateTime', input.since.toISOString());
-          const found: ObTransaction[] = [];
-          let next: string | undefined = first.toString();
-          for (let page = 0; next !== undefined; page += 1) {
-            if (page >= MAX_TRANSACTION_PAGES) throw new ResponseShapeFailure('too many transaction pages');
-            if (new URL(next).origin !== new URL(base).origin) throw new ResponseShapeFailure('a next-page link leaves the bank');
-            const answer: unknown = await get(next);
-            const body = checkShape(TransactionsResponse, answer, 'a transactions page');
-            noteAsOf(body.Meta);
-            found.push(...(body.Data.Transaction ?? []));
-            next = body.Links?.Next;
-          }
-          return toProviderTransactions(a.AccountId, found);
-        };
+        async function fetchAll(): Promise<FetchResult> {
+          const list = checkShape(AccountsResponse, await get(`${base}/accounts`), 'the accounts list');
+          const obAccounts = list.Data.Account ?? [];
+          if (new Set(obAccounts.map((a) => a.AccountId)).size !== obAccounts.length) throw new ResponseShapeFailure('the accounts list repeats an account');
 
-        const results = await mapLimit(obAccounts, ACCOUNT_CONCURRENCY, async (a) => {
-          const [account, transactions] = await Promise.allSettled([balancesOf(a), transactionsOf(a)]);
-          return { a, account, transactions };
-        });
-        // A refusal of the whole consent on any call fails the sync; anything else loses only that part.
-        for (const r of results) {
-          for (const s of [r.account, r.transactions]) {
-            if (s.status !== 'rejected') continue;
-            const e = toProviderError(s.reason, provider.name, classifyOb);
-            if (e.kind === 'credentials' || e.kind === 'mfa_required') throw e;
+          const balancesOf = async (a: ObAccount) => {
+            const body = checkShape(BalancesResponse, await get(`${base}/accounts/${encodeURIComponent(a.AccountId)}/balances`), 'the balances');
+            return toProviderAccount(a, body.Data.Balance, provider.accountTypes.map((t) => t.name));
+          };
+          const transactionsOf = async (a: ObAccount): Promise<ProviderTransaction[]> => {
+            const first = new URL(`${base}/accounts/${encodeURIComponent(a.AccountId)}/transactions`);
+            if (input.since !== null) first.searchParams.set('fromBookingDateTime', input.since.toISOString().slice(0, 19));
+            const found: ObTransaction[] = [];
+            let next: string | undefined = first.toString();
+            for (let page = 0; next !== undefined; page += 1) {
+              if (page >= MAX_TRANSACTION_PAGES) throw new ResponseShapeFailure('too many transaction pages');
+              if (new URL(next).origin !== new URL(base).origin) throw new ResponseShapeFailure('a next-page link leaves the bank');
+              const answer: unknown = await get(next);
+              const body = checkShape(TransactionsResponse, answer, 'a transactions page');
+              found.push(...(body.Data.Transaction ?? []));
+              next = body.Links?.Next;
+            }
+            return toProviderTransactions(a.AccountId, found);
+          };
+
+          const results = await mapLimit(obAccounts, ACCOUNT_CONCURRENCY, async (a) => {
+            const [account, transactions] = await Promise.allSettled([balancesOf(a), transactionsOf(a)]);
+            return { a, account, transactions };
+          });
+          // A refusal of the whole consent on any call fails the sync; anything else loses only that part.
+          for (const r of results) {
+            for (const s of [r.account, r.transactions]) {
+              if (s.status !== 'rejected') continue;
+              const e = toProviderError(s.reason, provider.name, classifyOb);
+              if (e.kind === 'credentials' || e.kind === 'mfa_required' || e.kind === 'rate_limited') throw s.reason;
+            }
           }
-        }
-        const accounts: ProviderAccount[] = [];
-        const transactions: ProviderTransaction[] = [];
-        const missing: string[] = [];
-        for (const r of results) {
-          const label = r.a.Nickname ?? 'an account';
-          if (r.account.status === 'rejected') {
-            missing.push(`the balance of ${label}`);
-            continue;
+          const accounts: ProviderAccount[] = [];
+          const transactions: ProviderTransaction[] = [];
+          const missing: string[] = [];
+          for (const r of results) {
+            const label = r.a.Nickname ?? 'an account';
+            if (r.account.status === 'rejected') {
+              missing.push(`the balance of ${label}`);
+              continue;
+            }
+            accounts.push(r.account.value);
+            if (r.transactions.status === 'rejected') missing.push(`the transactions of ${label}`);
+            else transactions.push(...r.transactions.value);
           }
-          accounts.push(r.account.value);
-          if (r.transactions.status === 'rejected') missing.push(`the transactions of ${label}`);
-          else transactions.push(...r.transactions.value);
+          // Nothing usable came back: that is a failed sync, not a partial one (and must not move lastUpdated).
+          if (obAccounts.length > 0 && accounts.length === 0) {
+            const first = results.find((r) => r.account.status === 'rejected')?.account;
+            throw first?.status === 'rejected' ? first.reason : new ResponseShapeFailure('no account data');
+          }
+          // The as-of time is the balances' own date-time (SPEC §5), never Meta.LastAvailableDateTime.
+          const asOf = accounts.length === 0 ? null : new Date(Math.min(...accounts.map((a) => a.balanceDate.getTime())));
+          return {
+            grant,
+            asOf,
+            accounts,
+            transactions,
+            partial: missing.length > 0,
+            ...(missing.length > 0 ? { partialDetail: `${provider.name} could not provide ${missing.join(', ')}` } : {}),
+          };
         }
-        // Nothing usable came back: that is a failed sync, not a partial one (and must not move lastUpdated).
-        if (obAccounts.length > 0 && accounts.length === 0) {
-          const first = results.find((r) => r.account.status === 'rejected')?.account;
-          throw toProviderError(first?.status === 'rejected' ? first.reason : new Error('no account data'), provider.name, classifyOb);
-        }
-        const asOf = asOfs.length === 0 ? null : new Date(Math.min(...asOfs.map((d) => d.getTime())));
-        return {
-          grant,
-          asOf,
-          accounts,
-          transactions,
-          partial: missing.length > 0,
-          ...(missing.length > 0 ? { partialDetail: `${provider.name} could not provide ${missing.join(', ')}` } : {}),
-        };
       }),
 
     revoke: (provider, grant) =>
       atEdge(provider.name, classifyOb, async () => {
-        await deleteConsent(provider, readGrant(provider, grant).consentId);
+        const c = await clients.get(provider);
+        await deleteConsent(c, provider, readGrant(provider, grant).consentId);
       }),
   };
 }

@@ -20,8 +20,16 @@ export const TokenResponse = Compile(
   }),
 );
 
+/** OBReadConsentResponse1: the statuses of an account-access consent. */
+export const CONSENT_STATUSES = ['AwaitingAuthorisation', 'Authorised', 'Rejected', 'Revoked'] as const;
 export const ConsentResponse = Compile(
-  Type.Object({ Data: Type.Object({ ConsentId: Type.String({ minLength: 1, maxLength: 128 }), Status: Type.String() }) }),
+  Type.Object({
+    Data: Type.Object({
+      ConsentId: Type.String({ minLength: 1, maxLength: 128 }),
+      Status: Type.String(),
+      ExpirationDateTime: Type.Optional(Type.String()),
+    }),
+  }),
 );
 
 const ObAccount = Type.Object({
@@ -79,10 +87,18 @@ const GrantSchema = Type.Object({
   /** Real time, ISO 8601: token lifetimes do not follow the domain clock. */
   accessTokenExpiresAt: Type.String(),
   refreshToken: Type.Union([Type.String({ minLength: 1 }), Type.Null()]),
+  /** When the user last authenticated at the bank through Mooring (ID token auth_time), ISO 8601; sent as x-fapi-auth-date. */
+  authTime: Type.Optional(Type.Union([Type.String(), Type.Null()])),
 });
 export type ObGrant = Static<typeof GrantSchema>;
 export const ObGrant = Compile(GrantSchema);
 
 export const ObPending = Compile(
-  Type.Object({ consentId: Type.String({ minLength: 1 }), state: Type.String(), previousConsentId: Type.Optional(Type.String()) }),
+  Type.Object({
+    consentId: Type.String({ minLength: 1 }),
+    state: Type.String(),
+    nonce: Type.String({ minLength: 1 }),
+    codeVerifier: Type.String({ minLength: 43 }),
+    previousConsentId: Type.Optional(Type.String()),
+  }),
 );
