@@ -65,6 +65,15 @@ export class Browser {
   }
 
   async request(url: string, init: { method?: string; body?: URLSearchParams } = {}): Promise<Page> {
+    const target = new URL(url);
+    if (target.hash !== '' && target.pathname === '/connect/callback' && init.method === undefined) {
+      // A hybrid answer arrives in the URL fragment, which browsers never send: do what the relay
+      // page's script does (post the fragment's parameters to the callback).
+      this.history.push(url);
+      const relay = await this.request(`${target.origin}${target.pathname}`);
+      if (!relay.html.includes('<script')) throw new Error(`the callback did not answer the relay page: ${relay.status}\n${relay.html.slice(0, 300)}`);
+      return this.request(`${target.origin}${target.pathname}`, { method: 'POST', body: new URLSearchParams(target.hash.slice(1)) });
+    }
     this.history.push(url);
     const res = await fetch(url, {
       method: init.method ?? 'GET',
