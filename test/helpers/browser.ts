@@ -72,7 +72,10 @@ export class Browser {
       this.history.push(url);
       const relay = await this.request(`${target.origin}${target.pathname}`);
       if (!relay.html.includes('<script')) throw new Error(`the callback did not answer the relay page: ${relay.status}\n${relay.html.slice(0, 300)}`);
-      return this.request(`${target.origin}${target.pathname}`, { method: 'POST', body: new URLSearchParams(target.hash.slice(1)) });
+      const body = new URLSearchParams(target.hash.slice(1));
+      const posted = await this.request(`${target.origin}${target.pathname}`, { method: 'POST', body });
+      // 307 keeps the method and the body, as a browser does.
+      return posted.status === 307 && posted.location !== null ? this.request(posted.location, { method: 'POST', body }) : posted;
     }
     this.history.push(url);
     const res = await fetch(url, {
@@ -91,7 +94,8 @@ export class Browser {
     let page = await this.request(url, init);
     for (let hops = 0; page.location !== null && hops < 20; hops += 1) {
       if (stopAt?.(page.location) === true) return page;
-      page = await this.request(page.location);
+      // 307 and 308 keep the method and the body, as a browser does.
+      page = await this.request(page.location, (page.status === 307 || page.status === 308) && init !== undefined ? init : {});
     }
     return page;
   }
