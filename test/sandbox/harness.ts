@@ -44,7 +44,7 @@ export async function startSandbox(opts: { timeoutMs?: number; slowCallMs?: numb
   const catalog: Catalog = { all: () => entries, get: (id) => entries.find((e) => e.id === id) };
   const app = Fastify({ logger: false });
   await app.register(formbody);
-  await registerSandboxBanks(app, { db: t.db, clock, catalog, sandboxClientSecret: SECRET, slowCallMs: opts.slowCallMs ?? SLOW_CALL_MS, redirectUriAllowed: (uri) => uri === CALLBACK_URL });
+  await registerSandboxBanks(app, { db: t.db, clock, catalog, sandboxClientSecret: SECRET, slowCallMs: opts.slowCallMs ?? SLOW_CALL_MS, openBanking: null });
   const url = await app.listen({ port: 0, host: '127.0.0.1' });
   entries.push(...sandboxCatalog(url));
   return {
