@@ -279,6 +279,14 @@ describe('a sandbox FAPI bank', () => {
     });
     expect(tx.status, tx.text).toBe(200);
     expect(tx.headers['x-fapi-interaction-id']).toBe('abc-123');
+    // The Read/Write API: a time zone in the filter is ignored; an unknown id is a 400, not a 404.
+    const zoned = await mtlsRequest('GET', `${aisp}/accounts/${id}/transactions?fromBookingDateTime=${encodeURIComponent('2020-01-01T00:00:00+05:00')}`, {
+      headers: { authorization: `Bearer ${c.accessToken}` },
+    });
+    expect(zoned.json().Data).toEqual(tx.json().Data);
+    const unknown = await mtlsRequest('GET', `${aisp}/accounts/nope/balances`, { headers: { authorization: `Bearer ${c.accessToken}` } });
+    expect(unknown.status).toBe(400);
+    expect(unknown.json()).toMatchObject({ Errors: [{ ErrorCode: 'UK.OBIE.Resource.NotFound' }] });
 
     const refreshed = await token({ grant_type: 'refresh_token', refresh_token: c.refreshToken });
     expect(refreshed.status, refreshed.text).toBe(200);

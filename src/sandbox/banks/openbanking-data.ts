@@ -15,7 +15,7 @@ import {
 } from './generator.ts';
 import { peerCertificate, type SandboxObBanks } from './fapi-provider.ts';
 import { sandboxResourceBase } from './fapi-settings.ts';
-import { BankError, bearerToken, headerPresent, parseDateParam, providerOf, type SandboxBankDeps } from './http.ts';
+import { BankError, bearerToken, headerPresent, providerOf, type SandboxBankDeps } from './http.ts';
 import { AISP_PATH, invalidToken } from './openbanking-api.ts';
 import { countSync, getConsent, setConsentStatus, type ConsentRow } from './store.ts';
 
@@ -106,6 +106,18 @@ function accountOf(ctx: ConsentContext, accountId: string): SandboxAccount {
   return account;
 }
 
+/**
+ * A fromBookingDateTime / toBookingDateTime filter as the Account and Transaction API defines it: a
+ * UTC date-time whose time part is optional (midnight) and whose time-zone part the bank ignores.
+ */
+function bookingDateTime(value: string | undefined, name: string): Date | null {
+  if (value === undefined || value === '') return null;
+  const m = /^(\d{4}-\d{2}-\d{2})(?:T(\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?))?(?:Z|[+-]\d{2}:?\d{2})?$/.exec(value);
+  const d = m === null ? null : new Date(`${m[1] ?? ''}T${(m[2] ?? '00:00:00').slice(0, 12)}Z`);
+  if (d === null || Number.isNaN(d.getTime())) throw new BankError(400, 'UK.OBIE.Field.InvalidDate', `${name} must be an ISO 8601 date-time`);
+  return d;
+}
+
 const meta = (asOf: Date, totalPages = 1): unknown => ({ TotalPages: totalPages, LastAvailableDateTime: asOf.toISOString() });
 
 const money = (minor: number): { Amount: { Amount: string; Currency: string }; CreditDebitIndicator: 'Credit' | 'Debit' } => ({
@@ -164,8 +176,8 @@ export async function openBankingDataRoutes(app: FastifyInstance, deps: SandboxB
     if (outcome === 'partial' && account.id === ctx.accounts[1].id) {
       throw new BankError(500, 'UK.OBIE.UnexpectedError', 'Transactions for this account are temporarily unavailable');
     }
-    const from = parseDateParam(req.query.fromBookingDateTime, 'fromBookingDateTime', 'UK.OBIE.Field.InvalidDate');
-    const to = parseDateParam(req.query.toBookingDateTime, 'toBookingDateTime', 'UK.OBIE.Field.InvalidDate');
+    const from = bookingDateTime(req.query.fromBookingDateTime, 'fromBookingDateTime');
+    const to = bookingDateTime(req.query.toBookingDateTime, 'toBookingDateTime');
     const all = sandboxTransactions(ctx.seed, ctx.accounts, { authorisedAt: ctx.authorisedAt, asOf: ctx.asOf, from, to }, account.id).reverse();
     const page = req.query.page ?? 1;
     const totalPages = Math.max(1, Math.ceil(all.length / TRANSACTIONS_PAGE_SIZE));
