@@ -25,6 +25,8 @@ export const ADMIN_URL = process.env.BENCH_DATABASE_URL && process.env.BENCH_DAT
 export const KEEP_DB = process.env.BENCH_KEEP_DB === '1';
 /** The key bench servers seal secrets under (32 bytes, base64). */
 export const BENCH_ENCRYPTION_KEY = 'YmVuY2gtZW5jcnlwdGlvbi1rZXktMzItYnl0ZXMtMDA=';
+/** The data directory every bench process shares: the sandbox PKI lives there (the database is PostgreSQL). */
+export const BENCH_DATA_DIR = path.join(os.tmpdir(), 'mooring-bench-data');
 export const MAX_WAIT_MS = envNum('BENCH_MAX_WAIT_S', 150) * 1000;
 
 const started = performance.now();

@@ -15,7 +15,7 @@ import { createLogger } from '../src/logger.ts';
 import { createServer } from '../src/server.ts';
 import { memorySample, reportFailure, serveParent, type QueryStat } from './ipc.ts';
 import { parseVariants, withVariants } from './variants.ts';
-import { BENCH_ENCRYPTION_KEY } from './common.ts';
+import { BENCH_DATA_DIR, BENCH_ENCRYPTION_KEY } from './common.ts';
 
 const [databaseUrl = '', portRaw = '0', adminToken = '', poolRaw = '10', variantsRaw = '', latencyRaw = ''] = process.argv.slice(2);
 const port = Number(portRaw);
@@ -31,7 +31,7 @@ try {
     sandbox: true,
     logLevel: 'silent',
     databasePoolSize: Number(poolRaw),
-    dataDir: '/nonexistent',
+    dataDir: BENCH_DATA_DIR,
     encryptionKey: BENCH_ENCRYPTION_KEY,
     sandboxLatencyMs: latencyRaw === '' ? 0 : Number(latencyRaw),
   });

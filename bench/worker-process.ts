@@ -19,7 +19,7 @@ import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/logger.ts';
 import { createServer } from '../src/server.ts';
 import { memorySample, reportFailure, serveParent } from './ipc.ts';
-import { BENCH_ENCRYPTION_KEY } from './common.ts';
+import { BENCH_DATA_DIR, BENCH_ENCRYPTION_KEY } from './common.ts';
 
 const [mode = 'worker', databaseUrl = '', publicUrl = '', concurrencyRaw = '20', poolRaw = '10'] = process.argv.slice(2);
 
@@ -37,7 +37,7 @@ try {
     // Errors only: a sync failing unexpectedly shows up in the bench output.
     logLevel: process.env.BENCH_CHILD_LOG === '1' ? 'info' : 'error',
     databasePoolSize: Number(poolRaw),
-    dataDir: '/nonexistent',
+    dataDir: BENCH_DATA_DIR,
     encryptionKey: BENCH_ENCRYPTION_KEY,
     workerConcurrency: Number(concurrencyRaw),
   });

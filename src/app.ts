@@ -52,9 +52,8 @@ import { accountsRoutes } from './accounts/routes.ts';
 import { journeysRepository } from './journeys/repository.ts';
 import { journeysService } from './journeys/service.ts';
 import { journeyRoutes } from './journeys/routes.ts';
-import { registerSandboxBanks } from './sandbox/banks/index.ts';
+import { registerSandboxBanks, type SandboxBankDeps } from './sandbox/banks/index.ts';
 import type { Timers } from './timers.ts';
-import { mooringCallbackOnly } from './sandbox/banks/http.ts';
 
 export interface AppDeps {
   config: Config;
@@ -67,8 +66,8 @@ export interface AppDeps {
   /** Seals secrets at rest (client secrets, bank grants, webhook secrets). */
   secrets: SecretBox;
   adminToken: string;
-  /** Secret the sandbox banks expect from Mooring's Open Banking client (sandbox mode only). */
-  sandboxClientSecret: string;
+  /** What the sandbox banks run on (sandbox mode only; server.ts shares it with their mutual-TLS listener). */
+  sandboxBanks: SandboxBankDeps | null;
   engine: SyncEngine;
   events: ConnectionEvents;
   dispatcher: WebhookDispatcher;
@@ -166,7 +165,7 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   authRequestRoutes(app, { authRequests: authRequestsService({ db, oidc, clock, catalog, issuer: `${config.publicUrl}${OIDC_PREFIX}` }), publicUrl: config.publicUrl });
   webhookRoutes(app, { db, secrets: deps.secrets, oidc, clock, adminToken: deps.adminToken, adminThrottle, publicUrl: config.publicUrl, policy: { allowPrivate: config.webhookAllowPrivate, allowLoopback: config.sandbox } });
   if (config.sandbox) {
-    await registerSandboxBanks(fastify, { db, clock, catalog, sandboxClientSecret: deps.sandboxClientSecret, latencyMs: config.sandboxLatencyMs, slowCallMs: deps.timers.sandboxSlowCallMs, redirectUriAllowed: mooringCallbackOnly(config.publicUrl) });
+    if (deps.sandboxBanks !== null) await registerSandboxBanks(fastify, deps.sandboxBanks);
     sandboxControlRoutes(app, { db, clock, catalog, engine, events, dispatcher, adminToken: deps.adminToken, adminThrottle, concurrency: config.workerConcurrency });
   }
 

@@ -26,6 +26,8 @@ export interface Config {
   webhookAllowPrivate: boolean;
   /** Extra latency of every sandbox bank call, in milliseconds (load testing). */
   sandboxLatencyMs: number;
+  /** Sandbox only: the port of the sandbox banks' mutual-TLS listener (token, consents, resources). 0: any free port. */
+  sandboxMtlsPort: number;
   /** Believe X-Forwarded-* headers (only behind a reverse proxy that sets them). */
   trustProxy: boolean;
   /** Sandbox only: where the domain clock starts on the first start of a new database (null: real time). */
@@ -151,6 +153,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     workerConcurrency: intVar(env, 'MOORING_WORKER_CONCURRENCY', 20, 1, 500, problems),
     webhookAllowPrivate: boolVar(env, 'MOORING_WEBHOOK_ALLOW_PRIVATE', false, problems),
     sandboxLatencyMs: intVar(env, 'MOORING_SANDBOX_LATENCY_MS', 0, 0, 60_000, problems),
+    sandboxMtlsPort: intVar(env, 'MOORING_SANDBOX_MTLS_PORT', 3443, 0, 65535, problems),
     trustProxy: boolVar(env, 'TRUST_PROXY', false, problems),
     sandboxClockStart,
     encryptionKey: env.MOORING_ENCRYPTION_KEY && env.MOORING_ENCRYPTION_KEY !== '' ? env.MOORING_ENCRYPTION_KEY : null,

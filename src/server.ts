@@ -26,6 +26,8 @@ import { startWorker, type Worker } from './syncs/worker.ts';
 import { connectionEvents } from './webhooks/events.ts';
 import { webhookDispatcher } from './webhooks/dispatcher.ts';
 import { resolveTimers, type Timers } from './timers.ts';
+import { loadSandboxPki, type SandboxPki } from './sandbox/pki.ts';
+import { SandboxObBanks, sandboxMtlsUrl, startSandboxMtlsListener, type SandboxBankDeps } from './sandbox/banks/index.ts';
 
 const WEBHOOK_CONCURRENCY = 20;
 const JOURNEY_RETENTION_MS = 24 * 3_600_000;
@@ -40,6 +42,10 @@ export interface Server {
   clock: MovableClock;
   catalog: Catalog;
   engine: SyncEngine;
+  /** Sandbox mode: the sandbox PKI (Mooring's certificates and keys at the sandbox FAPI banks). */
+  sandboxPki: SandboxPki | null;
+  /** Sandbox mode, API processes: the URL of the sandbox banks' mutual-TLS listener. */
+  sandboxMtlsUrl: string | null;
   close(): Promise<void>;
 }
 
@@ -103,6 +109,8 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
       closers.push(async () => clearInterval(timer));
     }
     const sandboxClientSecret = (await sealedSettingOrCreate(db, 'sandbox_client_secret', secrets, () => randomBytes(24).toString('base64url'))).value;
+    // Every process of a sandbox deployment shares the sandbox PKI through the data directory.
+    const sandboxPki = config.sandbox ? loadSandboxPki(config.dataDir, [new URL(config.publicUrl).hostname.replace(/^\[|\]$/g, '')]) : null;
     const catalog = createCatalog(config.sandbox ? sandboxCatalog(config.publicUrl) : []);
     const adapters = createProviderAdapters({ sandboxClientSecret, timeoutMs: timers.providerTimeoutMs });
 
@@ -141,14 +149,30 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
 
     let app: FastifyInstance | null = null;
     let oidc: Provider | null = null;
+    let mtlsUrl: string | null = null;
     if (role !== 'worker') {
-      const built = await buildApp({ config, db, clock, logger: log, catalog, adapters, keys, secrets, adminToken: opts.adminToken, sandboxClientSecret, engine, events, dispatcher, timers, ...(opts.securityNow !== undefined ? { securityNow: opts.securityNow } : {}) });
+      const banks = sandboxPki === null ? null : new SandboxObBanks({
+        db, secrets, clock, catalog, pki: sandboxPki, publicUrl: config.publicUrl, mtlsUrl: sandboxMtlsUrl(config.publicUrl, config.sandboxMtlsPort),
+      });
+      const sandboxBanks: SandboxBankDeps | null = config.sandbox
+        ? { db, clock, catalog, sandboxClientSecret, latencyMs: config.sandboxLatencyMs, slowCallMs: timers.sandboxSlowCallMs, openBanking: banks }
+        : null;
+      const built = await buildApp({ config, db, clock, logger: log, catalog, adapters, keys, secrets, adminToken: opts.adminToken, sandboxBanks, engine, events, dispatcher, timers, ...(opts.securityNow !== undefined ? { securityNow: opts.securityNow } : {}) });
       app = built.app;
       oidc = built.oidc;
       const a = built.app;
       closers.push(() => a.close());
+      if (banks !== null && sandboxBanks !== null) {
+        const listener = await startSandboxMtlsListener({
+          deps: sandboxBanks, banks, host: config.host, port: config.sandboxMtlsPort, logger: log, bodyLimitBytes: config.bodyLimitBytes, trustProxy: config.trustProxy,
+        });
+        closers.push(() => listener.close());
+        banks.deps.mtlsUrl = sandboxMtlsUrl(config.publicUrl, listener.port);
+        mtlsUrl = banks.deps.mtlsUrl;
+        progress(`sandbox banks' mutual-TLS listener on ${mtlsUrl}`);
+      }
     }
-    return { app, oidc, db, clock, catalog, engine, close: closeAll };
+    return { app, oidc, db, clock, catalog, engine, sandboxPki, sandboxMtlsUrl: mtlsUrl, close: closeAll };
   } catch (err) {
     await closeAll().catch(() => undefined);
     throw err;

@@ -57,8 +57,13 @@ function fromStored(kind: string, lookedUpBy: string | null, payload: AdapterPay
   }
 }
 
-export function oidcAdapterFactory(db: Db, box: SecretBox): (name: string) => Adapter {
+/**
+ * `namespace` keeps another oidc-provider instance's models apart in the same table (the sandbox
+ * banks store theirs as `<namespace>:<kind>`).
+ */
+export function oidcAdapterFactory(db: Db, box: SecretBox, namespace?: string): (name: string) => Adapter {
   return (kind: string): Adapter => {
+    const rowKind = namespace === undefined ? kind : `${namespace}:${kind}`;
     const storedIdOf = (id: string): string => (PLAIN_ID_KINDS.has(kind) ? id : hashSecret(id));
     const find = async (column: 'id' | 'uid' | 'user_code', value: string): Promise<AdapterPayload | undefined> => {
       // Values come from requests; one PostgreSQL cannot store cannot name anything stored either.
@@ -67,7 +72,7 @@ export function oidcAdapterFactory(db: Db, box: SecretBox): (name: string) => Ad
       const r = await db.query<{ payload: AdapterPayload; consumed: boolean }>(
         `select payload, consumed_at is not null as consumed from oidc_models
           where kind = $1 and ${column} = $2 and (expires_at is null or expires_at > now())`,
-        [kind, key],
+        [rowKind, key],
       );
       const row = r.rows[0];
       if (row === undefined) return undefined;
@@ -83,17 +88,17 @@ export function oidcAdapterFactory(db: Db, box: SecretBox): (name: string) => Ad
            values ($1, $2, $3, $4, $5, $6, case when $7::int is null then null else now() + make_interval(secs => $7::int) end)
            on conflict (kind, id) do update set payload = excluded.payload, grant_id = excluded.grant_id,
              uid = excluded.uid, user_code = excluded.user_code, expires_at = excluded.expires_at`,
-          [kind, stored.storedId, JSON.stringify(stored.payload), payload.grantId ?? null, payload.uid ?? null, payload.userCode ?? null, expiresIn ?? null],
+          [rowKind, stored.storedId, JSON.stringify(stored.payload), payload.grantId ?? null, payload.uid ?? null, payload.userCode ?? null, expiresIn ?? null],
         );
       },
       find: (id) => find('id', id),
       findByUid: (uid) => find('uid', uid),
       findByUserCode: (userCode) => find('user_code', userCode),
       async consume(id) {
-        await db.query('update oidc_models set consumed_at = now() where kind = $1 and id = $2', [kind, storedIdOf(id)]);
+        await db.query('update oidc_models set consumed_at = now() where kind = $1 and id = $2', [rowKind, storedIdOf(id)]);
       },
       async destroy(id) {
-        await db.query('delete from oidc_models where kind = $1 and id = $2', [kind, storedIdOf(id)]);
+        await db.query('delete from oidc_models where kind = $1 and id = $2', [rowKind, storedIdOf(id)]);
       },
       async revokeByGrantId(grantId) {
         await db.query('delete from oidc_models where grant_id = $1', [grantId]);

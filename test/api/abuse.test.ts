@@ -324,7 +324,7 @@ describe('the sandbox clock', () => {
     await ts.server.db.query(
       "insert into settings (key, value) values ('sandbox_clock_offset_ms', '1e20') on conflict (key) do update set value = excluded.value",
     );
-    const restarted = await createServer({ config: ts.config, logger: createLogger('silent'), adminToken: ADMIN_TOKEN, db: ts.testDb.db, jobs: false });
+    const restarted = await createServer({ config: { ...ts.config, sandboxMtlsPort: 0 }, logger: createLogger('silent'), adminToken: ADMIN_TOKEN, db: ts.testDb.db, jobs: false });
     try {
       const app = restarted.app;
       if (app === null) throw new Error('no app');

@@ -12,6 +12,7 @@ import { createServer, type Server } from '../../src/server.ts';
 import { ADMIN_TOKEN, freePort, registerClient } from '../helpers/server.ts';
 import { REDIRECT_URI } from '../helpers/moneyhub.ts';
 import { accessToken, call } from '../helpers/api.ts';
+import { provideTestPki } from '../helpers/pki.ts';
 
 interface Jwks {
   keys: { kid?: string; kty: string; n?: string; x?: string; d?: string }[];
@@ -20,7 +21,8 @@ interface Jwks {
 /** Starts the whole server the way `npm start` does without DATABASE_URL: PGlite in `dataDir`. */
 async function startOnDataDir(dataDir: string, port: number): Promise<{ server: Server; baseUrl: string }> {
   const baseUrl = `http://127.0.0.1:${port}`;
-  const config = loadConfig({}, { port, host: '127.0.0.1', publicUrl: baseUrl, adminToken: ADMIN_TOKEN, dataDir, databaseUrl: null });
+  provideTestPki(dataDir);
+  const config = loadConfig({}, { port, host: '127.0.0.1', publicUrl: baseUrl, adminToken: ADMIN_TOKEN, dataDir, databaseUrl: null, sandboxMtlsPort: await freePort() });
   const server = await createServer({ config, logger: createLogger('silent'), adminToken: ADMIN_TOKEN });
   if (server.app === null) throw new Error('the server has no HTTP app');
   await server.app.listen({ port, host: '127.0.0.1' });

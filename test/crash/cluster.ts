@@ -157,6 +157,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
       MOORING_ADMIN_TOKEN: ADMIN_TOKEN,
       MOORING_ENCRYPTION_KEY: TEST_ENCRYPTION_KEY,
       MOORING_DATA_DIR: dataDir,
+      MOORING_SANDBOX_MTLS_PORT: String(await freePort()),
       MOORING_SANDBOX_CLOCK_START: DOMAIN_START.toISOString(),
       LOG_LEVEL: 'warn',
       MOORING_WORKER_CONCURRENCY: String(opts.workerConcurrency),

@@ -34,7 +34,7 @@ describe('a connect journey killed during its callback', () => {
   it('can retry the same callback after a restart: one connection, and the client learns it', async () => {
     const port = await freePort();
     const baseUrl = `http://127.0.0.1:${port}`;
-    const env = { PORT: String(port), HOST: '127.0.0.1', PUBLIC_URL: baseUrl, MOORING_DATA_DIR: dataDir, MOORING_ADMIN_TOKEN: ADMIN_TOKEN, MOORING_SANDBOX_CLOCK_START: DOMAIN_START.toISOString(), LOG_LEVEL: 'info' };
+    const env = { PORT: String(port), HOST: '127.0.0.1', PUBLIC_URL: baseUrl, MOORING_DATA_DIR: dataDir, MOORING_SANDBOX_MTLS_PORT: String(await freePort()), MOORING_ADMIN_TOKEN: ADMIN_TOKEN, MOORING_SANDBOX_CLOCK_START: DOMAIN_START.toISOString(), LOG_LEVEL: 'info' };
     const start = async (name: string): Promise<MooringProcess> => {
       const p = spawnMooring(name, ['start'], env);
       await p.waitForOutput(/Mooring is running at/, START_TIMEOUT_MS);

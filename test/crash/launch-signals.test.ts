@@ -16,6 +16,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { fakedClockEnv, PROJECT_ROOT, waitUntil } from '../helpers/processes.ts';
 import { freePort } from '../helpers/server.ts';
+import { provideTestPki } from '../helpers/pki.ts';
 
 const ADMIN_TOKEN = 'launch-signals-admin-token-0123456789abcdef';
 /** A first start applies every migration to a fresh embedded database. */
@@ -72,7 +73,8 @@ afterAll(() => {
 });
 
 /** Starts `command args` in a process group of its own, as a shell would for a job. */
-function launch(command: string, args: string[], port: number): { child: ChildProcess; output: () => string } {
+function launch(command: string, args: string[], port: number, mtlsPort: number): { child: ChildProcess; output: () => string } {
+  provideTestPki(dataDir);
   const child = spawn(command, args, {
     cwd: PROJECT_ROOT,
     detached: true,
@@ -84,6 +86,7 @@ function launch(command: string, args: string[], port: number): { child: ChildPr
       PORT: String(port),
       HOST: '127.0.0.1',
       MOORING_DATA_DIR: dataDir,
+      MOORING_SANDBOX_MTLS_PORT: String(mtlsPort),
       MOORING_ADMIN_TOKEN: ADMIN_TOKEN,
       LOG_LEVEL: 'warn',
     },
@@ -116,7 +119,7 @@ describe.skipIf(process.platform !== 'linux')('stopping the documented launch co
   it.each(cases)('$command $args.0 on $signal to its $to: every process it started exits and the port is free', async ({ command, args, signal, to }) => {
     const label = [command, ...args].join(' ');
     const port = await freePort();
-    const { child, output } = launch(command, args, port);
+    const { child, output } = launch(command, args, port, await freePort());
     const pgid = child.pid;
     if (pgid === undefined) throw new Error(`could not start ${label}`);
     await waitUntil(`${label} answering /health`, START_TIMEOUT_MS, () => healthy(port), { diagnose: async () => output().slice(-3000) });

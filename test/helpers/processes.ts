@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { provideTestPki } from './pki.ts';
 
 export const PROJECT_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 /** The project's pinned Node (devDependency `node`). */
@@ -55,8 +56,13 @@ export function fakedClockEnv(): Record<string, string> {
   return out;
 }
 
-/** Starts `node src/main.ts <args>` with only the given environment (plus PATH, HOME and a faked clock's settings). */
+/**
+ * Starts `node src/main.ts <args>` with only the given environment (plus PATH, HOME and a faked clock's
+ * settings). Its data directory gets the tests' sandbox PKI; give every API process of a test its own
+ * MOORING_SANDBOX_MTLS_PORT (a free port, shared with that test's workers).
+ */
 export function spawnMooring(name: string, args: string[], env: Record<string, string>): MooringProcess {
+  if (env.MOORING_DATA_DIR !== undefined) provideTestPki(env.MOORING_DATA_DIR);
   const child = spawn(PROJECT_NODE, ['src/main.ts', ...args], {
     cwd: PROJECT_ROOT,
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...fakedClockEnv(), ...env },

@@ -6,6 +6,7 @@ import { createServer, type Server } from '../../src/server.ts';
 import { createTestDb, type TestDb } from './db.ts';
 import type { Timers } from '../../src/timers.ts';
 import { DOMAIN_START, TEST_TIMERS } from './time.ts';
+import { TEST_DATA_DIR } from './pki.ts';
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
 /** The key every test server seals secrets under (32 bytes, base64), unless a test passes its own. */
@@ -46,7 +47,8 @@ export async function startTestServer(overrides: Partial<Config> = {}, opts: Tes
   const testDb = opts.testDb ?? (await createTestDb());
   const port = await freePort();
   const baseUrl = `http://127.0.0.1:${port}`;
-  const config = loadConfig({}, { port, host: '127.0.0.1', publicUrl: baseUrl, adminToken: ADMIN_TOKEN, dataDir: '/nonexistent', sandboxClockStart: DOMAIN_START, encryptionKey: TEST_ENCRYPTION_KEY, ...overrides });
+  // The sandbox PKI lives in the shared test data directory; the banks' mutual-TLS listener gets a free port.
+  const config = loadConfig({}, { port, host: '127.0.0.1', publicUrl: baseUrl, adminToken: ADMIN_TOKEN, dataDir: TEST_DATA_DIR, sandboxMtlsPort: await freePort(), sandboxClockStart: DOMAIN_START, encryptionKey: TEST_ENCRYPTION_KEY, ...overrides });
   const server = await createServer({ config, logger: createLogger(process.env.TEST_LOG_LEVEL === undefined ? 'silent' : config.logLevel), adminToken: ADMIN_TOKEN, db: testDb.db, jobs: opts.jobs ?? false, timers: { ...TEST_TIMERS, ...opts.timers }, ...(opts.securityNow !== undefined ? { securityNow: opts.securityNow } : {}) });
   if (server.app === null) throw new Error('the test server has no HTTP app');
   await server.app.listen({ port, host: '127.0.0.1' });

@@ -14,8 +14,12 @@ import { sandboxCatalog, type Catalog, type CatalogEntry } from '../../src/provi
 import type { AdapterKind } from '../../src/providers/kinds.ts';
 import type { FetchResult, JourneyStep, JsonObject, ProviderAdapter, ProviderError } from '../../src/providers/provider.ts';
 import { createProviderAdapters } from '../../src/providers/registry.ts';
-import { registerSandboxBanks } from '../../src/sandbox/banks/index.ts';
+import { registerSandboxBanks, SandboxObBanks, sandboxMtlsUrl, startSandboxMtlsListener, type SandboxBankDeps } from '../../src/sandbox/banks/index.ts';
+import type { SandboxPki } from '../../src/sandbox/pki.ts';
+import { createSecretBox, decodeKey } from '../../src/crypto/secrets.ts';
 import { createTestDb, type TestDb } from '../helpers/db.ts';
+import { testPki } from '../helpers/pki.ts';
+import { TEST_ENCRYPTION_KEY } from '../helpers/server.ts';
 
 export const SECRET = 'sandbox-test-secret';
 export const CALLBACK_URL = 'https://mooring.example/journeys/callback';
@@ -28,6 +32,12 @@ export interface Harness {
   catalog: Catalog;
   /** http://127.0.0.1:<port> */
   url: string;
+  /** https://127.0.0.1:<port>: the Open Banking banks' mutual-TLS listener (token, consents, resources). */
+  mtlsUrl: string;
+  /** The sandbox PKI (Mooring's client certificate and signing key at the banks). */
+  pki: SandboxPki;
+  /** `<url>/connect/callback`, the one redirect URI the Open Banking banks register for Mooring. */
+  callbackUrl: string;
   adapters: Record<AdapterKind, ProviderAdapter>;
   provider(name: string): CatalogEntry;
   close(): Promise<void>;
@@ -44,8 +54,16 @@ export async function startSandbox(opts: { timeoutMs?: number; slowCallMs?: numb
   const catalog: Catalog = { all: () => entries, get: (id) => entries.find((e) => e.id === id) };
   const app = Fastify({ logger: false });
   await app.register(formbody);
-  await registerSandboxBanks(app, { db: t.db, clock, catalog, sandboxClientSecret: SECRET, slowCallMs: opts.slowCallMs ?? SLOW_CALL_MS, redirectUriAllowed: (uri) => uri === CALLBACK_URL });
+  const pki = testPki();
+  const secrets = createSecretBox(decodeKey(TEST_ENCRYPTION_KEY) as Buffer);
+  // The Open Banking banks need PUBLIC_URL and the mTLS URL, which exist only once both listen: set below.
+  const banks = new SandboxObBanks({ db: t.db, secrets, clock, catalog, pki, publicUrl: '', mtlsUrl: '' });
+  const deps: SandboxBankDeps = { db: t.db, clock, catalog, sandboxClientSecret: SECRET, slowCallMs: opts.slowCallMs ?? SLOW_CALL_MS, openBanking: banks };
+  await registerSandboxBanks(app, deps);
   const url = await app.listen({ port: 0, host: '127.0.0.1' });
+  const mtls = await startSandboxMtlsListener({ deps, banks, host: '127.0.0.1', port: 0, logger: app.log, bodyLimitBytes: 100_000, trustProxy: false });
+  banks.deps.publicUrl = url;
+  banks.deps.mtlsUrl = sandboxMtlsUrl(url, mtls.port);
   entries.push(...sandboxCatalog(url));
   return {
     app,
@@ -53,6 +71,9 @@ export async function startSandbox(opts: { timeoutMs?: number; slowCallMs?: numb
     clock,
     catalog,
     url,
+    mtlsUrl: banks.deps.mtlsUrl,
+    pki,
+    callbackUrl: `${url}/connect/callback`,
     adapters: createProviderAdapters({ sandboxClientSecret: SECRET, timeoutMs: opts.timeoutMs ?? 10_000 }),
     provider(name) {
       const p = entries.find((e) => e.name === name);
@@ -60,6 +81,7 @@ export async function startSandbox(opts: { timeoutMs?: number; slowCallMs?: numb
       return p;
     },
     async close() {
+      await mtls.close();
       await app.close();
       await t.drop();
     },
@@ -86,9 +108,39 @@ export interface ObJourney {
   done: JourneyStep & { kind: 'done' };
 }
 
+/** A browser for one host: keeps cookies, follows redirects by hand (so the test sees each hop). */
+export class Browser {
+  readonly #cookies = new Map<string, string>();
+
+  async go(url: string, init: RequestInit = {}): Promise<Response> {
+    const cookie = [...this.#cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+    const res = await fetch(url, { ...init, redirect: 'manual', headers: { ...(init.headers as Record<string, string> | undefined), ...(cookie === '' ? {} : { cookie }) } });
+    for (const c of res.headers.getSetCookie()) {
+      const [pair = ''] = c.split(';');
+      const eq = pair.indexOf('=');
+      this.#cookies.set(pair.slice(0, eq), pair.slice(eq + 1));
+    }
+    return res;
+  }
+
+  /** Follows redirects from `url` until a page answers, or until the next hop is `stopAt` (not fetched). */
+  async follow(url: string, stopAt: string, init: RequestInit = {}): Promise<{ url: string; res: Response | null }> {
+    let at = url;
+    let res = await this.go(at, init);
+    for (let hops = 0; hops < 10; hops += 1) {
+      const location = res.headers.get('location');
+      if (res.status < 300 || res.status >= 400 || location === null) return { url: at, res };
+      at = new URL(location, at).toString();
+      if (at.startsWith(stopAt)) return { url: at, res: null };
+      res = await this.go(at);
+    }
+    throw new Error(`too many redirects from ${url}`);
+  }
+}
+
 /**
- * The whole Open Banking connect journey: start, follow the redirect to the bank's login page, log in
- * with `username`, follow the 303 back to the callback URL, complete.
+ * The whole Open Banking connect journey as a browser runs it: start, follow the redirects to the
+ * bank's login page, log in with `username`, follow the redirects back to the callback URL, complete.
  */
 export async function connectOb(
   h: Harness,
@@ -100,23 +152,23 @@ export async function connectOb(
   const state = randomUUID();
   const consentExpiresAt = opts.consentExpiresAt === undefined ? new Date(h.clock.now().getTime() + 90 * DAY_MS) : opts.consentExpiresAt;
   const start = await adapter.startAuthorisation({
-    provider, callbackUrl: CALLBACK_URL, state, consentExpiresAt, ...(opts.existingGrant ? { existingGrant: opts.existingGrant } : {}),
+    provider, callbackUrl: h.callbackUrl, state, consentExpiresAt, ...(opts.existingGrant ? { existingGrant: opts.existingGrant } : {}),
   });
   if (start.kind !== 'redirect') throw new Error(`expected a redirect, got ${start.kind}`);
-  const page = await fetch(start.url);
-  expect(page.status).toBe(200);
-  const loginPage = await page.text();
-  const form = readForm(loginPage, start.url);
-  const answer = await fetch(form.action, {
+  const browser = new Browser();
+  const page = await browser.follow(start.url, h.callbackUrl);
+  expect(page.res?.status).toBe(200);
+  const loginPage = (await page.res?.text()) ?? '';
+  const form = readForm(loginPage, page.url);
+  const answer = await browser.follow(form.action, h.callbackUrl, {
     method: 'POST',
-    body: new URLSearchParams({ ...form.hidden, username, password: 'any password', decision: 'approve' }),
-    redirect: 'manual',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ ...form.hidden, username, password: 'any password', decision: 'approve' }).toString(),
   });
-  expect(answer.status).toBe(303);
-  const callback = new URL(answer.headers.get('location') ?? '');
-  expect(`${callback.origin}${callback.pathname}`).toBe(CALLBACK_URL);
-  expect(callback.searchParams.get('state')).toBe(state);
-  const done = await adapter.completeAuthorisation({ provider, pending: start.pending, input: Object.fromEntries(callback.searchParams), callbackUrl: CALLBACK_URL });
+  expect(answer.res).toBeNull();
+  const callback = new URL(answer.url);
+  expect(`${callback.origin}${callback.pathname}`).toBe(h.callbackUrl);
+  const done = await adapter.completeAuthorisation({ provider, pending: start.pending, input: Object.fromEntries(callback.searchParams), callbackUrl: h.callbackUrl });
   if (done.kind !== 'done') throw new Error(`expected done, got ${done.kind}`);
   return { start, loginPage, callback, done };
 }

@@ -12,6 +12,7 @@ import { createLogger } from '../../src/logger.ts';
 import { createServer } from '../../src/server.ts';
 import { createSecretBox, decodeKey, keyId, newEncryptionKey, SecretError } from '../../src/crypto/secrets.ts';
 import { ADMIN_TOKEN } from '../helpers/server.ts';
+import { provideTestPki } from '../helpers/pki.ts';
 
 function configProblems(env: Record<string, string>): string[] {
   try {
@@ -75,6 +76,7 @@ describe('the key in embedded mode', () => {
   afterAll(() => fs.rmSync(dataDir, { recursive: true, force: true }));
 
   it('is generated on first start, readable by the owner only, and kept across restarts', async () => {
+    provideTestPki(dataDir);
     const config = loadConfig({}, { adminToken: ADMIN_TOKEN, dataDir, databaseUrl: null, encryptionKey: null });
     const file = path.join(dataDir, 'encryption-key');
     const kids: string[] = [];

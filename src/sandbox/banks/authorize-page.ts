@@ -38,9 +38,8 @@ const PERMISSION_TEXT: Record<string, string> = {
 
 export interface LoginPageInput {
   bankName: string;
-  consentId: string;
-  redirectUri: string;
-  state: string;
+  /** Where the form posts (the interaction's own URL). */
+  action: string;
   permissions: string[];
   expiresAt: Date | null;
   username?: string;
@@ -49,16 +48,12 @@ export interface LoginPageInput {
 
 export function loginPage(p: LoginPageInput): string {
   const shared = [...new Set(p.permissions.map((x) => PERMISSION_TEXT[x]).filter((x): x is string => x !== undefined))];
-  const hidden = (name: string, value: string): string => `<input type="hidden" name="${name}" value="${escapeHtml(value)}">`;
   const body = `<h1>${escapeHtml(p.bankName)}</h1>
 <p>Mooring is asking to see ${escapeHtml(shared.join(', ') || 'your accounts')}${
     p.expiresAt === null ? '' : ` until ${escapeHtml(p.expiresAt.toISOString().slice(0, 10))}`
   }.</p>
 ${p.error === undefined ? '' : `<p class="error" role="alert">${escapeHtml(p.error)}</p>`}
-<form method="post" action="authorize">
-${hidden('consent_id', p.consentId)}
-${hidden('redirect_uri', p.redirectUri)}
-${hidden('state', p.state)}
+<form method="post" action="${escapeHtml(p.action)}">
 <label for="username">Username</label>
 <input id="username" name="username" type="text" autocomplete="username" value="${escapeHtml(p.username ?? '')}">
 <label for="password">Password</label>

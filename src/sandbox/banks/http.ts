@@ -9,6 +9,7 @@ import type { Db } from '../../db/db.ts';
 import type { Catalog, CatalogEntry } from '../../providers/catalog.ts';
 import type { AdapterKind } from '../../providers/kinds.ts';
 import { providersRepository } from '../../providers/repository.ts';
+import type { SandboxObBanks } from './fapi-provider.ts';
 
 export interface SandboxBankDeps {
   db: Db;
@@ -16,20 +17,14 @@ export interface SandboxBankDeps {
   clock: Clock;
   /** Read on every request, so a catalog built after the server listens works too. */
   catalog: Catalog;
-  /** The secret Mooring's adapters authenticate with (client id `mooring`). */
+  /** The secret Mooring's valuation adapter authenticates with (client id `mooring`). */
   sandboxClientSecret: string;
   /** Every call waits this long before answering (a realistic bank latency for load tests). */
   latencyMs?: number;
   /** How long every call of a `user_slow` connection takes. */
   slowCallMs: number;
-  /** The redirect URIs registered for the bank's one client (Mooring): the authorise page sends the user nowhere else. */
-  redirectUriAllowed: (uri: string) => boolean;
-}
-
-/** Mooring's own journey callback (`<PUBLIC_URL>/connect/<uid>/callback`), the only redirect URI its sandbox client registers. */
-export function mooringCallbackOnly(publicUrl: string): (uri: string) => boolean {
-  const base = publicUrl.replace(/\/+$/, '');
-  return (uri) => uri.startsWith(`${base}/connect/`) && /^\/connect\/[A-Za-z0-9_-]+\/callback$/.test(uri.slice(base.length));
+  /** The Open Banking banks' authorization servers (null: no Open Banking banks are served). */
+  openBanking: SandboxObBanks | null;
 }
 
 export const SANDBOX_CLIENT_ID = 'mooring';

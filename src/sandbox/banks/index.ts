@@ -1,7 +1,9 @@
 /**
  * The sandbox banks (SPEC section 7): real HTTP counterparts that Mooring serves itself and talks to
  * through its provider adapters exactly as it would to real providers.
- *   /sandbox/ob/:slug/…         Open Banking AIS banks (openbanking.ts, openbanking-data.ts)
+ *   /sandbox/ob/:slug/…         Open Banking AIS banks, FAPI 1.0 Advanced: their website here
+ *                               (openbanking.ts: discovery, authorise and login pages), their API on
+ *                               the mutual-TLS listener (mtls.ts, openbanking-api.ts, openbanking-data.ts)
  *   /sandbox/legacy/:slug/…     credential-based providers (legacy.ts)
  *   /sandbox/valuation/:slug/…  property and vehicle valuations (valuation.ts)
  * `:slug` is the catalog entry's bankRef; the catalog is read per request. Behaviours per sandbox
@@ -11,13 +13,16 @@ import type { FastifyInstance } from 'fastify';
 import formbody from '@fastify/formbody';
 import type { SandboxBankDeps } from './http.ts';
 import { legacyRoutes } from './legacy.ts';
-import { openBankingRoutes } from './openbanking.ts';
+import { openBankingWebRoutes } from './openbanking.ts';
 import { valuationRoutes } from './valuation.ts';
 
 export type { SandboxBankDeps } from './http.ts';
 export { SANDBOX_USERNAMES, isSandboxUsername, type SandboxUsername } from './behaviours.ts';
 export { setSandboxBehaviour } from './store.ts';
 export { SANDBOX_ONE_TIME_CODE } from './legacy.ts';
+export { SandboxObBanks } from './fapi-provider.ts';
+export { sandboxOpenBankingSettings, sandboxMtlsUrl } from './fapi-settings.ts';
+export { startSandboxMtlsListener, type MtlsListener } from './mtls.ts';
 
 export async function registerSandboxBanks(app: FastifyInstance, deps: SandboxBankDeps): Promise<void> {
   await app.register(async (banks) => {
@@ -27,7 +32,8 @@ export async function registerSandboxBanks(app: FastifyInstance, deps: SandboxBa
     });
     // The login page and the OAuth token endpoint post forms; the app may already parse them.
     if (!banks.hasContentTypeParser('application/x-www-form-urlencoded')) await banks.register(formbody);
-    await banks.register(async (ob) => openBankingRoutes(ob, deps));
+    const ob = deps.openBanking;
+    if (ob !== null) await banks.register(async (scope) => openBankingWebRoutes(scope, deps, ob));
     await banks.register(async (legacy) => legacyRoutes(legacy, deps));
     await banks.register(async (valuation) => valuationRoutes(valuation, deps));
   });

@@ -1,0 +1,44 @@
+/**
+ * The sandbox banks' mutual-TLS listener (SPEC section 10, sandbox): an HTTPS server of its own,
+ * with the sandbox PKI's server certificate, asking every client for a certificate (trust = the
+ * sandbox CA). Unverified or missing certificates are not refused by TLS: the bank answers them
+ * itself (invalid_client at the token endpoint, 401 at the resources), as real banks' gateways do.
+ * It serves the Open Banking banks' token endpoint, consents and resources (openbanking-api.ts).
+ */
+import Fastify, { type FastifyBaseLogger } from 'fastify';
+import { openBankingApiRoutes } from './openbanking-api.ts';
+import type { SandboxObBanks } from './fapi-provider.ts';
+import type { SandboxBankDeps } from './http.ts';
+
+export interface MtlsListener {
+  /** The port it listens on (the configured one, or the one the system chose for 0). */
+  port: number;
+  close(): Promise<void>;
+}
+
+const KEEP_ALIVE_MS = 65_000;
+
+export async function startSandboxMtlsListener(opts: {
+  deps: SandboxBankDeps;
+  banks: SandboxObBanks;
+  host: string;
+  port: number;
+  logger: FastifyBaseLogger;
+  bodyLimitBytes: number;
+  trustProxy: boolean;
+}): Promise<MtlsListener> {
+  const { pki } = opts.banks.deps;
+  const app = Fastify({
+    loggerInstance: opts.logger,
+    bodyLimit: opts.bodyLimitBytes,
+    trustProxy: opts.trustProxy,
+    keepAliveTimeout: KEEP_ALIVE_MS,
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1000 },
+    https: { key: pki.serverKey, cert: pki.serverCert, ca: pki.caCert, requestCert: true, rejectUnauthorized: false },
+  });
+  await app.register(async (scope) => openBankingApiRoutes(scope, opts.deps, opts.banks));
+  await app.listen({ port: opts.port, host: opts.host });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : opts.port;
+  return { port, close: () => app.close() };
+}
