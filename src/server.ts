@@ -27,7 +27,7 @@ import { connectionEvents } from './webhooks/events.ts';
 import { webhookDispatcher } from './webhooks/dispatcher.ts';
 import { resolveTimers, type Timers } from './timers.ts';
 import { loadSandboxPki, type SandboxPki } from './sandbox/pki.ts';
-import { SandboxObBanks, sandboxMtlsUrl, startSandboxMtlsListener, type SandboxBankDeps } from './sandbox/banks/index.ts';
+import { SandboxObBanks, sandboxMtlsUrl, sandboxOpenBankingSettings, startSandboxMtlsListener, type SandboxBankDeps } from './sandbox/banks/index.ts';
 
 const WEBHOOK_CONCURRENCY = 20;
 const JOURNEY_RETENTION_MS = 24 * 3_600_000;
@@ -111,8 +111,12 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     const sandboxClientSecret = (await sealedSettingOrCreate(db, 'sandbox_client_secret', secrets, () => randomBytes(24).toString('base64url'))).value;
     // Every process of a sandbox deployment shares the sandbox PKI through the data directory.
     const sandboxPki = config.sandbox ? loadSandboxPki(config.dataDir, [new URL(config.publicUrl).hostname.replace(/^\[|\]$/g, '')]) : null;
-    const catalog = createCatalog(config.sandbox ? sandboxCatalog(config.publicUrl) : []);
+    const sandboxUrls = { publicUrl: config.publicUrl, mtlsUrl: sandboxMtlsUrl(config.publicUrl, config.sandboxMtlsPort) };
+    const catalog = createCatalog(config.sandbox
+      ? sandboxCatalog(config.publicUrl).map((e) => (sandboxPki !== null && e.adapter === 'openbanking' ? { ...e, openbanking: sandboxOpenBankingSettings(sandboxPki, sandboxUrls, e.bankRef) } : e))
+      : []);
     const adapters = createProviderAdapters({ sandboxClientSecret, timeoutMs: timers.providerTimeoutMs });
+    closers.push(() => adapters.close());
 
     const events = connectionEvents({ catalog, clock });
     const dispatcher = webhookDispatcher({

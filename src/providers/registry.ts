@@ -18,11 +18,18 @@ export interface ProviderAdapterOptions {
   timeoutMs?: number;
 }
 
-export function createProviderAdapters(opts: ProviderAdapterOptions): Record<AdapterKind, ProviderAdapter> {
+export type ProviderAdapters = Record<AdapterKind, ProviderAdapter> & {
+  /** Closes the adapters' connections (mutual-TLS agents). */
+  close(): Promise<void>;
+};
+
+export function createProviderAdapters(opts: ProviderAdapterOptions): ProviderAdapters {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_PROVIDER_TIMEOUT_MS;
+  const openbanking = createOpenBankingAdapter({ timeoutMs });
   return {
-    openbanking: createOpenBankingAdapter({ timeoutMs }),
+    openbanking,
     legacy: createLegacyAdapter({ timeoutMs }),
     valuation: createValuationAdapter({ clientSecret: opts.sandboxClientSecret, timeoutMs }),
+    close: () => openbanking.close(),
   };
 }

@@ -14,7 +14,7 @@ import { sandboxCatalog, type Catalog, type CatalogEntry } from '../../src/provi
 import type { AdapterKind } from '../../src/providers/kinds.ts';
 import type { FetchResult, JourneyStep, JsonObject, ProviderAdapter, ProviderError } from '../../src/providers/provider.ts';
 import { createProviderAdapters } from '../../src/providers/registry.ts';
-import { registerSandboxBanks, SandboxObBanks, sandboxMtlsUrl, startSandboxMtlsListener, type SandboxBankDeps } from '../../src/sandbox/banks/index.ts';
+import { registerSandboxBanks, SandboxObBanks, sandboxMtlsUrl, sandboxOpenBankingSettings, startSandboxMtlsListener, type SandboxBankDeps } from '../../src/sandbox/banks/index.ts';
 import type { SandboxPki } from '../../src/sandbox/pki.ts';
 import { createSecretBox, decodeKey } from '../../src/crypto/secrets.ts';
 import { createTestDb, type TestDb } from '../helpers/db.ts';
@@ -64,7 +64,9 @@ export async function startSandbox(opts: { timeoutMs?: number; slowCallMs?: numb
   const mtls = await startSandboxMtlsListener({ deps, banks, host: '127.0.0.1', port: 0, logger: app.log, bodyLimitBytes: 100_000, trustProxy: false });
   banks.deps.publicUrl = url;
   banks.deps.mtlsUrl = sandboxMtlsUrl(url, mtls.port);
-  entries.push(...sandboxCatalog(url));
+  const urls = { publicUrl: url, mtlsUrl: banks.deps.mtlsUrl };
+  entries.push(...sandboxCatalog(url).map((e) => (e.adapter === 'openbanking' ? { ...e, openbanking: sandboxOpenBankingSettings(pki, urls, e.bankRef) } : e)));
+  const adapters = createProviderAdapters({ sandboxClientSecret: SECRET, timeoutMs: opts.timeoutMs ?? 10_000 });
   return {
     app,
     db: t.db,
@@ -74,13 +76,14 @@ export async function startSandbox(opts: { timeoutMs?: number; slowCallMs?: numb
     mtlsUrl: banks.deps.mtlsUrl,
     pki,
     callbackUrl: `${url}/connect/callback`,
-    adapters: createProviderAdapters({ sandboxClientSecret: SECRET, timeoutMs: opts.timeoutMs ?? 10_000 }),
+    adapters,
     provider(name) {
       const p = entries.find((e) => e.name === name);
       if (p === undefined) throw new Error(`no provider ${name}`);
       return p;
     },
     async close() {
+      await adapters.close();
       await mtls.close();
       await app.close();
       await t.drop();

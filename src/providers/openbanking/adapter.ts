@@ -67,7 +67,7 @@ function callbackError(provider: CatalogEntry, error: string): ProviderError {
 }
 
 /** What a consent's status at the bank says about a refused call, or undefined when it explains nothing. */
-function consentRefusal(provider: CatalogEntry, status: string, expiresAt: string | undefined, realNow: number): ProviderError | undefined {
+function consentRefusal(provider: CatalogEntry, status: string, expiresAt: string | undefined, now: Date): ProviderError | undefined {
   switch (status) {
     case 'Revoked':
       return new ProviderError('credentials', `The user withdrew this connection's consent at ${provider.name}; they must authorise again`);
@@ -76,7 +76,7 @@ function consentRefusal(provider: CatalogEntry, status: string, expiresAt: strin
     case 'Expired':
       return new ProviderError('credentials', `This connection's consent expired at ${provider.name}; the user must authorise again`);
     default:
-      if (expiresAt !== undefined && Date.parse(expiresAt) <= realNow) {
+      if (expiresAt !== undefined && Date.parse(expiresAt) <= now.getTime()) {
         return new ProviderError('credentials', `This connection's consent expired at ${provider.name}; the user must authorise again`);
       }
       return undefined;
@@ -155,12 +155,12 @@ export function createOpenBankingAdapter(opts: OpenBankingAdapterOptions): Provi
   }
 
   /** Explains a refused call by the consent's own status; the original failure when that says nothing (or cannot be read). */
-  async function explainRefusal(c: ObClient, provider: CatalogEntry, consentId: string, err: unknown): Promise<unknown> {
+  async function explainRefusal(c: ObClient, provider: CatalogEntry, consentId: string, now: Date, err: unknown): Promise<unknown> {
     const refused = toProviderError(err, provider.name, classifyOb);
     if (refused.kind !== 'credentials') return err;
     try {
       const consent = await readConsent(c, provider, consentId);
-      return consentRefusal(provider, consent.Status, consent.ExpirationDateTime, realNow()) ?? err;
+      return consentRefusal(provider, consent.Status, consent.ExpirationDateTime, now) ?? err;
     } catch {
       return err;
     }
@@ -298,7 +298,7 @@ export function createOpenBankingAdapter(opts: OpenBankingAdapterOptions): Provi
           if (Date.parse(grant.accessTokenExpiresAt) - TOKEN_REFRESH_MARGIN_MS <= realNow() || Number.isNaN(Date.parse(grant.accessTokenExpiresAt))) await refresh();
           return await fetchAll();
         } catch (err) {
-          throw await explainRefusal(c, provider, grant.consentId, err);
+          throw await explainRefusal(c, provider, grant.consentId, input.now, err);
         }
 
         async function fetchAll(): Promise<FetchResult> {
