@@ -146,7 +146,7 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
     });
   const connections = connectionsService({ connections: connectionsRepository(db, deps.secrets), catalog, adapters, clock, log, changeConnection });
   const userSvc = usersService({ users, clock, sandbox: config.sandbox, deleteUserConnections: (userId) => connections.revokeAllOfUser(userId) });
-  const syncs = syncsService({ syncs: syncsRepository(db), engine });
+  const syncs = syncsService({ syncs: syncsRepository(db), engine, clock });
   const journeys = journeysService({ db, oidc, catalog, adapters, clock, engine, changeConnection, publicUrl: config.publicUrl, sandbox: config.sandbox, log, secrets: deps.secrets });
 
   await mountOidc(fastify, oidc, { publicUrl: config.publicUrl, trustProxy: config.trustProxy, adminThrottle });

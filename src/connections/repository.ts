@@ -1,7 +1,7 @@
 /** SQL for connections. Reads join what the API shows in one query (accounts, budget, overrides). */
 import type { Queryable } from '../db/db.ts';
 import type { JsonObject } from '../providers/provider.ts';
-import type { FetchStatus } from './status.ts';
+import type { CountedFetchStatus } from './status.ts';
 import { LONGEST_WINDOW_MS } from '../syncs/cadence.ts';
 import type { SecretBox } from '../crypto/secrets.ts';
 
@@ -34,11 +34,14 @@ export interface ConnectionRow {
   user_consented_at: Date;
   tpp_consent: boolean;
   provider_ref: string | null;
-  last_fetch_status: FetchStatus | null;
+  /** The last finished sync that was not rate-limited (a rate-limited one says nothing about the connection). */
+  last_fetch_status: CountedFetchStatus | null;
   consecutive_failures: number;
   state_since: Date | null;
   last_attempt_at: Date | null;
   next_sync_at: Date | null;
+  /** No call for this connection goes to its provider before this time (the reset of its last 429). */
+  rate_limited_until: Date | null;
   created_at: Date;
 }
 
@@ -51,7 +54,7 @@ export interface ConnectionView extends ConnectionRow {
 const SELECT_VIEW = `
   select c.id, c.user_id, c.provider_id, c.connected_on, c.last_updated, c.expires_at, c.user_consented_at,
     c.tpp_consent, c.provider_ref, c.last_fetch_status, c.consecutive_failures, c.state_since,
-    c.last_attempt_at, c.next_sync_at, c.created_at,
+    c.last_attempt_at, c.next_sync_at, c.rate_limited_until, c.created_at,
     coalesce((select array_agg(a.id::text order by a.created_at, a.id) from accounts a where a.connection_id = c.id), '{}') as account_ids,
     coalesce((select array_agg(s.created_at order by s.created_at) from syncs s
               where s.connection_id = c.id and not s.attended and s.created_at > $2), '{}') as unattended_sync_times,
@@ -66,6 +69,7 @@ export interface DueConnection {
   next_sync_at: Date;
   retired_at: Date | null;
   outage_until: Date | null;
+  rate_limited_until: Date | null;
   unattended_sync_times: Date[];
 }
 
@@ -162,7 +166,7 @@ export function connectionsRepository(db: Queryable, secrets?: SecretBox) {
      * Records a finished sync on its connection. lastUpdated only moves on retrieved data (the caller
      * computes it); the failure streak and the time the current state began drive remediation.
      */
-    async recordSyncOutcome(connectionId: string, o: { fetchStatus: FetchStatus; lastUpdated: Date | null; grant: JsonObject | null; attemptAt: Date; failed: boolean }): Promise<void> {
+    async recordSyncOutcome(connectionId: string, o: { fetchStatus: CountedFetchStatus; lastUpdated: Date | null; grant: JsonObject | null; attemptAt: Date; failed: boolean }): Promise<void> {
       await db.query(
         `update connections set
            last_updated = coalesce($3, last_updated),
@@ -179,12 +183,29 @@ export function connectionsRepository(db: Queryable, secrets?: SecretBox) {
     },
 
     /**
+     * Records a rate-limited sync (the provider answered 429): only when Mooring may call the
+     * provider again for this connection, and the attempt's time. Its status, failure streak,
+     * lastUpdated and last fetch status stay as they were (SPEC sections 5 and 10). The next
+     * scheduled sync moves to the reset if it was earlier (a connection off the schedule stays off).
+     */
+    async recordRateLimited(connectionId: string, o: { until: Date; attemptAt: Date }): Promise<void> {
+      await db.query(
+        `update connections set
+           rate_limited_until = greatest(coalesce(rate_limited_until, $2), $2),
+           last_attempt_at = $3,
+           next_sync_at = case when next_sync_at is null then null else greatest(next_sync_at, $2) end
+         where id = $1`,
+        [connectionId, o.until, o.attemptAt],
+      );
+    },
+
+    /**
      * Connections whose next sync is due, locked for this transaction (other schedulers skip them).
      * Served by the partial index on next_sync_at, so the cost follows the number due, not the total.
      */
     async lockDue(now: Date, limit: number): Promise<DueConnection[]> {
       const r = await db.query<DueConnection>(
-        `select c.id, c.user_id, c.provider_id, c.expires_at, c.next_sync_at, po.retired_at, po.outage_until,
+        `select c.id, c.user_id, c.provider_id, c.expires_at, c.next_sync_at, c.rate_limited_until, po.retired_at, po.outage_until,
                 coalesce((select array_agg(s.created_at) from syncs s
                           where s.connection_id = c.id and not s.attended and s.created_at > $3), '{}') as unattended_sync_times
            from connections c left join provider_overrides po on po.provider_id = c.provider_id

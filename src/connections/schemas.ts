@@ -26,6 +26,11 @@ export const Connection = Type.Object(
     lastAttemptAt: NullableDateTime,
     nextSyncAt: NullableDateTime,
     syncBudget: Type.Object({ remaining: Type.Integer(), resetsAt: NullableDateTime }),
+    rateLimitedUntil: Type.Union([DateTime, Type.Null()], {
+      description:
+        'Beyond Moneyhub: the provider answered 429 and Mooring does not call it for this connection before this time ' +
+        '(the reset the provider gave, else the next scheduled sync); null when not rate-limited. A rate-limited sync changes neither status nor error.',
+    }),
     remediation: Remediation,
   },
   { $id: 'Connection' },

@@ -8,17 +8,19 @@ import type { AdapterKind } from '../providers/kinds.ts';
 import { LONGEST_WINDOW_MS, nextScheduledSync, syncBudget } from '../syncs/cadence.ts';
 import type { ConnectionsRepository, ConnectionView } from './repository.ts';
 import type { ConnectionJson } from './schemas.ts';
-import { describeConnection, latestRequestableExpiry, requestedExpiryProblem } from './status.ts';
+import { describeConnection, isRateLimited, latestRequestableExpiry, requestedExpiryProblem } from './status.ts';
 import { parseDateTime } from '../time.ts';
 
 /** What the API shows for a provider that has left the catalog altogether. */
 const UNKNOWN_PROVIDER: Pick<CatalogEntry, 'name' | 'type'> = { name: 'Unknown provider', type: 'api' };
 
-/** When the scheduler will really sync: not before a used-up unattended budget frees a slot. */
-function nextSyncShown(next: Date | null, budget: { remaining: number; resetsAt: string | null }): string | null {
+/** When the scheduler will really sync: not before a used-up unattended budget frees a slot, nor before a 429's reset. */
+function nextSyncShown(next: Date | null, budget: { remaining: number; resetsAt: string | null }, rateLimitedUntil: Date | null): string | null {
   if (next === null) return null;
-  if (budget.remaining === 0 && budget.resetsAt !== null && Date.parse(budget.resetsAt) > next.getTime()) return budget.resetsAt;
-  return next.toISOString();
+  let ms = next.getTime();
+  if (budget.remaining === 0 && budget.resetsAt !== null) ms = Math.max(ms, Date.parse(budget.resetsAt));
+  if (rateLimitedUntil !== null) ms = Math.max(ms, rateLimitedUntil.getTime());
+  return new Date(ms).toISOString();
 }
 
 export function toConnectionJson(c: ConnectionView, provider: CatalogEntry | undefined, now: Date): ConnectionJson {
@@ -36,10 +38,12 @@ export function toConnectionJson(c: ConnectionView, provider: CatalogEntry | und
       consecutiveFailures: c.consecutive_failures,
       stateSince: c.state_since,
       nextSyncAt: c.next_sync_at,
+      rateLimitedUntil: c.rate_limited_until,
     },
     now,
   );
   const budget = syncBudget(p.type, c.unattended_sync_times, now);
+  const rateLimitedUntil = isRateLimited(c.rate_limited_until, now) ? c.rate_limited_until : null;
   return {
     id: c.id,
     name: p.name,
@@ -55,8 +59,9 @@ export function toConnectionJson(c: ConnectionView, provider: CatalogEntry | und
     extendedStatus: state.extendedStatus,
     lastAttemptAt: c.last_attempt_at?.toISOString() ?? null,
     // Nothing is scheduled for a retired provider or while consent has lapsed.
-    nextSyncAt: state.status === 'never' || state.extendedStatus === 'expired' ? null : nextSyncShown(c.next_sync_at, budget),
+    nextSyncAt: state.status === 'never' || state.extendedStatus === 'expired' ? null : nextSyncShown(c.next_sync_at, budget, rateLimitedUntil),
     syncBudget: budget,
+    rateLimitedUntil: rateLimitedUntil?.toISOString() ?? null,
     remediation: state.remediation,
   };
 }

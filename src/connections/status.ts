@@ -12,8 +12,19 @@ export type ConnectionStatus = (typeof CONNECTION_STATUSES)[number];
 export const CONNECTION_ERRORS = ['resync', 'sync_error', 'sync_partial', 'mfa_required', 'credentials_error'] as const;
 export type ConnectionError = (typeof CONNECTION_ERRORS)[number];
 
-export const FETCH_STATUSES = ['success', 'error', 'partial', 'mfa-required', 'credentials-error'] as const;
+/**
+ * A finished sync's fetch status: Moneyhub's five, and beyond Moneyhub `rate-limited` (the
+ * provider answered 429: the sync neither failed nor retrieved data, SPEC sections 5 and 10).
+ */
+export const FETCH_STATUSES = ['success', 'error', 'partial', 'mfa-required', 'credentials-error', 'rate-limited'] as const;
 export type FetchStatus = (typeof FETCH_STATUSES)[number];
+/**
+ * The fetch statuses that say something about the connection. A rate-limited sync is not one: the
+ * status rules use the last finished sync that was not rate-limited, so one is never recorded as
+ * the connection's last fetch status, failure streak or freshness.
+ */
+export type CountedFetchStatus = Exclude<FetchStatus, 'rate-limited'>;
+export const countsForConnection = (s: FetchStatus): s is CountedFetchStatus => s !== 'rate-limited';
 
 export const REMEDIATION_ACTIONS = ['none', 'wait', 'sync', 'reauth', 'reconsent', 'refresh', 'reconnect'] as const;
 export type RemediationAction = (typeof REMEDIATION_ACTIONS)[number];
@@ -47,13 +58,15 @@ export interface ConnectionFacts {
   connectedOn: Date;
   lastUpdated: Date | null;
   expiresAt: Date | null;
-  /** Fetch status of the last finished sync, or null when none has finished. */
-  lastFetchStatus: FetchStatus | null;
+  /** Fetch status of the last finished sync that was not rate-limited, or null when none has finished. */
+  lastFetchStatus: CountedFetchStatus | null;
   /** Consecutive finished syncs, up to the latest, whose fetch status was not `success`. */
   consecutiveFailures: number;
   /** When the connection entered its current non-ok state; null when unknown. */
   stateSince: Date | null;
   nextSyncAt: Date | null;
+  /** Until when the provider asked Mooring not to call it for this connection (its last 429), or null. */
+  rateLimitedUntil: Date | null;
 }
 
 export interface Remediation {
@@ -77,7 +90,7 @@ const ERROR_FOR_FETCH_STATUS = {
   'mfa-required': 'mfa_required',
   error: 'sync_error',
   partial: 'sync_partial',
-} as const satisfies Record<FetchStatus, ConnectionError | null>;
+} as const satisfies Record<CountedFetchStatus, ConnectionError | null>;
 
 /** When consent given at `consentAt` lapses, or null for providers that set no consent length. */
 export function consentExpiry(consentAt: Date, consentDays: number | null): Date | null {
@@ -136,9 +149,14 @@ export function nextTimeDrivenChange(
   return candidates.length === 0 ? null : new Date(Math.min(...candidates));
 }
 
-/** Whether a finished sync counts towards `consecutiveFailures`. */
+/** Whether a finished sync counts towards `consecutiveFailures` (a rate-limited one counts as neither failure nor success). */
 export function isAttemptFailure(fetchStatus: FetchStatus): boolean {
-  return fetchStatus !== 'success';
+  return fetchStatus !== 'success' && fetchStatus !== 'rate-limited';
+}
+
+/** Whether the provider's last 429 still forbids calling it for this connection at `now`. */
+export function isRateLimited(rateLimitedUntil: Date | null, now: Date): boolean {
+  return rateLimitedUntil !== null && rateLimitedUntil.getTime() > now.getTime();
 }
 
 /** Whether a finished sync retrieved data, and so may move `lastUpdated`. */
@@ -159,6 +177,26 @@ export function nextLastUpdated(previous: Date | null, asOf: Date | null, retrie
 
 /** Rules 1 to 8 of SPEC section 5, first match wins, with the remediation of SPEC section 6. */
 export function describeConnection(facts: ConnectionFacts, now: Date): ConnectionState {
+  const state = describeIgnoringRateLimit(facts, now);
+  return { ...state, remediation: whileRateLimited(state.remediation, facts, now) };
+}
+
+/**
+ * A 429 never changes the status or error (SPEC sections 5 and 10), but while it holds a sync
+ * cannot help: advice to sync (or nothing to do) becomes `wait` until the provider's reset.
+ * Journeys (reauth, refresh, ...) and waits already pointing at a later sync stay as they are.
+ */
+function whileRateLimited(remediation: Remediation, facts: ConnectionFacts, now: Date): Remediation {
+  if (!isRateLimited(facts.rateLimitedUntil, now) || facts.rateLimitedUntil === null) return remediation;
+  if (remediation.action !== 'none' && remediation.action !== 'sync') return remediation;
+  const until = iso(facts.rateLimitedUntil);
+  const reason =
+    `${facts.providerName} limited how often Mooring may ask for this connection's data; Mooring does not call it again ` +
+    `before ${until}, then syncs automatically.`;
+  return { action: 'wait', reason, retryAfter: until };
+}
+
+function describeIgnoringRateLimit(facts: ConnectionFacts, now: Date): ConnectionState {
   // Section 3 defines extendedStatus as "consent has lapsed", independent of which rule won,
   // so a retired connection whose consent lapsed still says so.
   const extendedStatus: ExtendedStatus | null = isConsentExpired(facts.expiresAt, now) ? 'expired' : null;

@@ -2,6 +2,12 @@
  * Provider health beyond Moneyhub's static flags (SPEC section 5): a provider's `status.sync` comes
  * from its syncs over the last hour; retired providers are PERMANENTLY_UNAVAILABLE and a declared
  * outage makes them TEMPORARILY_UNAVAILABLE.
+ *
+ * A rate-limited sync (the provider answered 429) counts as neither success nor failure, here and
+ * in back-off: the provider was up and answering, so it is no failure, and it brought no data, so
+ * it is no success either; counting it as a failure would also make the scheduler back off (and
+ * show the provider unavailable) because Mooring itself asked too often. The repositories leave
+ * such syncs out of the counts these functions receive.
  */
 import { HOUR_MS } from '../time.ts';
 import type { Availability } from './kinds.ts';

@@ -10,15 +10,60 @@ import { ProviderError, type ProviderErrorKind } from './provider.ts';
 /** Providers that answer with more than this are not trusted. */
 const MAX_RESPONSE_BYTES = 5 * 1024 * 1024;
 
-/** The provider answered with a non-2xx status. `body` is its parsed JSON (or undefined). */
+/**
+ * The provider answered with a non-2xx status. `body` is its parsed JSON (or undefined).
+ * `retryAfterMs`: how long the provider asked us to wait (from its rate-limit headers, see
+ * retryAfterMsOf), relative, so that Mooring's domain clock can place it; undefined when it gave none.
+ */
 export class HttpStatusFailure extends Error {
   readonly status: number;
   readonly body: unknown;
-  constructor(status: number, body: unknown, url: string) {
+  readonly retryAfterMs: number | undefined;
+  constructor(status: number, body: unknown, url: string, opts: { retryAfterMs?: number | undefined } = {}) {
     super(`HTTP ${status} from ${url}`);
     this.status = status;
     this.body = body;
+    this.retryAfterMs = opts.retryAfterMs;
   }
+}
+
+/** A reset further away than this is not believed (a garbled header must not silence a connection for years). */
+export const MAX_RETRY_AFTER_MS = 31 * 24 * 3_600_000;
+/** Integer reset values at least this large are Unix times (seconds), not seconds to wait. */
+const EPOCH_SECONDS_THRESHOLD = 1_000_000_000;
+
+/**
+ * How long a provider asked us to wait, in milliseconds, from its answer's headers; undefined
+ * when it says nothing usable. Read in this order: `Retry-After` (RFC 9110: delta-seconds or an
+ * HTTP-date), `RateLimit-Reset` (IETF draft: seconds until the reset), `X-RateLimit-Reset` and
+ * GoCardless's `X-RateLimit-Account-Success-Reset` (seconds until the reset; a value that large
+ * is a Unix time in seconds, as some providers send). A date is turned into a delta against the
+ * answer's own `Date` header when it has one (the provider's clock on both sides), else against
+ * `realNowMs`, the real time the answer arrived: provider clocks are real clocks, never
+ * Mooring's domain clock, which is why the result is relative.
+ */
+export function retryAfterMsOf(headers: { get(name: string): string | null }, realNowMs: number): number | undefined {
+  const dateHeader = headers.get('date');
+  const answeredAt = dateHeader === null ? Number.NaN : Date.parse(dateHeader);
+  const reference = Number.isNaN(answeredAt) ? realNowMs : answeredAt;
+  const bounded = (ms: number): number | undefined => (Number.isFinite(ms) ? Math.min(Math.max(0, Math.ceil(ms)), MAX_RETRY_AFTER_MS) : undefined);
+  const seconds = (raw: string): number | undefined => {
+    if (!/^\d+$/.test(raw)) return undefined;
+    const n = Number(raw);
+    return bounded(n >= EPOCH_SECONDS_THRESHOLD ? n * 1000 - reference : n * 1000);
+  };
+  const retryAfter = headers.get('retry-after')?.trim();
+  if (retryAfter !== undefined && retryAfter !== '') {
+    if (/^\d+$/.test(retryAfter)) return bounded(Number(retryAfter) * 1000);
+    const at = Date.parse(retryAfter);
+    if (!Number.isNaN(at)) return bounded(at - reference);
+  }
+  for (const name of ['ratelimit-reset', 'x-ratelimit-reset', 'x-ratelimit-account-success-reset']) {
+    const raw = headers.get(name)?.trim();
+    const ms = raw === undefined ? undefined : seconds(raw);
+    if (ms !== undefined) return ms;
+  }
+  return undefined;
 }
 
 /** The provider answered 2xx, but not with anything we can read. */
@@ -79,7 +124,10 @@ export async function callProvider(call: HttpCall): Promise<unknown> {
       unreadable = true;
     }
   }
-  if (res.status < 200 || res.status >= 300) throw new HttpStatusFailure(res.status, parsed, call.url);
+  if (res.status < 200 || res.status >= 300) {
+    // Only the provider's own wait matters here; real time, because it is the provider's clock that reset counts on.
+    throw new HttpStatusFailure(res.status, parsed, call.url, { retryAfterMs: retryAfterMsOf(res.headers, Date.now()) });
+  }
   if (unreadable) throw new ResponseShapeFailure(`unparsable JSON from ${call.url}`);
   return parsed;
 }
@@ -143,7 +191,8 @@ export function toProviderError(err: unknown, providerName: string, classify?: F
     const withdrawn = err.status === 410 ? { kind: 'unavailable' as const, detail: `${providerName} has withdrawn this service` } : undefined;
     const c = classify?.(err) ?? withdrawn ?? kindForStatus(err.status);
     const kind = typeof c === 'string' ? c : c.kind;
-    return new ProviderError(kind, typeof c === 'string' ? safeDetail(kind, providerName) : c.detail, { cause: err });
+    const retryAfterMs = kind === 'rate_limited' ? err.retryAfterMs : undefined;
+    return new ProviderError(kind, typeof c === 'string' ? safeDetail(kind, providerName) : c.detail, { cause: err, retryAfterMs });
   }
   if (err instanceof ResponseShapeFailure) return new ProviderError('bad_response', safeDetail('bad_response', providerName), { cause: err });
   const name = (err as { name?: unknown }).name;

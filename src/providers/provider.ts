@@ -32,10 +32,17 @@ export class ProviderError extends Error {
   readonly kind: ProviderErrorKind;
   /** Text safe to show a client (no secrets, no provider internals). */
   readonly safeDetail: string;
-  constructor(kind: ProviderErrorKind, safeDetail: string, opts: { cause?: unknown } = {}) {
+  /**
+   * For `rate_limited`: how long the provider asked us to wait, in milliseconds from when it
+   * answered (undefined: it did not say). Relative, because the provider's clock and Mooring's
+   * domain clock differ; the sync runner places it on the domain clock.
+   */
+  readonly retryAfterMs: number | undefined;
+  constructor(kind: ProviderErrorKind, safeDetail: string, opts: { cause?: unknown; retryAfterMs?: number | undefined } = {}) {
     super(`${kind}: ${safeDetail}`, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.kind = kind;
     this.safeDetail = safeDetail;
+    this.retryAfterMs = opts.retryAfterMs;
   }
 }
 

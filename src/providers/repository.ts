@@ -13,7 +13,10 @@ export interface ProviderOverride {
 /** A provider's finished syncs since a time, with its overrides. */
 export interface ProviderHealthCounts extends ProviderOverride {
   providerId: string;
-  /** Finished syncs; a sync that failed inside Mooring (internal_failure) is Mooring's and not counted. */
+  /**
+   * Finished syncs; a sync that failed inside Mooring (internal_failure) is Mooring's and not
+   * counted, nor is a rate-limited one (see providers/health.ts).
+   */
   attempts: number;
   /** Syncs whose fetch status was `success`. */
   successes: number;
@@ -63,6 +66,7 @@ export function providersRepository(db: Queryable) {
            from (select unnest($1::text[]) as provider_id) p
            left join provider_overrides po on po.provider_id = p.provider_id
            left join syncs s on s.provider_id = p.provider_id and s.state = 'done' and not s.internal_failure and s.finished_at > $2
+                            and s.fetch_status is distinct from 'rate-limited'
           group by p.provider_id, po.retired_at, po.outage_until`,
         [providerIds, since],
       );

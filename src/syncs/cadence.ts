@@ -72,3 +72,15 @@ export function nextScheduledSync(type: ProviderType, after: Date, budget: SyncB
   }
   return next;
 }
+
+/**
+ * Until when no call for a connection may go to its provider after it answered 429 at `now`
+ * (SPEC section 10): the reset the provider gave (`retryAfterMs`, relative, placed on the domain
+ * clock), or when it gave none, the next scheduled attempt (`scheduledNext` when it lies ahead,
+ * else the next one the cadence gives).
+ */
+export function rateLimitEnd(type: ProviderType, now: Date, retryAfterMs: number | undefined, scheduledNext: Date | null): Date {
+  if (retryAfterMs !== undefined) return new Date(now.getTime() + retryAfterMs);
+  if (scheduledNext !== null && scheduledNext.getTime() > now.getTime()) return scheduledNext;
+  return nextScheduledSync(type, now);
+}

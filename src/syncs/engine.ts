@@ -15,7 +15,7 @@ import type { Db } from '../db/db.ts';
 import { providersRepository } from '../providers/repository.ts';
 import { AppError } from '../errors.ts';
 import { connectionsRepository } from '../connections/repository.ts';
-import { isConsentExpired } from '../connections/status.ts';
+import { isConsentExpired, isRateLimited } from '../connections/status.ts';
 import type { Catalog } from '../providers/catalog.ts';
 import { LONGEST_WINDOW_MS, syncBudget } from './cadence.ts';
 import { syncClaims } from './claim.ts';
@@ -51,7 +51,12 @@ export type SyncOutcome =
   /** The sync was queued and is running elsewhere (only with `wait: false`). */
   | { kind: 'started'; sync: SyncRow }
   /** No sync can run: the provider is retired, the consent expired, or the connection is gone. */
-  | { kind: 'skipped'; reason: 'retired' | 'expired' | 'not_found' };
+  | { kind: 'skipped'; reason: 'retired' | 'expired' | 'not_found' }
+  /**
+   * The provider answered a recent sync with 429 and its reset has not come: nothing is sent to it
+   * (SPEC section 10) and no sync is recorded. `until`: when it may be called again.
+   */
+  | { kind: 'skipped'; reason: 'rate_limited'; until: Date; providerName: string };
 
 export function syncEngine(deps: SyncEngineDeps) {
   const timers = deps.timers ?? DEFAULT_TIMERS;
@@ -98,6 +103,10 @@ export function syncEngine(deps: SyncEngineDeps) {
       if (isConsentExpired(conn.expires_at, now)) return { kind: 'skipped', reason: 'expired' };
 
       let sync = await syncs.findActiveForConnection(conn.id);
+      // A sync under way is joined (it sends nothing new); a new one waits for the provider's reset.
+      if (sync === undefined && isRateLimited(conn.rate_limited_until, now) && conn.rate_limited_until !== null) {
+        return { kind: 'skipped', reason: 'rate_limited', until: conn.rate_limited_until, providerName: provider.name };
+      }
       if (sync !== undefined && opts.fresh === true) {
         // The caller changed the connection (a new grant): a sync already under way does not count.
         await waitDone(sync.id);

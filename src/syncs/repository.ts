@@ -160,11 +160,15 @@ export function syncsRepository(db: Queryable, leases: SyncLeases = { queuedLeas
       return r.rows;
     },
 
-    /** Finished syncs per provider since `since` that were not Mooring's own failure, and how many of them fetched something (not `error`). */
+    /**
+     * Finished syncs per provider since `since` that were neither Mooring's own failure nor
+     * rate-limited (see providers/health.ts), and how many of them fetched something (not `error`).
+     */
     async providerOutcomesSince(providerIds: string[], since: Date): Promise<{ provider_id: string; attempts: number; successes: number }[]> {
       const r = await db.query<{ provider_id: string; attempts: number; successes: number }>(
         `select provider_id, count(*)::int as attempts, count(*) filter (where fetch_status <> 'error')::int as successes
            from syncs where provider_id = any($1::text[]) and state = 'done' and not internal_failure and finished_at > $2
+            and fetch_status is distinct from 'rate-limited'
           group by provider_id`,
         [providerIds, since],
       );

@@ -14,7 +14,11 @@ export function resourceSyncRoutes(app: App, deps: { syncs: SyncsService; connec
     schema: {
       tags: ['syncs'],
       summary: 'Sync a connection now and answer when the sync has run',
-      description: 'With customerIpAddress the user is present: the sync is attended and does not use the unattended budget.',
+      description:
+        'With customerIpAddress the user is present: the sync is attended and does not use the unattended budget. ' +
+        "While the provider's last 429 holds (the connection's rateLimitedUntil), nothing is sent to it: the answer is 429 " +
+        '`provider_rate_limited` with Retry-After and `details.retryAfter`, attended or not. A sync that meets a 429 is recorded ' +
+        'with fetchStatus `rate-limited` and answers `status: "error"`.',
       security: [{ bearer: ['accounts:read', 'accounts:write:all'] }],
       params: Type.Object({ connectionId: Type.String() }),
       body: Type.Optional(Type.Object({

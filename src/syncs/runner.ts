@@ -14,10 +14,11 @@ import type { Db, Queryable } from '../db/db.ts';
 import type { NewTransactions } from '../webhooks/events.ts';
 import { accountsRepository } from '../accounts/repository.ts';
 import { connectionsRepository } from '../connections/repository.ts';
-import { isConsentExpired, nextLastUpdated, type FetchStatus } from '../connections/status.ts';
-import type { Catalog } from '../providers/catalog.ts';
+import { isConsentExpired, isRateLimited, nextLastUpdated, type CountedFetchStatus } from '../connections/status.ts';
+import type { Catalog, CatalogEntry } from '../providers/catalog.ts';
 import type { AdapterKind } from '../providers/kinds.ts';
 import { ProviderError, type FetchResult, type ProviderAdapter, type ProviderErrorKind } from '../providers/provider.ts';
+import { rateLimitEnd } from './cadence.ts';
 import { syncsRepository, type SyncRow } from './repository.ts';
 import type { SyncJson } from './schemas.ts';
 import { DAY_MS } from '../time.ts';
@@ -59,16 +60,18 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 /** Transactions are re-read from this long before lastUpdated, to pick up late bookings and changes. */
 const OVERLAP_MS = 7 * DAY_MS;
 
-const FETCH_STATUS_BY_ERROR: Record<ProviderErrorKind, FetchStatus> = {
+/** A provider's 429 (`rate_limited`) is not here: that sync is rate-limited, never a failed one (see finishRateLimited). */
+const FETCH_STATUS_BY_ERROR: Record<Exclude<ProviderErrorKind, 'rate_limited'>, CountedFetchStatus> = {
   credentials: 'credentials-error',
   mfa_required: 'mfa-required',
   unavailable: 'error',
   bad_response: 'error',
   timeout: 'error',
-  rate_limited: 'error',
   journey_rejected: 'error',
   invalid_input: 'error',
 };
+
+const NO_COUNTS = { accounts: 0, transactionsAdded: 0, transactionsUpdated: 0 };
 
 export function toSyncJson(s: SyncRow): SyncJson {
   return {
@@ -114,7 +117,7 @@ export function syncRunner(deps: SyncRunnerDeps) {
       fetchStatus: 'error',
       fetchedAt: null,
       finishedAt: deps.clock.now(),
-      counts: { accounts: 0, transactionsAdded: 0, transactionsUpdated: 0 },
+      counts: NO_COUNTS,
       errorDetail: 'Superseded: the user re-authorised this connection while the sync ran; a new sync follows',
       accounts: [],
     });
@@ -124,7 +127,7 @@ export function syncRunner(deps: SyncRunnerDeps) {
     deps.log.warn({ syncId: sync.id }, 'this run lost its lease (it stalled) and another run took the sync over; its result is discarded');
   };
 
-  async function finishFailed(sync: SyncRow, connectionId: string, startedAt: Date, fetchStatus: FetchStatus, detail: string, grantVersion: number | null = null): Promise<void> {
+  async function finishFailed(sync: SyncRow, connectionId: string, startedAt: Date, fetchStatus: CountedFetchStatus, detail: string, grantVersion: number | null = null): Promise<void> {
     await deps.db.transaction(async (tx) => {
       await assertStillOwned(tx, sync);
       if (grantVersion !== null && (await grantReplaced(tx, connectionId, grantVersion))) return finishSuperseded(tx, sync);
@@ -142,6 +145,38 @@ export function syncRunner(deps: SyncRunnerDeps) {
       if (err instanceof LostSyncError) lost(sync);
       else throw err;
     });
+  }
+
+  /**
+   * Ends a sync as `rate-limited` (SPEC sections 5 and 10): the provider answered 429, or its last
+   * 429 still holds and so it was not called. Nothing is retried inside this sync. The connection
+   * keeps its status, error, lastUpdated, failure streak and last fetch status; a new 429
+   * (`until` set) records when Mooring may call the provider again and moves the next scheduled
+   * sync there. Provider health and back-off do not count the sync (see providers/health.ts).
+   */
+  async function finishRateLimited(sync: SyncRow, connectionId: string, o: { detail: string; attemptAt: Date; until: Date | null; grantVersion: number | null }): Promise<void> {
+    await deps.db.transaction(async (tx) => {
+      await assertStillOwned(tx, sync);
+      if (o.grantVersion !== null && (await grantReplaced(tx, connectionId, o.grantVersion))) return finishSuperseded(tx, sync);
+      if (o.until !== null) await connectionsRepository(tx).recordRateLimited(connectionId, { until: o.until, attemptAt: o.attemptAt });
+      await syncsRepository(tx).finish(sync.id, {
+        fetchStatus: 'rate-limited', fetchedAt: null, finishedAt: deps.clock.now(), counts: NO_COUNTS, errorDetail: o.detail, accounts: [],
+      });
+      await deps.afterSync?.(tx, sync, []);
+    }).catch((err: unknown) => {
+      if (err instanceof LostSyncError) lost(sync);
+      else throw err;
+    });
+  }
+
+  /** The 429 of `provider` at `answeredAt`: when Mooring may call it again, and the sync's errorDetail saying so. */
+  function rateLimitOf(provider: CatalogEntry, answeredAt: Date, retryAfterMs: number | undefined, scheduledNext: Date | null): { until: Date; detail: string } {
+    const until = rateLimitEnd(provider.type, answeredAt, retryAfterMs, scheduledNext);
+    const when = retryAfterMs !== undefined ? 'the reset time it gave' : 'the next scheduled sync, as it gave no reset time';
+    return {
+      until,
+      detail: `${provider.name} limited how often Mooring may ask (HTTP 429); Mooring does not call it for this connection before ${until.toISOString()} (${when}) and tries again then`,
+    };
   }
 
   /**
@@ -204,6 +239,12 @@ export function syncRunner(deps: SyncRunnerDeps) {
       await finishFailed(sync, conn.id, startedAt, 'credentials-error', 'Consent expired before the sync ran');
       return;
     }
+    if (isRateLimited(conn.rate_limited_until, startedAt) && conn.rate_limited_until !== null) {
+      // Queued before the 429 landed (or re-queued): the provider is not called before its reset.
+      const detail = `Not sent to ${provider.name}: it limited how often Mooring may ask, and Mooring does not call it for this connection before ${conn.rate_limited_until.toISOString()}`;
+      await storeWithRetries(() => finishRateLimited(sync, conn.id, { detail, attemptAt: startedAt, until: null, grantVersion: null }));
+      return;
+    }
     const { grant, version: grantVersion } = (await connections.versionedGrantOf(conn.id)) ?? { grant: {}, version: 0 };
     let result: FetchResult;
     try {
@@ -217,11 +258,17 @@ export function syncRunner(deps: SyncRunnerDeps) {
       });
     } catch (err) {
       if (!(err instanceof ProviderError)) throw err;
-      await storeWithRetries(() => finishFailed(sync, conn.id, startedAt, FETCH_STATUS_BY_ERROR[err.kind], err.safeDetail, grantVersion));
+      if (err.kind === 'rate_limited') {
+        const { until, detail } = rateLimitOf(provider, deps.clock.now(), err.retryAfterMs, conn.next_sync_at);
+        await storeWithRetries(() => finishRateLimited(sync, conn.id, { detail, attemptAt: startedAt, until, grantVersion }));
+        return;
+      }
+      const kind = err.kind;
+      await storeWithRetries(() => finishFailed(sync, conn.id, startedAt, FETCH_STATUS_BY_ERROR[kind], err.safeDetail, grantVersion));
       return;
     }
     const fetchedAt = deps.clock.now();
-    const fetchStatus: FetchStatus = result.partial ? 'partial' : 'success';
+    const fetchStatus: CountedFetchStatus = result.partial ? 'partial' : 'success';
     await storeWithRetries(() => deps.db.transaction(async (tx) => {
       await assertStillOwned(tx, sync);
       if (await grantReplaced(tx, conn.id, grantVersion)) return finishSuperseded(tx, sync);

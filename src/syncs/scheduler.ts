@@ -9,7 +9,7 @@ import type { Clock } from '../clock.ts';
 import type { Db, Queryable } from '../db/db.ts';
 import { HEALTH_WINDOW_MS, shouldBackOff } from '../providers/health.ts';
 import { providersRepository } from '../providers/repository.ts';
-import { isConsentExpired } from '../connections/status.ts';
+import { isConsentExpired, isRateLimited } from '../connections/status.ts';
 import { connectionsRepository } from '../connections/repository.ts';
 import type { Catalog } from '../providers/catalog.ts';
 import { nextScheduledSync, syncBudget } from './cadence.ts';
@@ -37,7 +37,7 @@ export function syncScheduler(deps: SyncSchedulerDeps) {
      * Scheduler tick: queues a sync for every connection that is due now (up to `limit`), ready
      * for any worker's claim, and moves each one's next sync time forward. Connections that cannot
      * sync (consent expired, provider retired) leave the schedule; those of a provider in a
-     * declared outage wait for its end.
+     * declared outage wait for its end, and those rate-limited by their provider for its reset.
      */
     async enqueueDue(limit = SCHEDULER_BATCH): Promise<SyncRow[]> {
       const now = deps.clock.now();
@@ -56,6 +56,11 @@ export function syncScheduler(deps: SyncSchedulerDeps) {
           }
           if (c.outage_until !== null && c.outage_until.getTime() > now.getTime()) {
             updates.push({ id: c.id, next: c.outage_until });
+            continue;
+          }
+          if (isRateLimited(c.rate_limited_until, now)) {
+            // The provider answered 429: nothing goes to it for this connection before its reset.
+            updates.push({ id: c.id, next: c.rate_limited_until });
             continue;
           }
           if (failing.has(c.provider_id)) {

@@ -15,7 +15,12 @@ export const Sync = Type.Object(
     connectionId: Type.String(),
     action: literals(SYNC_ACTIONS),
     method: literals(SYNC_METHODS),
-    fetchStatus: Type.Union([literals(FETCH_STATUSES), Type.Null()]),
+    fetchStatus: Type.Union([literals(FETCH_STATUSES), Type.Null()], {
+      description:
+        "Moneyhub's success, error, partial, mfa-required and credentials-error; beyond Moneyhub, rate-limited: the provider " +
+        'answered 429 (or its earlier 429 still held), so the sync neither failed nor retrieved data. It changes neither the ' +
+        "connection's status nor lastUpdated, and errorDetail says when Mooring calls the provider again. Null until the sync is done.",
+    }),
     createdAt: DateTime,
     fetchedAt: NullableDateTime,
     accounts: Type.Array(Type.Object({ providerId: Type.String(), accountId: Type.String() })),

@@ -12,6 +12,7 @@ import {
   consentExpiry,
   describeConnection,
   isAttemptFailure,
+  isRateLimited,
   isConsentExpired,
   isStale,
   latestRequestableExpiry,
@@ -21,6 +22,7 @@ import {
   retrievedData,
   staleAfterMs,
   type ConnectionFacts,
+  type CountedFetchStatus,
   type FetchStatus,
 } from '../../src/connections/status.ts';
 
@@ -44,12 +46,13 @@ function facts(overrides: Partial<ConnectionFacts> = {}): ConnectionFacts {
     consecutiveFailures: 0,
     stateSince: null,
     nextSyncAt: at(4 * HOUR),
+    rateLimitedUntil: null,
     ...overrides,
   };
 }
 
 /** Facts for a connection whose last finished sync ended with `status`, failing `n` times in a row. */
-const failing = (status: Exclude<FetchStatus, 'success'>, n = 1, overrides: Partial<ConnectionFacts> = {}): Partial<ConnectionFacts> => ({
+const failing = (status: Exclude<CountedFetchStatus, 'success'>, n = 1, overrides: Partial<ConnectionFacts> = {}): Partial<ConnectionFacts> => ({
   lastFetchStatus: status,
   consecutiveFailures: n,
   stateSince: at(-1 * HOUR),
@@ -67,7 +70,7 @@ describe('state vocabularies', () => {
   it('lists each state once, with the exact wire values', () => {
     expect(CONNECTION_STATUSES).toEqual(['ok', 'error', 'never']);
     expect(CONNECTION_ERRORS).toEqual(['resync', 'sync_error', 'sync_partial', 'mfa_required', 'credentials_error']);
-    expect(FETCH_STATUSES).toEqual(['success', 'error', 'partial', 'mfa-required', 'credentials-error']);
+    expect(FETCH_STATUSES).toEqual(['success', 'error', 'partial', 'mfa-required', 'credentials-error', 'rate-limited']);
     expect(REMEDIATION_ACTIONS).toEqual(['none', 'wait', 'sync', 'reauth', 'reconsent', 'refresh', 'reconnect']);
     expect(EXTENDED_STATUSES).toEqual(['expired']);
   });
@@ -186,18 +189,18 @@ describe('rule 2: expired consent', () => {
 });
 
 describe('rules 3 to 6: the last finished sync', () => {
-  it.each<[FetchStatus, string]>([
+  it.each<[CountedFetchStatus, string]>([
     ['credentials-error', 'credentials_error'],
     ['mfa-required', 'mfa_required'],
     ['error', 'sync_error'],
     ['partial', 'sync_partial'],
   ])('maps fetch status %s to error %s, not marked expired', (status, error) => {
-    expect(describeAt(failing(status as Exclude<FetchStatus, 'success'>))).toEqual(
+    expect(describeAt(failing(status as Exclude<CountedFetchStatus, 'success'>))).toEqual(
       expect.objectContaining({ status: 'error', error, extendedStatus: null }),
     );
   });
 
-  it.each<[Exclude<FetchStatus, 'success'>, string]>([
+  it.each<[Exclude<CountedFetchStatus, 'success'>, string]>([
     ['credentials-error', 'credentials_error'],
     ['mfa-required', 'mfa_required'],
     ['error', 'sync_error'],
@@ -485,9 +488,31 @@ describe('fetch status helpers', () => {
     ['error', true, false],
     ['mfa-required', true, false],
     ['credentials-error', true, false],
+    ['rate-limited', false, false],
   ])('%s: counts as a failed attempt %s, retrieved data %s', (status, failure, retrieved) => {
     expect(isAttemptFailure(status)).toBe(failure);
     expect(retrievedData(status)).toBe(retrieved);
+  });
+});
+
+describe('a provider\'s 429 (rate-limited)', () => {
+  const until = at(2 * HOUR);
+
+  it('never changes status or error, and turns advice to sync or do nothing into wait until the reset', () => {
+    const ok = describeAt({ rateLimitedUntil: until });
+    expect(ok).toMatchObject({ status: 'ok', error: null, remediation: { action: 'wait', retryAfter: until.toISOString() } });
+    expect(ok.remediation.reason).toContain('Nationwide Open Banking');
+    const resync = describeAt({ ...stale(), rateLimitedUntil: until });
+    expect(resync).toMatchObject({ status: 'error', error: 'resync', remediation: { action: 'wait', retryAfter: until.toISOString() } });
+  });
+
+  it('leaves journeys and sync-error advice alone, and ends at the reset', () => {
+    expect(describeAt({ ...failing('credentials-error'), rateLimitedUntil: until }).remediation.action).toBe('reauth');
+    expect(describeAt({ ...failing('error'), rateLimitedUntil: until }).remediation).toMatchObject({ action: 'wait', retryAfter: at(4 * HOUR).toISOString() });
+    expect(describeAt({ rateLimitedUntil: until }, until).remediation.action).toBe('none');
+    expect(isRateLimited(until, at(2 * HOUR - 1))).toBe(true);
+    expect(isRateLimited(until, until)).toBe(false);
+    expect(isRateLimited(null, NOW)).toBe(false);
   });
 });
 

@@ -87,6 +87,15 @@ describe('legacy provider (Aviva)', () => {
     expect(s2.transactions).toHaveLength(30);
   });
 
+  it('user_ratelimited: the first sync succeeds, later ones answer 429 with Retry-After 3600', async () => {
+    const limited = await logIn('user_ratelimited');
+    expect((await fetchData(h, 'legacy', aviva, limited.grant)).accounts).toHaveLength(2);
+    for (const attended of [false, true]) {
+      const err = await fetchData(h, 'legacy', aviva, limited.grant, { attended }).then(() => null, (e: unknown) => e as { kind: string; retryAfterMs?: number });
+      expect(err).toMatchObject({ kind: 'rate_limited', retryAfterMs: 3_600_000 });
+    }
+  });
+
   it('setSandboxBehaviour switches a credential by its ref', async () => {
     const done = await logIn('user_ok');
     expect(await setSandboxBehaviour(h.db, done.ref, 'user_mfa')).toBe(true);

@@ -80,6 +80,15 @@ describe('valuation providers', () => {
     expect((await fetchData(h, 'valuation', mouseprice, stale.grant)).asOf).toEqual(s1.asOf);
   });
 
+  it('user_ratelimited: the first valuation succeeds, later ones answer 429 with Retry-After 3600', async () => {
+    const mouseprice = h.provider('Mouseprice');
+    const limited = await connected(mouseprice, { houseNumber: '4', postcode: 'M1 1AE' });
+    await setSandboxBehaviour(h.db, limited.ref, 'user_ratelimited');
+    await fetchData(h, 'valuation', mouseprice, limited.grant);
+    const err = await fetchData(h, 'valuation', mouseprice, limited.grant).then(() => null, (e: unknown) => e as { kind: string; retryAfterMs?: number });
+    expect(err).toMatchObject({ kind: 'rate_limited', retryAfterMs: 3_600_000 });
+  });
+
   it('revoking stops tracking the asset; a retired provider is unavailable', async () => {
     const zoopla = h.provider('Zoopla');
     const done = await connected(zoopla, { houseNumber: '9', postcode: 'EH1 1YZ' });

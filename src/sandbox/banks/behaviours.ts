@@ -12,6 +12,7 @@ export const SANDBOX_USERNAMES = [
   'user_revoked',
   'user_stale',
   'user_slow',
+  'user_ratelimited',
 ] as const;
 export type SandboxUsername = (typeof SANDBOX_USERNAMES)[number];
 
@@ -23,6 +24,9 @@ export const behaviourFor = (username: string): SandboxUsername => {
   return isSandboxUsername(u) ? u : 'user_ok';
 };
 
+/** The `Retry-After` (seconds) a sandbox bank sends with its 429 for `user_ratelimited`. */
+export const RATE_LIMIT_RETRY_AFTER_SECONDS = 3600;
+
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Waits as long as the behaviour makes a provider call take (`slowCallMs` for `user_slow`). */
@@ -30,7 +34,7 @@ export async function behaviourDelay(behaviour: string | null, slowCallMs: numbe
   if (behaviour === 'user_slow') await sleep(slowCallMs);
 }
 
-export const SYNC_OUTCOMES = ['ok', 'partial', 'provider_error', 'mfa_required', 'revoked'] as const;
+export const SYNC_OUTCOMES = ['ok', 'partial', 'provider_error', 'mfa_required', 'revoked', 'rate_limited'] as const;
 export type SandboxSyncOutcome = (typeof SYNC_OUTCOMES)[number];
 
 /**
@@ -48,6 +52,9 @@ export function syncOutcome(behaviour: string | null, syncNumber: number, attend
       return attended ? 'ok' : 'mfa_required';
     case 'user_revoked':
       return syncNumber >= 2 ? 'revoked' : 'ok';
+    case 'user_ratelimited':
+      // The first sync succeeds; from the second on, the bank answers 429 (RATE_LIMIT_RETRY_AFTER_SECONDS).
+      return syncNumber >= 2 ? 'rate_limited' : 'ok';
     default:
       return 'ok';
   }

@@ -6,6 +6,7 @@
  *   POST /login/otp  { challenge, otp } → 200 as above, or 401 { error: 'invalid_otp' }
  *   GET  /portfolio  (Bearer credentialToken; `x-customer-ip-address` when the customer is present)
  *                    → { asOf, accounts: [{ id, name, type, currency, value, transactions }] }
+ *                    or 429 { error: 'rate_limited' } with Retry-After (user_ratelimited, from its 2nd sync)
  *   POST /logout     (Bearer credentialToken) → 204
  * The one-time code is 123456. Each /portfolio call counts one sync.
  */
@@ -13,7 +14,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import type { CatalogEntry } from '../../providers/catalog.ts';
-import { behaviourDelay, behaviourFor, dataAsOf, syncOutcome } from './behaviours.ts';
+import { behaviourDelay, behaviourFor, dataAsOf, RATE_LIMIT_RETRY_AFTER_SECONDS, syncOutcome } from './behaviours.ts';
 import { accountKindOf, customerSeed, decimalAmount, sandboxAccounts, sandboxBalanceMinor, sandboxTransactions } from './generator.ts';
 import { BankError, bearerToken, headerPresent, parseDateParam, providerGate, providerOf, renderBankErrors, type SandboxBankDeps } from './http.ts';
 import {
@@ -108,6 +109,9 @@ export async function legacyRoutes(app: FastifyInstance, deps: SandboxBankDeps):
     if (outcome === 'provider_error') throw new BankError(500, 'internal_error', 'Our systems are busy; try again later');
     if (outcome === 'mfa_required') throw new BankError(401, 'otp_required', 'Log in with your one-time code to see your portfolio');
     if (outcome === 'revoked') throw new BankError(401, 'invalid_credentials', 'Your password has changed; log in again');
+    if (outcome === 'rate_limited') {
+      throw new BankError(429, 'rate_limited', 'Too many requests for this portfolio; try again later', { 'retry-after': String(RATE_LIMIT_RETRY_AFTER_SECONDS) });
+    }
     const from = parseDateParam(req.query.from, 'from');
     const authorisedAt = credential.authorisedAt ?? deps.clock.now();
     const asOf = dataAsOf(credential.behaviour, authorisedAt, deps.clock.now());

@@ -12,7 +12,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import type { CatalogEntry } from '../../providers/catalog.ts';
-import { behaviourDelay, syncOutcome } from './behaviours.ts';
+import { behaviourDelay, RATE_LIMIT_RETRY_AFTER_SECONDS, syncOutcome } from './behaviours.ts';
 import { decimalAmount, monthIndexOf, monthStart, propertyValueMinor, vehicleValueMinor } from './generator.ts';
 import { BankError, clientAuthenticated, providerGate, providerOf, renderBankErrors, type SandboxBankDeps } from './http.ts';
 import { countSync, getAsset, insertAsset, removeAsset, type AssetRow } from './store.ts';
@@ -93,6 +93,9 @@ export async function valuationRoutes(app: FastifyInstance, deps: SandboxBankDep
     const outcome = syncOutcome(asset.behaviour, syncNumber, false);
     if (outcome === 'provider_error') throw new BankError(500, 'internal_error', 'Valuations are temporarily unavailable');
     if (outcome === 'revoked') throw new BankError(403, 'access_revoked', 'The owner has withdrawn access to this valuation');
+    if (outcome === 'rate_limited') {
+      throw new BankError(429, 'rate_limited', 'Too many valuation requests; try again later', { 'retry-after': String(RATE_LIMIT_RETRY_AFTER_SECONDS) });
+    }
     // Partial data and one-time codes make no sense for a single value: those behaviours succeed.
     const month = monthIndexOf(asset.behaviour === 'user_stale' ? asset.createdAt : deps.clock.now());
     const seed = assetSeed(asset);
