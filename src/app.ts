@@ -24,9 +24,8 @@ import { mountOidc } from './oauth/mount.ts';
 import { createTokenCache } from './oauth/token-cache.ts';
 import { BANK_SCOPE_PREFIX } from './oauth/scopes.ts';
 import { createOidcProvider, OIDC_PREFIX } from './oauth/provider.ts';
-import type { Catalog } from './providers/catalog.ts';
-import type { AdapterKind } from './providers/kinds.ts';
-import type { ProviderAdapter } from './providers/provider.ts';
+import { sandboxOnly, type Catalog } from './providers/catalog.ts';
+import type { ProviderAdapters } from './providers/provider.ts';
 import { catalogRoutes } from './providers/routes.ts';
 import { usersRepository } from './users/repository.ts';
 import { usersService } from './users/service.ts';
@@ -62,7 +61,7 @@ export interface AppDeps {
   clock: MovableClock;
   logger: FastifyBaseLogger;
   catalog: Catalog;
-  adapters: Record<AdapterKind, ProviderAdapter>;
+  adapters: ProviderAdapters;
   keys: ServerKeys;
   /** Seals secrets at rest (client secrets, bank grants, webhook secrets). */
   secrets: SecretBox;
@@ -166,7 +165,7 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   authRequestRoutes(app, { authRequests: authRequestsService({ db, oidc, clock, catalog, issuer: `${config.publicUrl}${OIDC_PREFIX}` }), publicUrl: config.publicUrl });
   webhookRoutes(app, { db, secrets: deps.secrets, oidc, clock, adminToken: deps.adminToken, adminThrottle, publicUrl: config.publicUrl, policy: { allowPrivate: config.webhookAllowPrivate, allowLoopback: config.sandbox } });
   if (config.sandbox) {
-    await registerSandboxBanks(fastify, { db, clock, catalog, sandboxClientSecret: deps.sandboxClientSecret, latencyMs: config.sandboxLatencyMs, slowCallMs: deps.timers.sandboxSlowCallMs, redirectUriAllowed: mooringCallbackOnly(config.publicUrl) });
+    await registerSandboxBanks(fastify, { db, clock, catalog: sandboxOnly(catalog), sandboxClientSecret: deps.sandboxClientSecret, latencyMs: config.sandboxLatencyMs, slowCallMs: deps.timers.sandboxSlowCallMs, redirectUriAllowed: mooringCallbackOnly(config.publicUrl) });
     sandboxControlRoutes(app, { db, clock, catalog, engine, events, dispatcher, adminToken: deps.adminToken, adminThrottle, concurrency: config.workerConcurrency });
   }
 

@@ -18,6 +18,7 @@ import { resealSecrets } from './crypto/reseal.ts';
 import { purgeExpiredOidcModels } from './oauth/adapter.ts';
 import { journeysRepository } from './journeys/repository.ts';
 import { createCatalog, sandboxCatalog, type Catalog } from './providers/catalog.ts';
+import { adapterFor } from './providers/provider.ts';
 import { createProviderAdapters } from './providers/registry.ts';
 import { CLOCK_OFFSET_SETTING, usableClockOffset } from './sandbox/control.ts';
 import { syncEngine, type SyncEngine } from './syncs/engine.ts';
@@ -103,8 +104,10 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
       closers.push(async () => clearInterval(timer));
     }
     const sandboxClientSecret = (await sealedSettingOrCreate(db, 'sandbox_client_secret', secrets, () => randomBytes(24).toString('base64url'))).value;
-    const catalog = createCatalog(config.sandbox ? sandboxCatalog(config.publicUrl) : []);
+    // The operator's providers (the providers file), and the sandbox's in sandbox mode; loadConfig kept their names and ids apart.
+    const catalog = createCatalog([...(config.sandbox ? sandboxCatalog(config.publicUrl) : []), ...config.providers]);
     const adapters = createProviderAdapters({ sandboxClientSecret, timeoutMs: timers.providerTimeoutMs });
+    for (const p of catalog.all()) adapterFor(adapters, p);
 
     const events = connectionEvents({ catalog, clock });
     const dispatcher = webhookDispatcher({

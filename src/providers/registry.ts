@@ -1,11 +1,11 @@
 /**
- * The provider adapters, one per adapter kind of the catalog (CatalogEntry.adapter). See README.md
+ * The provider adapters, one per adapter kind of the catalog (CatalogEntry.adapter) that this
+ * version implements. See README.md
  * in this directory for adding a provider.
  */
-import type { AdapterKind } from './kinds.ts';
 import { createLegacyAdapter } from './legacy/adapter.ts';
 import { createOpenBankingAdapter } from './openbanking/adapter.ts';
-import type { ProviderAdapter } from './provider.ts';
+import type { ProviderAdapters } from './provider.ts';
 import { createValuationAdapter } from './valuation/adapter.ts';
 import { DEFAULT_TIMERS } from '../timers.ts';
 
@@ -18,7 +18,8 @@ export interface ProviderAdapterOptions {
   timeoutMs?: number;
 }
 
-export function createProviderAdapters(opts: ProviderAdapterOptions): Record<AdapterKind, ProviderAdapter> {
+/** One adapter per kind this version implements (kinds.ts IMPLEMENTED_ADAPTER_KINDS). */
+export function createProviderAdapters(opts: ProviderAdapterOptions): ProviderAdapters {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_PROVIDER_TIMEOUT_MS;
   return {
     openbanking: createOpenBankingAdapter({ clientSecret: opts.sandboxClientSecret, timeoutMs }),

@@ -26,10 +26,13 @@ export interface SandboxBankDeps {
   redirectUriAllowed: (uri: string) => boolean;
 }
 
-/** Mooring's own journey callback (`<PUBLIC_URL>/connect/<uid>/callback`), the only redirect URI its sandbox client registers. */
+/**
+ * Mooring's own journey callback, the only redirect URI its sandbox client registers: the fixed
+ * `<PUBLIC_URL>/connect/callback` (SPEC section 10), or a journey's `<PUBLIC_URL>/connect/<uid>/callback`.
+ */
 export function mooringCallbackOnly(publicUrl: string): (uri: string) => boolean {
   const base = publicUrl.replace(/\/+$/, '');
-  return (uri) => uri.startsWith(`${base}/connect/`) && /^\/connect\/[A-Za-z0-9_-]+\/callback$/.test(uri.slice(base.length));
+  return (uri) => uri.startsWith(`${base}/connect/`) && /^\/connect\/(?:[A-Za-z0-9_-]+\/)?callback$/.test(uri.slice(base.length));
 }
 
 export const SANDBOX_CLIENT_ID = 'mooring';
