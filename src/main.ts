@@ -74,7 +74,7 @@ async function main(argv: string[]): Promise<void> {
     config = loadConfig();
   } catch (err) {
     if (err instanceof ConfigError) {
-      console.error(`mooring: ${err.message}\nFix the variables above and start again.`);
+      console.error(`mooring: ${err.message}\nFix the problems above (environment variables, or the providers file) and start again.`);
       process.exit(2);
     }
     throw err;
