@@ -290,16 +290,18 @@ export function journeysService(deps: JourneysDeps) {
       return uid === undefined ? null : `${deps.publicUrl}/connect/${encodeURIComponent(uid)}/callback`;
     },
 
-    /** GET /connect/:uid/callback — the provider sent the user back (redirect journeys). */
+    /** GET or POST /connect/:uid/callback — the provider sent the user back (redirect journeys). */
     async callback(uid: string, query: Record<string, string>, ip: string): Promise<JourneyResponse> {
       const stored = await journeys.find(uid);
-      if (stored !== undefined && (stored.step === 'granted' || stored.step === 'done') && stored.provider_state !== null && query.state === stored.provider_state) {
+      // A parameter, or inside a JARM response: the adapter then verifies that it is the state it sent.
+      const state = callbackState(query);
+      if (stored !== undefined && (stored.step === 'granted' || stored.step === 'done') && stored.provider_state !== null && state === stored.provider_state) {
         return resume(stored, ip);
       }
       const loaded = await load(uid);
       if ('kind' in loaded) return loaded;
       const { journey, provider } = loaded;
-      if (journey.step !== 'provider' || journey.provider_state === null || query.state !== journey.provider_state) {
+      if (journey.step !== 'provider' || journey.provider_state === null || state !== journey.provider_state) {
         return { kind: 'page', status: 400, html: messagePage('Something went wrong', 'The answer from the provider does not match this journey. Go back to the app and start again.') };
       }
       return this.provide(journey, provider, query, ip);
