@@ -107,6 +107,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     // The operator's providers (the providers file), and the sandbox's in sandbox mode; loadConfig kept their names and ids apart.
     const catalog = createCatalog([...(config.sandbox ? sandboxCatalog(config.publicUrl) : []), ...config.providers]);
     const adapters = createProviderAdapters({ sandboxClientSecret, timeoutMs: timers.providerTimeoutMs });
+    // Fails start-up if a provider names an adapter this version lacks (the providers file check refuses those already).
     for (const p of catalog.all()) adapterFor(adapters, p);
 
     const events = connectionEvents({ catalog, clock });
