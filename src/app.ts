@@ -25,8 +25,7 @@ import { createTokenCache } from './oauth/token-cache.ts';
 import { BANK_SCOPE_PREFIX } from './oauth/scopes.ts';
 import { createOidcProvider, OIDC_PREFIX } from './oauth/provider.ts';
 import type { Catalog } from './providers/catalog.ts';
-import type { AdapterKind } from './providers/kinds.ts';
-import type { ProviderAdapter } from './providers/provider.ts';
+import type { ProviderAdapters } from './providers/provider.ts';
 import { catalogRoutes } from './providers/routes.ts';
 import { usersRepository } from './users/repository.ts';
 import { usersService } from './users/service.ts';
@@ -61,7 +60,7 @@ export interface AppDeps {
   clock: MovableClock;
   logger: FastifyBaseLogger;
   catalog: Catalog;
-  adapters: Record<AdapterKind, ProviderAdapter>;
+  adapters: ProviderAdapters;
   keys: ServerKeys;
   /** Seals secrets at rest (client secrets, bank grants, webhook secrets). */
   secrets: SecretBox;

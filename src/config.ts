@@ -4,6 +4,8 @@
  */
 import path from 'node:path';
 import { decodeKey } from './crypto/secrets.ts';
+import { sandboxCatalog, type CatalogEntry } from './providers/catalog.ts';
+import { loadProvidersFile, type ProvidersFile } from './providers/providers-file.ts';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -38,6 +40,10 @@ export interface Config {
   previousEncryptionKeys: string[];
   /** An operator session at /admin ends after this many minutes without use. */
   adminSessionIdleMinutes: number;
+  /** MOORING_PROVIDERS_FILE (absolute), or null when the operator lists no providers. */
+  providersFile: string | null;
+  /** The providers the file lists (SPEC section 10), checked, with their secrets read. */
+  providers: CatalogEntry[];
 }
 
 const MAKE_KEY_HINT = 'make one with: openssl rand -base64 32';
@@ -96,6 +102,27 @@ export function adminTokenProblem(token: string): string | null {
   if (token.length >= ADMIN_TOKEN_MIN_LENGTH && distinct >= ADMIN_TOKEN_MIN_DISTINCT && !/\s/.test(token)) return null;
   return `is too weak (${token.length} characters, ${distinct} different): it needs at least ${ADMIN_TOKEN_MIN_LENGTH} characters, `
     + `at least ${ADMIN_TOKEN_MIN_DISTINCT} different ones and no spaces. Make a good one with: openssl rand -base64 32`;
+}
+
+const nonEmpty = (v: string | undefined): string | null => (v === undefined || v === '' ? null : v);
+
+/** The providers file and its providers: the sandbox providers' names and ids are taken while sandbox mode is on. */
+function readProviders(file: string, sandbox: boolean, env: Env): ProvidersFile {
+  const reserved = sandbox ? sandboxCatalog('').map((e) => ({ id: e.id, name: e.name })) : [];
+  return loadProvidersFile(file, { env, reserved });
+}
+
+/**
+ * What `mooring providers check [file]` needs: the providers file (`file`, else MOORING_PROVIDERS_FILE)
+ * checked exactly as a start would check it, without the rest of the configuration.
+ */
+export function checkProvidersFile(file?: string, env: Env = process.env): { providers: ProvidersFile | null; problems: string[] } {
+  const problems: string[] = [];
+  const sandbox = boolVar(env, 'MOORING_SANDBOX', true, problems);
+  const chosen = file ?? nonEmpty(env.MOORING_PROVIDERS_FILE);
+  if (chosen === null) return { providers: null, problems: [...problems, 'no providers file: name one, or set MOORING_PROVIDERS_FILE'] };
+  const providers = readProviders(chosen, sandbox, env);
+  return { providers, problems: [...problems, ...providers.problems] };
 }
 
 /** Reads and validates settings; `overrides` lets tests and the CLI set values without touching the environment. */
@@ -159,8 +186,17 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     encryptionKey: env.MOORING_ENCRYPTION_KEY && env.MOORING_ENCRYPTION_KEY !== '' ? env.MOORING_ENCRYPTION_KEY : null,
     previousEncryptionKeys: (env.MOORING_ENCRYPTION_PREVIOUS_KEYS ?? '').split(',').map((k) => k.trim()).filter((k) => k !== ''),
     adminSessionIdleMinutes: intVar(env, 'MOORING_ADMIN_SESSION_IDLE_MINUTES', 720, 1, 7 * 24 * 60, problems),
+    providersFile: null,
+    providers: [],
     ...overrides,
   };
+  const providersFile = nonEmpty(env.MOORING_PROVIDERS_FILE);
+  if (providersFile !== null && overrides.providers === undefined) {
+    const read = readProviders(providersFile, config.sandbox, env);
+    problems.push(...read.problems);
+    config.providersFile = read.file;
+    config.providers = read.entries;
+  }
   problems.push(...encryptionProblems(config));
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

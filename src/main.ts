@@ -1,6 +1,6 @@
 /**
  * The process entry: `start` (API, sandbox banks and background work in one process), `migrate`,
- * `register-client`. Owns configuration loading, signals and graceful shutdown.
+ * `providers check`, `register-client`. Owns configuration loading, signals and graceful shutdown.
  */
 import { loadConfig, ConfigError, type Config } from './config.ts';
 import { createLogger } from './logger.ts';
@@ -9,6 +9,7 @@ import { createServer, type Role } from './server.ts';
 import { openDb } from './db/db.ts';
 import { migrate } from './db/migrate.ts';
 import { runCli } from './cli/index.ts';
+import { providersCommand } from './cli/providers.ts';
 
 async function start(config: Config, role: Role): Promise<void> {
   const logger = createLogger(config.logLevel);
@@ -40,7 +41,8 @@ async function start(config: Config, role: Role): Promise<void> {
     `Mooring is running at ${config.publicUrl}`,
     `  storage:   ${config.databaseUrl === null ? `embedded PostgreSQL (PGlite) in ${config.dataDir}` : 'PostgreSQL (DATABASE_URL)'}`,
     `  role:      ${role === 'all' ? 'API and sync worker' : 'API only (run workers with: npx mooring worker)'}`,
-    `  sandbox:   ${config.sandbox ? `on — ${server.catalog.all().length} sandbox providers, see ${config.publicUrl}/oidc/.well-known/all-connections` : 'off'}`,
+    `  sandbox:   ${config.sandbox ? `on — ${server.catalog.all().filter((e) => e.origin === 'sandbox').length} sandbox providers, see ${config.publicUrl}/oidc/.well-known/all-connections` : 'off'}`,
+    `  providers: ${config.providersFile === null ? 'none of your own (list them in MOORING_PROVIDERS_FILE)' : `${config.providers.length} from ${config.providersFile}`}`,
     `  API docs:  ${config.publicUrl}/docs`,
     `  discovery: ${config.publicUrl}/oidc/.well-known/openid-configuration`,
   ];
@@ -65,12 +67,14 @@ async function start(config: Config, role: Role): Promise<void> {
 
 async function main(argv: string[]): Promise<void> {
   const command = argv[0] ?? 'start';
+  // The providers file alone: `providers check` must work while the rest of the configuration is incomplete, or the file is bad.
+  if (command === 'providers') process.exit(providersCommand(argv.slice(1)));
   let config: Config;
   try {
     config = loadConfig();
   } catch (err) {
     if (err instanceof ConfigError) {
-      console.error(`mooring: ${err.message}\nFix the variables above and start again.`);
+      console.error(`mooring: ${err.message}\nFix the problems above (environment variables, or the providers file) and start again.`);
       process.exit(2);
     }
     throw err;

@@ -17,7 +17,8 @@ import { resolveSecretBox } from './crypto/key.ts';
 import { resealSecrets } from './crypto/reseal.ts';
 import { purgeExpiredOidcModels } from './oauth/adapter.ts';
 import { journeysRepository } from './journeys/repository.ts';
-import { createCatalog, sandboxCatalog, type Catalog } from './providers/catalog.ts';
+import { createCatalog, sandboxCatalog, sandboxOnly, type Catalog } from './providers/catalog.ts';
+import { adapterFor } from './providers/provider.ts';
 import { createProviderAdapters } from './providers/registry.ts';
 import { CLOCK_OFFSET_SETTING, usableClockOffset } from './sandbox/control.ts';
 import { syncEngine, type SyncEngine } from './syncs/engine.ts';
@@ -112,11 +113,13 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     // Every process of a sandbox deployment shares the sandbox PKI through the data directory.
     const sandboxPki = config.sandbox ? loadSandboxPki(config.dataDir, [new URL(config.publicUrl).hostname.replace(/^\[|\]$/g, '')]) : null;
     const sandboxUrls = { publicUrl: config.publicUrl, mtlsUrl: sandboxMtlsUrl(config.publicUrl, config.sandboxMtlsPort) };
-    const catalog = createCatalog(config.sandbox
-      ? sandboxCatalog(config.publicUrl).map((e) => (sandboxPki !== null && e.adapter === 'openbanking' ? { ...e, openbanking: sandboxOpenBankingSettings(sandboxPki, sandboxUrls, e.bankRef) } : e))
-      : []);
+    const openbankingFor = (slug: string) => (sandboxPki === null ? undefined : sandboxOpenBankingSettings(sandboxPki, sandboxUrls, slug));
+    // The operator's providers (the providers file), and the sandbox's in sandbox mode; loadConfig kept their names and ids apart.
+    const catalog = createCatalog([...(config.sandbox ? sandboxCatalog(config.publicUrl, openbankingFor) : []), ...config.providers]);
     const adapters = createProviderAdapters({ sandboxClientSecret, timeoutMs: timers.providerTimeoutMs });
     closers.push(() => adapters.close());
+    // Fails start-up if a provider names an adapter this version lacks (the providers file check refuses those already).
+    for (const p of catalog.all()) adapterFor(adapters, p);
 
     const events = connectionEvents({ catalog, clock });
     const dispatcher = webhookDispatcher({
@@ -156,10 +159,10 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     let mtlsUrl: string | null = null;
     if (role !== 'worker') {
       const banks = sandboxPki === null ? null : new SandboxObBanks({
-        db, secrets, clock, catalog, pki: sandboxPki, publicUrl: config.publicUrl, mtlsUrl: sandboxMtlsUrl(config.publicUrl, config.sandboxMtlsPort),
+        db, secrets, clock, catalog: sandboxOnly(catalog), pki: sandboxPki, publicUrl: config.publicUrl, mtlsUrl: sandboxMtlsUrl(config.publicUrl, config.sandboxMtlsPort),
       });
       const sandboxBanks: SandboxBankDeps | null = config.sandbox
-        ? { db, clock, catalog, sandboxClientSecret, latencyMs: config.sandboxLatencyMs, slowCallMs: timers.sandboxSlowCallMs, openBanking: banks }
+        ? { db, clock, catalog: sandboxOnly(catalog), sandboxClientSecret, latencyMs: config.sandboxLatencyMs, slowCallMs: timers.sandboxSlowCallMs, openBanking: banks }
         : null;
       const built = await buildApp({ config, db, clock, logger: log, catalog, adapters, keys, secrets, adminToken: opts.adminToken, sandboxBanks, engine, events, dispatcher, timers, ...(opts.securityNow !== undefined ? { securityNow: opts.securityNow } : {}) });
       app = built.app;

@@ -31,9 +31,12 @@ Commands:
   webhook delete             Stop webhook deliveries to a client (--client CLIENT_ID)
   keys rotate                Re-seal stored secrets under MOORING_ENCRYPTION_KEY (old keys in
                              MOORING_ENCRYPTION_PREVIOUS_KEYS); works on the database directly
+  providers check [FILE]     Check a providers file (default MOORING_PROVIDERS_FILE) as start-up
+                             would, without a database: lists its providers and every problem
   help                       Show this help
 
-The admin token comes from MOORING_ADMIN_TOKEN or the data directory (MOORING_DATA_DIR).`;
+The admin token comes from MOORING_ADMIN_TOKEN or the data directory (MOORING_DATA_DIR).
+Your own providers are listed in the JSON or YAML file MOORING_PROVIDERS_FILE.`;
 
 async function registerClient(args: string[], config: Config): Promise<number> {
   const { values } = parseArgs({

@@ -3,8 +3,7 @@ import type { Clock } from '../clock.ts';
 import { badRequest, notFound } from '../errors.ts';
 import { isConnectionId, isUserId } from '../ids.ts';
 import type { Catalog, CatalogEntry } from '../providers/catalog.ts';
-import type { ProviderAdapter } from '../providers/provider.ts';
-import type { AdapterKind } from '../providers/kinds.ts';
+import { adapterFor, type ProviderAdapter, type ProviderAdapters } from '../providers/provider.ts';
 import { LONGEST_WINDOW_MS, nextScheduledSync, syncBudget } from '../syncs/cadence.ts';
 import type { ConnectionsRepository, ConnectionView } from './repository.ts';
 import type { ConnectionJson } from './schemas.ts';
@@ -69,7 +68,7 @@ export function toConnectionJson(c: ConnectionView, provider: CatalogEntry | und
 export interface ConnectionsServiceDeps {
   connections: ConnectionsRepository;
   catalog: Catalog;
-  adapters: Record<AdapterKind, ProviderAdapter>;
+  adapters: ProviderAdapters;
   clock: Clock;
   log: { warn(obj: object, msg: string): void };
   /** Runs `change` and records the connection's status change (its events) in one transaction. */
@@ -90,7 +89,7 @@ export function connectionsService(deps: ConnectionsServiceDeps) {
     const provider = deps.catalog.get(providerId);
     if (provider === undefined) return;
     try {
-      await deps.adapters[provider.adapter].revoke(provider, grant);
+      await adapterFor(deps.adapters, provider).revoke(provider, grant);
     } catch (err) {
       deps.log.warn({ connectionId, providerId, err: err instanceof Error ? err.message : String(err) }, 'could not revoke the grant at the provider; deleting the connection anyway');
     }

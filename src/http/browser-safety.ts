@@ -1,13 +1,20 @@
 /**
  * What keeps Mooring's HTML pages safe in a browser: no framing by other sites (clickjacking), a
- * content security policy for pages that need no scripts, and no form posts from other sites (CSRF)
+ * content security policy for pages that need no scripts (and, for the one page that runs a
+ * script, a policy that allows that script only), and no form posts from other sites (CSRF)
  * to the journey and operator pages.
  */
+import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { renderPage } from '../web/html.ts';
 
 /** Server-rendered pages use inline styles only: no scripts, no frames, no plugins. */
 export const PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data: https:; base-uri 'none'; frame-ancestors 'none'";
+
+/** PAGE_CSP that also lets the page run one inline script, exactly `script` (by its hash), and no other. */
+export function pageCspWithScript(script: string): string {
+  return `${PAGE_CSP}; script-src 'sha256-${createHash('sha256').update(script, 'utf8').digest('base64')}'`;
+}
 /** The API reference (/docs) runs its own scripts; it still must not be framed. */
 const DOCS_CSP = "frame-ancestors 'none'";
 
@@ -48,7 +55,8 @@ export function registerBrowserSafety(app: FastifyInstance, publicUrl: string): 
       reply.header('x-content-type-options', 'nosniff');
       // Not no-referrer: with it browsers send `Origin: null` on the pages' own form posts.
       reply.header('referrer-policy', 'same-origin');
-      reply.header('content-security-policy', req.url.startsWith('/docs') ? DOCS_CSP : PAGE_CSP);
+      // A page that runs a script of its own (the callback relay) has set its policy already (pageCspWithScript).
+      if (!reply.hasHeader('content-security-policy')) reply.header('content-security-policy', req.url.startsWith('/docs') ? DOCS_CSP : PAGE_CSP);
     }
     return payload;
   });

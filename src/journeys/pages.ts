@@ -1,4 +1,7 @@
-/** The journey pages: Mooring's consent page and the forms a provider needs. Plain HTML, no JavaScript. */
+/**
+ * The journey pages: Mooring's consent page and the forms a provider needs, plain HTML without
+ * JavaScript; and the callback relay, the one page that needs a script.
+ */
 import type { FormField } from '../providers/provider.ts';
 import { escapeHtml, renderFields, renderPage } from '../web/html.ts';
 import type { JourneyKind } from './request.ts';
@@ -44,4 +47,40 @@ ${renderFields(p.fields.map((f) => ({ name: f.name, label: f.label, type: f.type
 
 export function messagePage(title: string, message: string): string {
   return renderPage({ title, body: `<p>${escapeHtml(message)}</p>` });
+}
+
+/**
+ * The relay's script: a hybrid (`code id_token`) or fragment response arrives in the URL fragment,
+ * which the browser never sends; this posts its parameters to the server as a form, and removes
+ * them from the address bar and history first.
+ */
+export const CALLBACK_RELAY_SCRIPT = `(function () {
+  var params = new URLSearchParams(window.location.hash.slice(1));
+  var form = document.getElementById('relay');
+  var count = 0;
+  params.forEach(function (value, name) {
+    var input = document.createElement('input');
+    input.type = 'hidden';
+    input.name = name;
+    input.value = value;
+    form.appendChild(input);
+    count += 1;
+  });
+  if (count === 0) {
+    document.getElementById('nothing').hidden = false;
+    return;
+  }
+  window.history.replaceState(null, '', window.location.pathname);
+  form.submit();
+})();`;
+
+/** `GET /connect/callback` without a query: the provider's answer is in the fragment. */
+export function callbackRelayPage(): string {
+  return renderPage({
+    title: 'Returning from your bank',
+    body: `<form id="relay" method="post" action="/connect/callback"></form>
+<p id="nothing" hidden>There is no answer from your bank on this page. Go back to the app and start again.</p>
+<noscript><p>This page needs JavaScript to pass your bank's answer on to Mooring. Turn JavaScript on for this page and reload it, or go back to the app and start again.</p></noscript>
+<script>${CALLBACK_RELAY_SCRIPT}</script>`,
+  });
 }

@@ -39,6 +39,11 @@ export function journeysRepository(db: Queryable) {
       const r = await db.query<JourneyRow>('select * from journeys where uid = $1', [uid]);
       return r.rows[0];
     },
+    /** The journey that gave a provider this `state` (the fixed callback finds its journey so). */
+    async uidOfProviderState(state: string): Promise<string | undefined> {
+      const r = await db.query<{ uid: string }>('select uid from journeys where provider_state = $1', [state]);
+      return r.rows[0]?.uid;
+    },
     async update(uid: string, u: { step: JourneyStepName; pending?: JsonObject; providerState?: string | null; userId?: string; connectionId?: string; now: Date }): Promise<void> {
       await db.query(
         `update journeys set step = $2, pending = coalesce($3, pending), provider_state = case when $4 then $5 else provider_state end,

@@ -1,13 +1,20 @@
-/** The journey pages under /connect/:uid (the OpenID provider's interaction URL). */
+/**
+ * The journey pages under /connect/:uid (the OpenID provider's interaction URL), and the one fixed
+ * callback every redirect-based provider returns the user to, /connect/callback.
+ */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type Provider from 'oidc-provider';
 import { Type } from 'typebox';
+import { pageCspWithScript } from '../http/browser-safety.ts';
 import type { App } from '../http/types.ts';
-import { messagePage } from './pages.ts';
+import { CALLBACK_RELAY_SCRIPT, callbackRelayPage, messagePage } from './pages.ts';
 import type { InteractionInfo, JourneyResponse, JourneysService } from './service.ts';
 
 const Uid = Type.Object({ uid: Type.String({ minLength: 1, maxLength: 100 }) });
 const html = { 200: Type.String(), 303: Type.Null(), 400: Type.String() };
+/** What a provider sends back (query or form): code, state, id_token, response, error, … */
+const ProviderAnswer = Type.Record(Type.String(), Type.String());
+const RELAY_CSP = pageCspWithScript(CALLBACK_RELAY_SCRIPT);
 
 export function journeyRoutes(app: App, deps: { journeys: JourneysService; oidc: Provider }): void {
   const tags = ['journeys'];
@@ -46,12 +53,42 @@ export function journeyRoutes(app: App, deps: { journeys: JourneysService; oidc:
     return send(req, reply, await deps.journeys.consent(req.params.uid, req.body.decision, req.ip));
   });
 
-  app.get('/connect/:uid/callback', {
-    schema: { tags, summary: 'Where the provider sends the user back', params: Uid, querystring: Type.Record(Type.String(), Type.String()), response: html },
+  const linkExpired = (reply: FastifyReply): FastifyReply =>
+    reply.code(400).type('text/html; charset=utf-8').send(messagePage('This link has expired', 'Mooring has no journey waiting for this answer from your bank. Go back to the app and start again.'));
+
+  // The fixed callback finds the journey by state and hands the answer to the journey's own callback,
+  // the path oidc-provider's interaction cookie (scoped to /connect/<uid>) is sent to.
+  app.get('/connect/callback', {
+    schema: { tags, summary: 'Where every redirect-based provider sends the user back (found by state)', querystring: ProviderAnswer, response: html },
   }, async (req, reply) => {
-    if ((await interaction(req, reply, req.params.uid)) === null) return expired(reply);
-    return send(req, reply, await deps.journeys.callback(req.params.uid, req.query, req.ip));
+    if (Object.keys(req.query).length === 0) return reply.header('content-security-policy', RELAY_CSP).type('text/html; charset=utf-8').send(callbackRelayPage());
+    const target = await deps.journeys.journeyCallbackUrl(req.query);
+    if (target === null) return linkExpired(reply);
+    const query = req.url.indexOf('?');
+    return reply.redirect(`${target}${query < 0 ? '' : req.url.slice(query)}`, 303);
   });
+
+  app.post('/connect/callback', {
+    schema: { tags, summary: "The relay page posts a fragment response here (found by state)", body: ProviderAnswer, response: { 307: Type.Null(), 400: Type.String() } },
+  }, async (req, reply) => {
+    const target = await deps.journeys.journeyCallbackUrl(req.body);
+    if (target === null) return linkExpired(reply);
+    // 307: the browser posts the same form to the journey's callback.
+    return reply.redirect(target, 307);
+  });
+
+  const callback = async (req: FastifyRequest, reply: FastifyReply, uid: string, answer: Record<string, string>): Promise<FastifyReply> => {
+    if ((await interaction(req, reply, uid)) === null) return expired(reply);
+    return send(req, reply, await deps.journeys.callback(uid, answer, req.ip));
+  };
+
+  app.get('/connect/:uid/callback', {
+    schema: { tags, summary: "The journey's callback (from /connect/callback)", params: Uid, querystring: ProviderAnswer, response: html },
+  }, async (req, reply) => callback(req, reply, req.params.uid, req.query));
+
+  app.post('/connect/:uid/callback', {
+    schema: { tags, summary: "The journey's callback, for a relayed fragment response", params: Uid, body: ProviderAnswer, response: html },
+  }, async (req, reply) => callback(req, reply, req.params.uid, req.body));
 
   app.post('/connect/:uid/provider', {
     schema: { tags, summary: 'Submit a provider form (credentials, one-time code, asset)', params: Uid, body: Type.Record(Type.String(), Type.String({ maxLength: 500 })), response: html },

@@ -5,6 +5,7 @@
  */
 import type { SecretBox } from '../crypto/secrets.ts';
 import { randomBytes, randomUUID } from 'node:crypto';
+import { decodeJwt } from 'jose';
 import type Provider from 'oidc-provider';
 import type { InteractionResults } from 'oidc-provider';
 import type { Clock } from '../clock.ts';
@@ -12,9 +13,9 @@ import type { Db } from '../db/db.ts';
 import { connectionsRepository, type ConnectionsRepository } from '../connections/repository.ts';
 import { consentExpiry, requestedExpiryProblem } from '../connections/status.ts';
 import type { Catalog, CatalogEntry } from '../providers/catalog.ts';
-import { CONSENT_DAYS, type AdapterKind } from '../providers/kinds.ts';
+import { CONSENT_DAYS } from '../providers/kinds.ts';
 import { providersRepository } from '../providers/repository.ts';
-import { ProviderError, type FormField, type Json, type JsonObject, type JourneyStep, type ProviderAdapter } from '../providers/provider.ts';
+import { adapterFor, ProviderError, type FormField, type Json, type JsonObject, type JourneyStep, type ProviderAdapters } from '../providers/provider.ts';
 import type { SyncEngine } from '../syncs/engine.ts';
 import { nextScheduledSync } from '../syncs/cadence.ts';
 import { usersRepository } from '../users/repository.ts';
@@ -42,7 +43,7 @@ export interface JourneysDeps {
   db: Db;
   oidc: Provider;
   catalog: Catalog;
-  adapters: Record<AdapterKind, ProviderAdapter>;
+  adapters: ProviderAdapters;
   clock: Clock;
   engine: SyncEngine;
   /** Tells listeners (webhooks) that a connection's state may have changed. */
@@ -54,13 +55,29 @@ export interface JourneysDeps {
   secrets: SecretBox;
 }
 
+/**
+ * The `state` a provider's answer carries: a parameter, or inside a JARM response (a JWT, read
+ * here only to find the journey; the adapter verifies it).
+ */
+export function callbackState(params: Record<string, string>): string | null {
+  if (params.state !== undefined && params.state !== '') return params.state;
+  if (params.response === undefined) return null;
+  try {
+    const state = decodeJwt(params.response).state;
+    return typeof state === 'string' && state !== '' ? state : null;
+  } catch {
+    return null;
+  }
+}
+
 const fail = (error: string, description: string): JourneyResponse => ({ kind: 'finish', result: { error, error_description: description } });
 
 export function journeysService(deps: JourneysDeps) {
   const journeys = journeysRepository(deps.db);
   const connections = connectionsRepository(deps.db, deps.secrets);
   const users = usersRepository(deps.db);
-  const callbackUrl = (uid: string): string => `${deps.publicUrl}/connect/${uid}/callback`;
+  /** Where every redirect-based provider sends the user back (SPEC section 10); the journey is found by `state`. */
+  const callbackUrl = `${deps.publicUrl}/connect/callback`;
 
   async function clientName(clientId: string): Promise<string> {
     const client = await deps.oidc.Client.find(clientId);
@@ -251,8 +268,8 @@ export function journeysService(deps: JourneysDeps) {
       await journeys.update(uid, { step: 'provider', providerState: state, now: deps.clock.now() });
       const existingGrant = journey.connection_id === null ? undefined : await connections.grantOf(journey.connection_id);
       try {
-        const step = await deps.adapters[provider.adapter].startAuthorisation({
-          provider, callbackUrl: callbackUrl(uid), state, // For tppConsent providers renewal is only the user's consent to the client (reconsent, PATCH),
+        const step = await adapterFor(deps.adapters, provider).startAuthorisation({
+          provider, callbackUrl, state, // For tppConsent providers renewal is only the user's consent to the client (reconsent, PATCH),
           // so the grant at the provider must not lapse on its own: Mooring's expiresAt governs.
           consentExpiresAt: provider.tppConsent ? null : expiryAt(journey, provider, deps.clock.now()),
           ...(existingGrant !== undefined ? { existingGrant } : {}),
@@ -263,16 +280,28 @@ export function journeysService(deps: JourneysDeps) {
       }
     },
 
-    /** GET /connect/:uid/callback — the provider sent the user back (redirect journeys). */
+    /**
+     * GET or POST /connect/callback — the provider sent the user back: answers the journey's own
+     * callback (where its interaction cookie is sent), or null when no journey gave that state.
+     */
+    async journeyCallbackUrl(params: Record<string, string>): Promise<string | null> {
+      const state = callbackState(params);
+      const uid = state === null ? undefined : await journeys.uidOfProviderState(state);
+      return uid === undefined ? null : `${deps.publicUrl}/connect/${encodeURIComponent(uid)}/callback`;
+    },
+
+    /** GET or POST /connect/:uid/callback — the provider sent the user back (redirect journeys). */
     async callback(uid: string, query: Record<string, string>, ip: string): Promise<JourneyResponse> {
       const stored = await journeys.find(uid);
-      if (stored !== undefined && (stored.step === 'granted' || stored.step === 'done') && stored.provider_state !== null && query.state === stored.provider_state) {
+      // A parameter, or inside a JARM response: the adapter then verifies that it is the state it sent.
+      const state = callbackState(query);
+      if (stored !== undefined && (stored.step === 'granted' || stored.step === 'done') && stored.provider_state !== null && state === stored.provider_state) {
         return resume(stored, ip);
       }
       const loaded = await load(uid);
       if ('kind' in loaded) return loaded;
       const { journey, provider } = loaded;
-      if (journey.step !== 'provider' || journey.provider_state === null || query.state !== journey.provider_state) {
+      if (journey.step !== 'provider' || journey.provider_state === null || state !== journey.provider_state) {
         return { kind: 'page', status: 400, html: messagePage('Something went wrong', 'The answer from the provider does not match this journey. Go back to the app and start again.') };
       }
       return this.provide(journey, provider, query, ip);
@@ -292,7 +321,7 @@ export function journeysService(deps: JourneysDeps) {
       }
       try {
         const pending = journey.pending.adapter;
-        const step = await deps.adapters[provider.adapter].completeAuthorisation({ provider, pending: isJsonObject(pending) ? pending : {}, input, callbackUrl: callbackUrl(journey.uid) });
+        const step = await adapterFor(deps.adapters, provider).completeAuthorisation({ provider, pending: isJsonObject(pending) ? pending : {}, input, callbackUrl });
         return await handleStep(journey, provider, step, ip);
       } catch (err) {
         return providerFailure(journey, provider, err);

@@ -1,10 +1,11 @@
 /**
- * The provider catalog: every provider a user can connect to. In sandbox mode it lists the sandbox
- * providers of SPEC section 7, whose ids are stable across restarts.
+ * The provider catalog: every provider a user can connect to. It lists the operator's providers
+ * (the providers file, SPEC section 10, read by providers-file.ts) and, in sandbox mode, the
+ * sandbox providers of SPEC section 7, whose ids are stable across restarts.
  */
 import { createHash } from 'node:crypto';
-import type { OpenBankingSettings } from './settings.ts';
 import { CONSENT_DAYS, isValuationType, type AdapterKind, type ProviderType } from './kinds.ts';
+import type { EnableBankingSettings, GoCardlessSettings, OpenBankingSettings } from './settings.ts';
 
 export interface CatalogEntry {
   id: string;
@@ -22,8 +23,14 @@ export interface CatalogEntry {
   payments: 'domestic'[];
   /** Base URL of the provider's API (the sandbox bank for sandbox providers). */
   baseUrl: string;
-  /** Open Banking providers: how Mooring reaches the bank as a FAPI client. */
+  /** A sandbox provider (served by Mooring's sandbox banks) or one from the operator's providers file. */
+  origin: 'sandbox' | 'file';
+  /** The provider's icon; absent: Mooring draws one (/bank-icons/<bankRef>). */
+  iconUrl?: string;
+  /** The adapter's settings (secrets read), for the adapter kind of the same name. */
   openbanking?: OpenBankingSettings;
+  enablebanking?: EnableBankingSettings;
+  gocardless?: GoCardlessSettings;
 }
 
 export const MODELO_ID = '1ffe704d39629a929c8e293880fb449a';
@@ -57,10 +64,14 @@ const SANDBOX_PROVIDERS: SandboxProviderSeed[] = [
 const adapterFor = (type: ProviderType): AdapterKind =>
   type === 'legacy' ? 'legacy' : isValuationType(type) ? 'valuation' : 'openbanking';
 
-/** The sandbox catalog; `publicUrl` locates the sandbox banks, which Mooring serves itself. */
-export function sandboxCatalog(publicUrl: string): CatalogEntry[] {
+/**
+ * The sandbox catalog; `publicUrl` locates the sandbox banks, which Mooring serves itself.
+ * `openbankingFor(slug)` gives a sandbox Open Banking bank's client settings, when it has any.
+ */
+export function sandboxCatalog(publicUrl: string, openbankingFor?: (slug: string) => OpenBankingSettings | undefined): CatalogEntry[] {
   return SANDBOX_PROVIDERS.map((p) => {
     const adapter = adapterFor(p.type);
+    const openbanking = adapter === 'openbanking' ? openbankingFor?.(p.slug) : undefined;
     return {
       id: p.id ?? stableId(p.name),
       name: p.name,
@@ -74,6 +85,8 @@ export function sandboxCatalog(publicUrl: string): CatalogEntry[] {
       userTypes: ['personal'],
       payments: [],
       baseUrl: `${publicUrl}/sandbox/${adapter === 'openbanking' ? 'ob' : adapter}/${p.slug}`,
+      origin: 'sandbox' as const,
+      ...(openbanking !== undefined ? { openbanking } : {}),
     };
   });
 }
@@ -83,7 +96,20 @@ export interface Catalog {
   get(id: string): CatalogEntry | undefined;
 }
 
+/** The catalog of `entries`, whose ids must be unique (the providers file's check makes them so). */
 export function createCatalog(entries: CatalogEntry[]): Catalog {
   const byId = new Map(entries.map((e) => [e.id, e]));
+  if (byId.size !== entries.length) throw new Error('two catalog entries have the same id');
   return { all: () => entries, get: (id) => byId.get(id) };
+}
+
+/** The sandbox providers of `catalog`, read from it on every call (the sandbox banks serve only these). */
+export function sandboxOnly(catalog: Catalog): Catalog {
+  return {
+    all: () => catalog.all().filter((e) => e.origin === 'sandbox'),
+    get: (id) => {
+      const entry = catalog.get(id);
+      return entry?.origin === 'sandbox' ? entry : undefined;
+    },
+  };
 }

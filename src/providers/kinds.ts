@@ -10,7 +10,13 @@ export type ProviderType = (typeof PROVIDER_TYPES)[number];
 export const AVAILABILITY = ['AVAILABLE', 'PARTIALLY_AVAILABLE', 'TEMPORARILY_UNAVAILABLE', 'PERMANENTLY_UNAVAILABLE'] as const;
 export type Availability = (typeof AVAILABILITY)[number];
 
-export type AdapterKind = 'openbanking' | 'legacy' | 'valuation';
+export type AdapterKind = 'openbanking' | 'legacy' | 'valuation' | 'enablebanking' | 'gocardless';
+/** The adapters an operator's providers file may name (SPEC section 10). */
+export const FILE_ADAPTER_KINDS = ['openbanking', 'enablebanking', 'gocardless'] as const satisfies readonly AdapterKind[];
+export type FileAdapterKind = (typeof FILE_ADAPTER_KINDS)[number];
+/** The adapter kinds this version implements (registry.ts must create each); the providers file may use only these. */
+export const IMPLEMENTED_ADAPTER_KINDS = ['openbanking', 'legacy', 'valuation'] as const satisfies readonly AdapterKind[];
+export type ImplementedAdapterKind = (typeof IMPLEMENTED_ADAPTER_KINDS)[number];
 
 export type ValuationType = Extract<ProviderType, 'zoopla' | 'mouseprice' | 'autotrader'>;
 export const isValuationType = (t: ProviderType): t is ValuationType => t === 'zoopla' || t === 'mouseprice' || t === 'autotrader';

@@ -4,6 +4,7 @@
  * into a ProviderError at their edge; the sync runner decides by `kind`, never by message text.
  */
 import type { CatalogEntry } from './catalog.ts';
+import type { AdapterKind, ImplementedAdapterKind } from './kinds.ts';
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 export type JsonObject = { [key: string]: Json };
@@ -147,4 +148,18 @@ export interface ProviderAdapter {
   fetch(input: FetchInput): Promise<FetchResult>;
   /** Revokes the grant at the provider; best effort (errors are ProviderErrors the caller may ignore). */
   revoke(provider: CatalogEntry, grant: JsonObject): Promise<void>;
+}
+
+/**
+ * The adapters of a process: one for each kind this version implements (kinds.ts
+ * IMPLEMENTED_ADAPTER_KINDS); the other kinds may be absent, and the providers file refuses
+ * entries that name them.
+ */
+export type ProviderAdapters = Readonly<Record<ImplementedAdapterKind, ProviderAdapter>> & Readonly<Partial<Record<AdapterKind, ProviderAdapter>>>;
+
+/** The adapter of a catalog entry (start-up made sure there is one). */
+export function adapterFor(adapters: ProviderAdapters, provider: CatalogEntry): ProviderAdapter {
+  const adapter = adapters[provider.adapter];
+  if (adapter === undefined) throw new Error(`adapter ${provider.adapter} is not available in this version`);
+  return adapter;
 }

@@ -1,11 +1,11 @@
 /**
- * The provider adapters, one per adapter kind of the catalog (CatalogEntry.adapter). See README.md
+ * The provider adapters, one per adapter kind of the catalog (CatalogEntry.adapter) that this
+ * version implements. See README.md
  * in this directory for adding a provider.
  */
-import type { AdapterKind } from './kinds.ts';
 import { createLegacyAdapter } from './legacy/adapter.ts';
 import { createOpenBankingAdapter } from './openbanking/adapter.ts';
-import type { ProviderAdapter } from './provider.ts';
+import type { ProviderAdapters } from './provider.ts';
 import { createValuationAdapter } from './valuation/adapter.ts';
 import { DEFAULT_TIMERS } from '../timers.ts';
 
@@ -18,12 +18,8 @@ export interface ProviderAdapterOptions {
   timeoutMs?: number;
 }
 
-export type ProviderAdapters = Record<AdapterKind, ProviderAdapter> & {
-  /** Closes the adapters' connections (mutual-TLS agents). */
-  close(): Promise<void>;
-};
-
-export function createProviderAdapters(opts: ProviderAdapterOptions): ProviderAdapters {
+/** One adapter per kind this version implements (kinds.ts IMPLEMENTED_ADAPTER_KINDS), and a way to close their connections. */
+export function createProviderAdapters(opts: ProviderAdapterOptions): ProviderAdapters & { close(): Promise<void> } {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_PROVIDER_TIMEOUT_MS;
   const openbanking = createOpenBankingAdapter({ timeoutMs });
   return {

@@ -55,7 +55,7 @@ export function catalogRoutes(app: App, deps: { db: Db; catalog: Catalog; clock:
         parentRef: e.bankRef,
         isBeta: e.isBeta,
         accountTypes: e.accountTypes,
-        iconUrl: `${deps.publicUrl}/bank-icons/${e.bankRef}`,
+        iconUrl: e.iconUrl ?? `${deps.publicUrl}/bank-icons/${e.bankRef}`,
         userTypes: e.userTypes,
         payments: e.payments,
         status: {

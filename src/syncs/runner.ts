@@ -16,8 +16,7 @@ import { accountsRepository } from '../accounts/repository.ts';
 import { connectionsRepository } from '../connections/repository.ts';
 import { isConsentExpired, isRateLimited, nextLastUpdated, type CountedFetchStatus } from '../connections/status.ts';
 import type { Catalog, CatalogEntry } from '../providers/catalog.ts';
-import type { AdapterKind } from '../providers/kinds.ts';
-import { ProviderError, type FetchResult, type ProviderAdapter, type ProviderErrorKind } from '../providers/provider.ts';
+import { adapterFor, ProviderError, type FetchResult, type ProviderAdapters, type ProviderErrorKind } from '../providers/provider.ts';
 import { rateLimitEnd } from './cadence.ts';
 import { syncsRepository, type SyncRow } from './repository.ts';
 import type { SyncJson } from './schemas.ts';
@@ -30,7 +29,7 @@ export interface SyncRunnerDeps {
   afterSync?: AfterSync;
   db: Db;
   catalog: Catalog;
-  adapters: Record<AdapterKind, ProviderAdapter>;
+  adapters: ProviderAdapters;
   clock: Clock;
   log: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
   /** Opens and seals provider grants. */
@@ -248,7 +247,7 @@ export function syncRunner(deps: SyncRunnerDeps) {
     const { grant, version: grantVersion } = (await connections.versionedGrantOf(conn.id)) ?? { grant: {}, version: 0 };
     let result: FetchResult;
     try {
-      result = await deps.adapters[provider.adapter].fetch({
+      result = await adapterFor(deps.adapters, provider).fetch({
         provider,
         grant,
         attended: sync.attended,

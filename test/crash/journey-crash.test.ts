@@ -50,7 +50,8 @@ describe('a connect journey killed during its callback', () => {
 
     // The user allows sharing and logs in at the bank as user_slow; stop before the callback.
     const browser = new Browser();
-    const atCallback = (u: string): boolean => atRedirect(u) || u.startsWith(`${baseUrl}/connect/`) && u.includes('/callback');
+    // The journey's own callback (the bank's redirect to the fixed /connect/callback is followed to it).
+    const atCallback = (u: string): boolean => atRedirect(u) || (u.startsWith(`${baseUrl}/connect/`) && /\/connect\/[^/?]+\/callback/.test(u));
     const consent = await browser.follow(url, atCallback);
     const atBank = await browser.submit(consent, {}, { button: 'allow', stopAt: atCallback });
     expect(atBank.html).toContain('name="password"');

@@ -11,8 +11,8 @@ import type { MovableClock } from '../../src/clock.ts';
 import { testClock } from '../helpers/time.ts';
 import type { Db } from '../../src/db/db.ts';
 import { sandboxCatalog, type Catalog, type CatalogEntry } from '../../src/providers/catalog.ts';
-import type { AdapterKind } from '../../src/providers/kinds.ts';
-import type { FetchResult, JourneyStep, JsonObject, ProviderAdapter, ProviderError } from '../../src/providers/provider.ts';
+import type { ImplementedAdapterKind } from '../../src/providers/kinds.ts';
+import type { FetchResult, JourneyStep, JsonObject, ProviderAdapters, ProviderError } from '../../src/providers/provider.ts';
 import { createProviderAdapters } from '../../src/providers/registry.ts';
 import { registerSandboxBanks, SandboxObBanks, sandboxMtlsUrl, sandboxOpenBankingSettings, startSandboxMtlsListener, type SandboxBankDeps } from '../../src/sandbox/banks/index.ts';
 import type { SandboxPki } from '../../src/sandbox/pki.ts';
@@ -38,7 +38,7 @@ export interface Harness {
   pki: SandboxPki;
   /** `<url>/connect/callback`, the one redirect URI the Open Banking banks register for Mooring. */
   callbackUrl: string;
-  adapters: Record<AdapterKind, ProviderAdapter>;
+  adapters: ProviderAdapters;
   provider(name: string): CatalogEntry;
   close(): Promise<void>;
 }
@@ -178,7 +178,7 @@ export async function connectOb(
 
 export function fetchData(
   h: Harness,
-  kind: AdapterKind,
+  kind: ImplementedAdapterKind,
   provider: CatalogEntry,
   grant: JsonObject,
   opts: { attended?: boolean; since?: Date | null } = {},
