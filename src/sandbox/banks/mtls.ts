@@ -37,7 +37,9 @@ export async function startSandboxMtlsListener(opts: {
     https: { key: pki.serverKey, cert: pki.serverCert, ca: pki.caCert, requestCert: true, rejectUnauthorized: false },
   });
   await app.register(async (scope) => openBankingApiRoutes(scope, opts.deps, opts.banks));
-  await app.listen({ port: opts.port, host: opts.host });
+  // Several API processes on one machine share the port (Linux SO_REUSEPORT); they serve the same banks from the database.
+  const listen = { port: opts.port, host: opts.host, reusePort: opts.port !== 0 };
+  await app.listen(listen);
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : opts.port;
   return { port, close: () => app.close() };
