@@ -152,7 +152,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     let mtlsUrl: string | null = null;
     if (role !== 'worker') {
       const banks = sandboxPki === null ? null : new SandboxObBanks({
-        db, secrets, clock, catalog, pki: sandboxPki, publicUrl: config.publicUrl, mtlsUrl: sandboxMtlsUrl(config.publicUrl, config.sandboxMtlsPort),
+        db, secrets, clock, catalog, pki: sandboxPki, publicUrl: config.publicUrl, mtlsUrl: sandboxMtlsUrl(config.publicUrl, config.sandboxMtlsPort), slowCallMs: timers.sandboxSlowCallMs,
       });
       const sandboxBanks: SandboxBankDeps | null = config.sandbox
         ? { db, clock, catalog, sandboxClientSecret, latencyMs: config.sandboxLatencyMs, slowCallMs: timers.sandboxSlowCallMs, openBanking: banks }
