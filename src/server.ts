@@ -63,6 +63,8 @@ export interface ServerOptions {
   onProgress?: (msg: string) => void;
   /** Real time for security timers (admin throttle and sessions); tests inject it. */
   securityNow?: () => number;
+  /** Told how long each answer of the sandbox banks' mutual-TLS listener took, in ms (benchmarks). */
+  onSandboxBankCall?: (elapsedMs: number) => void;
 }
 
 export async function createServer(opts: ServerOptions): Promise<Server> {
@@ -165,6 +167,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
       if (banks !== null && sandboxBanks !== null) {
         const listener = await startSandboxMtlsListener({
           deps: sandboxBanks, banks, host: config.host, port: config.sandboxMtlsPort, logger: log, bodyLimitBytes: config.bodyLimitBytes, trustProxy: config.trustProxy,
+          ...(opts.onSandboxBankCall !== undefined ? { onCall: opts.onSandboxBankCall } : {}),
         });
         closers.push(() => listener.close());
         banks.deps.mtlsUrl = sandboxMtlsUrl(config.publicUrl, listener.port);
