@@ -267,6 +267,9 @@ describe('a sandbox FAPI bank', () => {
 
     const unbound = await accounts(c.accessToken, withoutCert);
     expect(unbound.status).toBe(401);
+    // Read/Write API profile: a refused token gets a 401 without an error body.
+    expect(unbound.text).toBe('');
+    expect(unbound.headers['www-authenticate']).toMatch(/^Bearer error="invalid_token"/);
     const res = await accounts(c.accessToken);
     expect(res.status, res.text).toBe(200);
     expect(res.headers['x-fapi-interaction-id']).toBeDefined();
