@@ -3,8 +3,12 @@
  * HTTP level with raw requests: this file acts as a client, careful or careless, with the sandbox
  * PKI's client certificate over mutual TLS and jose for client assertions and request objects.
  */
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import fs from 'node:fs';
 import https from 'node:https';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRemoteJWKSet, decodeJwt, importPKCS8, jwtVerify, SignJWT, UnsecuredJWT, type CryptoKey } from 'jose';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
@@ -224,6 +228,23 @@ describe('a sandbox FAPI bank', () => {
     const plain = await fetch(`${issuer}/token`, { method: 'POST', ...form({ grant_type: 'client_credentials', scope: 'accounts', ...(await clientAssertion(`${issuer}/token`)) }) });
     expect(plain.status).toBe(401);
     expect(((await plain.json()) as { error: string }).error).toBe('invalid_client');
+  });
+
+  it('refuses a client certificate from a CA it does not trust, whatever its subject', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'untrusted-'));
+    try {
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'k.pem', '-out', 'c.pem', '-days', '1',
+        '-subj', '/O=Mooring/CN=mooring-sandbox-client'], { cwd: dir, stdio: 'ignore' });
+      const stranger = new https.Agent({ ca: pki.caCert, cert: fs.readFileSync(path.join(dir, 'c.pem')), key: fs.readFileSync(path.join(dir, 'k.pem')) });
+      const tls = await mtlsRequest('POST', `${mtls}/token`, { ...form({ grant_type: 'client_credentials', scope: 'accounts', client_id: 'mooring-tls' }), agent: stranger });
+      expect(tls.status).toBe(401);
+      expect(tls.json().error).toBe('invalid_client');
+      const withKey = await token({ grant_type: 'client_credentials', scope: 'accounts' }, stranger);
+      expect(withKey.status).toBe(401);
+      stranger.destroy();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('gives a certificate-bound client-credentials token to private_key_jwt and to tls_client_auth over mutual TLS', async () => {
