@@ -64,6 +64,8 @@ export interface ServerOptions {
   onProgress?: (msg: string) => void;
   /** Real time for security timers (admin throttle and sessions); tests inject it. */
   securityNow?: () => number;
+  /** Told how long each answer of the sandbox banks' mutual-TLS listener took, in ms (benchmarks). */
+  onSandboxBankCall?: (elapsedMs: number) => void;
 }
 
 export async function createServer(opts: ServerOptions): Promise<Server> {
@@ -159,7 +161,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     let mtlsUrl: string | null = null;
     if (role !== 'worker') {
       const banks = sandboxPki === null ? null : new SandboxObBanks({
-        db, secrets, clock, catalog: sandboxOnly(catalog), pki: sandboxPki, publicUrl: config.publicUrl, mtlsUrl: sandboxMtlsUrl(config.publicUrl, config.sandboxMtlsPort),
+        db, secrets, clock, catalog: sandboxOnly(catalog), pki: sandboxPki, publicUrl: config.publicUrl, mtlsUrl: sandboxMtlsUrl(config.publicUrl, config.sandboxMtlsPort), slowCallMs: timers.sandboxSlowCallMs,
       });
       const sandboxBanks: SandboxBankDeps | null = config.sandbox
         ? { db, clock, catalog: sandboxOnly(catalog), sandboxClientSecret, latencyMs: config.sandboxLatencyMs, slowCallMs: timers.sandboxSlowCallMs, openBanking: banks }
@@ -172,6 +174,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
       if (banks !== null && sandboxBanks !== null) {
         const listener = await startSandboxMtlsListener({
           deps: sandboxBanks, banks, host: config.host, port: config.sandboxMtlsPort, logger: log, bodyLimitBytes: config.bodyLimitBytes, trustProxy: config.trustProxy,
+          ...(opts.onSandboxBankCall !== undefined ? { onCall: opts.onSandboxBankCall } : {}),
         });
         closers.push(() => listener.close());
         banks.deps.mtlsUrl = sandboxMtlsUrl(config.publicUrl, listener.port);

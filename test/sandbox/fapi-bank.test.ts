@@ -3,8 +3,12 @@
  * HTTP level with raw requests: this file acts as a client, careful or careless, with the sandbox
  * PKI's client certificate over mutual TLS and jose for client assertions and request objects.
  */
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import fs from 'node:fs';
 import https from 'node:https';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRemoteJWKSet, decodeJwt, importPKCS8, jwtVerify, SignJWT, UnsecuredJWT, type CryptoKey } from 'jose';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
@@ -85,7 +89,7 @@ async function consentStatus(consentId: string): Promise<string> {
   return String((r.json().Data as { Status: string }).Status);
 }
 
-interface RequestObjectOptions { consentId: string; verifier?: string | null; exp?: number; sign?: boolean }
+interface RequestObjectOptions { consentId: string; verifier?: string | null; exp?: number; sign?: boolean; hybrid?: boolean }
 
 async function requestObject(o: RequestObjectOptions): Promise<{ jwt: string; state: string; nonce: string }> {
   const state = randomUUID();
@@ -93,7 +97,8 @@ async function requestObject(o: RequestObjectOptions): Promise<{ jwt: string; st
   const now = Math.floor(Date.now() / 1000);
   const intent = { value: o.consentId, essential: true };
   const claims: Record<string, unknown> = {
-    iss: 'mooring', aud: issuer, client_id: 'mooring', response_type: 'code', response_mode: 'jwt', redirect_uri: callback,
+    iss: 'mooring', aud: issuer, client_id: 'mooring', redirect_uri: callback,
+    ...(o.hybrid === true ? { response_type: 'code id_token' } : { response_type: 'code', response_mode: 'jwt' }),
     scope: 'openid accounts', state, nonce, nbf: now - 10, exp: o.exp ?? now + 300,
     claims: { id_token: { openbanking_intent_id: intent }, userinfo: { openbanking_intent_id: intent } },
   };
@@ -128,12 +133,12 @@ async function browse(jar: Jar, url: string, init: RequestInit = {}): Promise<Re
   return res;
 }
 
-const authUrl = (jwt: string): string =>
-  `${issuer}/auth?${new URLSearchParams({ client_id: 'mooring', response_type: 'code', scope: 'openid accounts', request: jwt }).toString()}`;
+const authUrl = (jwt: string, responseType = 'code'): string =>
+  `${issuer}/auth?${new URLSearchParams({ client_id: 'mooring', response_type: responseType, scope: 'openid accounts', request: jwt }).toString()}`;
 
 /** Where the bank sends the browser for this request object: its login page, or an error. */
-async function authorize(jwt: string, jar = new Jar()): Promise<{ login: string | null; error: string | null; status: number }> {
-  const res = await browse(jar, authUrl(jwt));
+async function authorize(jwt: string, jar = new Jar(), responseType = 'code'): Promise<{ login: string | null; error: string | null; status: number }> {
+  const res = await browse(jar, authUrl(jwt, responseType));
   const location = res.headers.get('location');
   if (res.status === 303 && location !== null && location.includes('/login/')) return { login: new URL(location, issuer).toString(), error: null, status: res.status };
   if (location !== null && location.startsWith(callback)) {
@@ -225,6 +230,23 @@ describe('a sandbox FAPI bank', () => {
     expect(((await plain.json()) as { error: string }).error).toBe('invalid_client');
   });
 
+  it('refuses a client certificate from a CA it does not trust, whatever its subject', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'untrusted-'));
+    try {
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'k.pem', '-out', 'c.pem', '-days', '1',
+        '-subj', '/O=Mooring/CN=mooring-sandbox-client'], { cwd: dir, stdio: 'ignore' });
+      const stranger = new https.Agent({ ca: pki.caCert, cert: fs.readFileSync(path.join(dir, 'c.pem')), key: fs.readFileSync(path.join(dir, 'k.pem')) });
+      const tls = await mtlsRequest('POST', `${mtls}/token`, { ...form({ grant_type: 'client_credentials', scope: 'accounts', client_id: 'mooring-tls' }), agent: stranger });
+      expect(tls.status).toBe(401);
+      expect(tls.json().error).toBe('invalid_client');
+      const withKey = await token({ grant_type: 'client_credentials', scope: 'accounts' }, stranger);
+      expect(withKey.status).toBe(401);
+      stranger.destroy();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('gives a certificate-bound client-credentials token to private_key_jwt and to tls_client_auth over mutual TLS', async () => {
     const r = await token({ grant_type: 'client_credentials', scope: 'accounts' });
     expect(r.status, r.text).toBe(200);
@@ -266,6 +288,9 @@ describe('a sandbox FAPI bank', () => {
 
     const unbound = await accounts(c.accessToken, withoutCert);
     expect(unbound.status).toBe(401);
+    // Read/Write API profile: a refused token gets a 401 without an error body.
+    expect(unbound.text).toBe('');
+    expect(unbound.headers['www-authenticate']).toMatch(/^Bearer error="invalid_token"/);
     const res = await accounts(c.accessToken);
     expect(res.status, res.text).toBe(200);
     expect(res.headers['x-fapi-interaction-id']).toBeDefined();
@@ -354,5 +379,29 @@ describe('a sandbox FAPI bank', () => {
     const refreshed = await token({ grant_type: 'refresh_token', refresh_token: grant?.refreshToken ?? '' });
     expect(refreshed.status, refreshed.text).toBe(200);
     expect(await consentStatus(grant?.consentId ?? '')).toBe('Authorised');
+  });
+
+  it('answers a hybrid (code id_token) request in the fragment, with an ID token carrying c_hash, s_hash and the intent', async () => {
+    const consentId = await createConsent();
+    const verifier = randomBytes(32).toString('base64url');
+    const { jwt, state, nonce } = await requestObject({ consentId, verifier, hybrid: true });
+    const jar = new Jar();
+    const { login } = await authorize(jwt, jar, 'code id_token');
+    expect(login).not.toBeNull();
+    const posted = await browse(jar, login as string, {
+      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ username: 'user_ok', decision: 'approve' }).toString(),
+    });
+    const resumed = await browse(jar, new URL(posted.headers.get('location') as string, issuer).toString());
+    const location = new URL(resumed.headers.get('location') as string);
+    expect(`${location.origin}${location.pathname}`).toBe(callback);
+    const fragment = new URLSearchParams(location.hash.slice(1));
+    expect(fragment.get('state')).toBe(state);
+    const { payload } = await jwtVerify(fragment.get('id_token') ?? '', createRemoteJWKSet(new URL(`${issuer}/jwks`)), { issuer, audience: 'mooring' });
+    expect(payload).toMatchObject({ nonce, openbanking_intent_id: consentId });
+    expect(payload.c_hash).toBeDefined();
+    expect(payload.s_hash).toBeDefined();
+    const exchanged = await token({ grant_type: 'authorization_code', code: fragment.get('code') ?? '', redirect_uri: callback, code_verifier: verifier });
+    expect(exchanged.status, exchanged.text).toBe(200);
   });
 });

@@ -57,7 +57,7 @@ export async function startSandbox(opts: { timeoutMs?: number; slowCallMs?: numb
   const pki = testPki();
   const secrets = createSecretBox(decodeKey(TEST_ENCRYPTION_KEY) as Buffer);
   // The Open Banking banks need PUBLIC_URL and the mTLS URL, which exist only once both listen: set below.
-  const banks = new SandboxObBanks({ db: t.db, secrets, clock, catalog, pki, publicUrl: '', mtlsUrl: '' });
+  const banks = new SandboxObBanks({ db: t.db, secrets, clock, catalog, pki, publicUrl: '', mtlsUrl: '', slowCallMs: opts.slowCallMs ?? SLOW_CALL_MS });
   const deps: SandboxBankDeps = { db: t.db, clock, catalog, sandboxClientSecret: SECRET, slowCallMs: opts.slowCallMs ?? SLOW_CALL_MS, openBanking: banks };
   await registerSandboxBanks(app, deps);
   const url = await app.listen({ port: 0, host: '127.0.0.1' });

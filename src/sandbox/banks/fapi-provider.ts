@@ -20,6 +20,7 @@ import type { Catalog } from '../../providers/catalog.ts';
 import { publicJwk, subjectDn, type SandboxPki } from '../pki.ts';
 import { errorPage } from './authorize-page.ts';
 import { SANDBOX_OB_CLIENT_ID, SANDBOX_OB_TLS_CLIENT_ID, sandboxIssuer, sandboxMtlsBase } from './fapi-settings.ts';
+import { behaviourDelay } from './behaviours.ts';
 import { getConsent } from './store.ts';
 
 export const OB_SCOPES = ['openid', 'accounts'] as const;
@@ -37,6 +38,8 @@ export interface SandboxObBanksDeps {
   publicUrl: string;
   /** The mTLS listener's URL; known once it listens (server.ts sets it). */
   mtlsUrl: string;
+  /** How long a `user_slow` customer's token requests take (as every other call of theirs). */
+  slowCallMs?: number;
 }
 
 // ---- The client certificate of a request (mTLS listener) ------------------------------------
@@ -163,6 +166,7 @@ function createBankProvider(deps: SandboxObBanksDeps, slug: string): Provider {
       const consent = providerId === undefined ? null : await getConsent(deps.db, sub, providerId);
       if (consent === null || consent.status !== 'Authorised') return undefined;
       if (consent.expiresAt !== null && consent.expiresAt <= deps.clock.now()) return undefined;
+      await behaviourDelay(consent.behaviour, deps.slowCallMs ?? 0);
       return { accountId: sub, claims: () => ({ sub, [INTENT_CLAIM]: sub }) };
     },
     async renderError(ctx, out) {

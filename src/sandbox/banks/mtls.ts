@@ -26,6 +26,8 @@ export async function startSandboxMtlsListener(opts: {
   logger: FastifyBaseLogger;
   bodyLimitBytes: number;
   trustProxy: boolean;
+  /** Told how long each answer took, in ms (benchmarks count and time bank calls). */
+  onCall?: (elapsedMs: number) => void;
 }): Promise<MtlsListener> {
   const { pki } = opts.banks.deps;
   const app = Fastify({
@@ -36,8 +38,12 @@ export async function startSandboxMtlsListener(opts: {
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1000 },
     https: { key: pki.serverKey, cert: pki.serverCert, ca: pki.caCert, requestCert: true, rejectUnauthorized: false },
   });
+  const onCall = opts.onCall;
+  if (onCall !== undefined) app.addHook('onResponse', async (_req, reply) => onCall(reply.elapsedTime));
   await app.register(async (scope) => openBankingApiRoutes(scope, opts.deps, opts.banks));
-  await app.listen({ port: opts.port, host: opts.host });
+  // Several API processes on one machine share the port (Linux SO_REUSEPORT); they serve the same banks from the database.
+  const listen = { port: opts.port, host: opts.host, reusePort: opts.port !== 0 };
+  await app.listen(listen);
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : opts.port;
   return { port, close: () => app.close() };

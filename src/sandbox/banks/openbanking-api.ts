@@ -47,8 +47,8 @@ export const invalidToken = (why: string): BankError =>
   new BankError(401, INVALID_TOKEN, why, { 'www-authenticate': `Bearer error="invalid_token", error_description="${why}"` });
 
 /** The OBIE error response structure (Read/Write API profile); a refused token gets no body. */
-export function renderObError(f: BankFailure, _req: FastifyRequest, reply: FastifyReply): unknown {
-  if (f.code === INVALID_TOKEN) return reply.send();
+export function renderObError(f: BankFailure): unknown {
+  if (f.code === INVALID_TOKEN) return undefined;
   const code = f.code.startsWith('UK.OBIE.') ? f.code : f.status >= 500 ? 'UK.OBIE.UnexpectedError' : 'UK.OBIE.Field.Invalid';
   return { Code: String(f.status), Id: randomUUID(), Message: f.message, Errors: [{ ErrorCode: code, Message: f.message }] };
 }

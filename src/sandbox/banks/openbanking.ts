@@ -28,11 +28,13 @@ const LoginForm = Type.Object({
 /** Endpoints of the bank's authorization server served on Mooring's port (the others need mutual TLS). */
 const WEB_ENDPOINTS = /^\/(\.well-known\/openid-configuration|jwks|auth(\/[A-Za-z0-9_-]+)?)$/;
 const MTLS_ONLY = /^\/(token(\/revocation)?|me)$/;
+/** Endpoints machines call: their errors are OAuth JSON, the others' an HTML page. */
+const MACHINE_ENDPOINTS = /^\/(token(\/revocation)?|me|jwks|\.well-known\/openid-configuration)$/;
 
 const html = (reply: FastifyReply): FastifyReply => reply.type('text/html; charset=utf-8');
 
 function renderWebError(f: BankFailure, req: FastifyRequest, reply: FastifyReply): unknown {
-  if (MTLS_ONLY.test(`/${(req.params as { '*'?: string })['*'] ?? ''}`)) {
+  if (MACHINE_ENDPOINTS.test(`/${(req.params as { '*'?: string })['*'] ?? ''}`)) {
     return { error: f.code, error_description: f.message };
   }
   void html(reply);
@@ -67,6 +69,9 @@ export async function openBankingWebRoutes(app: FastifyInstance, deps: SandboxBa
       if (!WEB_ENDPOINTS.test(rest)) throw new BankError(404, 'not_found', 'No such page');
       const query = req.raw.url?.includes('?') === true ? req.raw.url.slice(req.raw.url.indexOf('?')) : '';
       reply.hijack();
+      // The bank's own pages (errors) must not be framed by other sites either.
+      reply.raw.setHeader('x-frame-options', 'DENY');
+      reply.raw.setHeader('content-security-policy', "frame-ancestors 'none'");
       await banks.handle(provider.bankRef, `${rest}${query}`, banks.deps.publicUrl, req.ip, req.raw, reply.raw);
     });
   });
