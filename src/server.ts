@@ -179,6 +179,11 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
         closers.push(() => listener.close());
         banks.deps.mtlsUrl = sandboxMtlsUrl(config.publicUrl, listener.port);
         mtlsUrl = banks.deps.mtlsUrl;
+        if (config.sandboxMtlsPort === 0) {
+          // A port chosen by the system is known only now (single-process use: a worker elsewhere could not know it).
+          sandboxUrls.mtlsUrl = mtlsUrl;
+          for (const e of sandboxOnly(catalog).all()) if (e.openbanking !== undefined) e.openbanking = sandboxOpenBankingSettings(sandboxPki as SandboxPki, sandboxUrls, e.bankRef);
+        }
         progress(`sandbox banks' mutual-TLS listener on ${mtlsUrl}`);
       }
     }
