@@ -21,7 +21,7 @@ import { MODELO_ID } from '../helpers/api.ts';
 
 const START_TIMEOUT_MS = 120_000;
 /** The first sync's first bank call: the connection is stored by then and the sync under way. */
-const FIRST_SYNC_BANK_CALL = /"path":"\/sandbox\/ob\/modelo\/aisp\/accounts"/;
+const FIRST_SYNC_BANK_CALL = /"path":"\/sandbox\/ob\/modelo\/open-banking\/v3\.1\/aisp\/accounts"/;
 
 const dataDir = mkdtempSync(path.join(os.tmpdir(), 'mooring-journey-crash-'));
 

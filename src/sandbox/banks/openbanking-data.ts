@@ -8,6 +8,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import type { CatalogEntry } from '../../providers/catalog.ts';
+import { RATE_LIMIT_RETRY_AFTER_SECONDS } from './behaviours.ts';
 import { behaviourDelay, dataAsOf, syncOutcome, type SandboxSyncOutcome } from './behaviours.ts';
 import {
   accountKindOf, customerSeed, decimalAmount, sandboxAccounts, sandboxBalanceMinor, sandboxTransactions,
@@ -97,6 +98,10 @@ async function enforce(deps: SandboxBankDeps, ctx: ConsentContext, outcome: Sand
     throw new BankError(403, 'UK.OBIE.Reauthenticate', 'Strong customer authentication is required: the customer must be present');
   }
   if (outcome === 'revoked') throw new BankError(403, 'UK.OBIE.Resource.InvalidConsentStatus', 'The customer has revoked this consent');
+  if (outcome === 'rate_limited') {
+    // The Read/Write API profile: 429 Too Many Requests with Retry-After.
+    throw new BankError(429, 'UK.OBIE.UnexpectedError', 'Too many requests for this consent; try again later', { 'retry-after': String(RATE_LIMIT_RETRY_AFTER_SECONDS) });
+  }
 }
 
 function accountOf(ctx: ConsentContext, accountId: string): SandboxAccount {

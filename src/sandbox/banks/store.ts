@@ -250,7 +250,15 @@ export async function setSandboxBehaviour(db: Queryable, providerRef: string, us
   if (!isSandboxUsername(username)) {
     throw badRequest('invalid_username', `username must be one of ${SANDBOX_USERNAMES.join(', ')}`, { field: 'username' });
   }
-  for (const table of ['sandbox_consents', 'sandbox_credentials', 'sandbox_valuation_assets'] as const) {
+  // A consent that user_revoked left Revoked is the customer's again under another behaviour (the
+  // sandbox control stands for the customer; a consent deleted by Mooring stays Revoked).
+  const consent = await db.query(
+    `update sandbox_consents set status = case when status = 'Revoked' and behaviour = 'user_revoked' and $2 <> 'user_revoked' then 'Authorised' else status end,
+       behaviour = $2 where id = $1`,
+    [providerRef, username],
+  );
+  if (consent.rowCount > 0) return true;
+  for (const table of ['sandbox_credentials', 'sandbox_valuation_assets'] as const) {
     const r = await db.query(`update ${table} set behaviour = $2 where id = $1`, [providerRef, username]);
     if (r.rowCount > 0) return true;
   }
