@@ -1,6 +1,7 @@
 /** Starts a real Mooring server on a free loopback port over a fresh test database. */
 import net from 'node:net';
 import { loadConfig, type Config } from '../../src/config.ts';
+import type { CatalogEntry } from '../../src/providers/catalog.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createServer, type Server } from '../../src/server.ts';
 import { createTestDb, type TestDb } from './db.ts';
@@ -41,6 +42,8 @@ export interface TestServerOptions {
   testDb?: TestDb;
   /** Real time as the admin throttle and sessions see it (default: the system's). */
   securityNow?: () => number;
+  /** Providers as a providers file would configure them, made once the server's URLs are known. */
+  providers?: (urls: { publicUrl: string; mtlsUrl: string }) => CatalogEntry[];
 }
 
 export async function startTestServer(overrides: Partial<Config> = {}, opts: TestServerOptions = {}): Promise<TestServer> {
@@ -48,7 +51,12 @@ export async function startTestServer(overrides: Partial<Config> = {}, opts: Tes
   const port = await freePort();
   const baseUrl = `http://127.0.0.1:${port}`;
   // The sandbox PKI lives in the shared test data directory; the banks' mutual-TLS listener gets a free port.
-  const config = loadConfig({}, { port, host: '127.0.0.1', publicUrl: baseUrl, adminToken: ADMIN_TOKEN, dataDir: TEST_DATA_DIR, sandboxMtlsPort: await freePort(), sandboxClockStart: DOMAIN_START, encryptionKey: TEST_ENCRYPTION_KEY, ...overrides });
+  const mtlsPort = overrides.sandboxMtlsPort ?? (await freePort());
+  const providers = opts.providers?.({ publicUrl: baseUrl, mtlsUrl: `https://127.0.0.1:${mtlsPort}` });
+  const config = loadConfig({}, {
+    port, host: '127.0.0.1', publicUrl: baseUrl, adminToken: ADMIN_TOKEN, dataDir: TEST_DATA_DIR, sandboxMtlsPort: mtlsPort, sandboxClockStart: DOMAIN_START,
+    encryptionKey: TEST_ENCRYPTION_KEY, ...(providers === undefined ? {} : { providers }), ...overrides,
+  });
   const server = await createServer({ config, logger: createLogger(process.env.TEST_LOG_LEVEL === undefined ? 'silent' : config.logLevel), adminToken: ADMIN_TOKEN, db: testDb.db, jobs: opts.jobs ?? false, timers: { ...TEST_TIMERS, ...opts.timers }, ...(opts.securityNow !== undefined ? { securityNow: opts.securityNow } : {}) });
   if (server.app === null) throw new Error('the test server has no HTTP app');
   await server.app.listen({ port, host: '127.0.0.1' });
