@@ -125,20 +125,26 @@ export function checkProvidersFile(file?: string, env: Env = process.env): { pro
   return { providers, problems: [...problems, ...providers.problems] };
 }
 
+/** PUBLIC_URL (default http://localhost:<PORT>), without a trailing slash; problems are added to `problems`. */
+export function publicUrlSetting(env: Env = process.env, port = intVar(env, 'PORT', 3000, 0, 65535, []), problems: string[] = []): string {
+  const raw = env.PUBLIC_URL && env.PUBLIC_URL !== '' ? env.PUBLIC_URL : `http://localhost:${port}`;
+  try {
+    const u = new URL(raw);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') problems.push(`PUBLIC_URL must be an http(s) URL (got "${raw}")`);
+    return raw.replace(/\/+$/, '');
+  } catch {
+    problems.push(`PUBLIC_URL must be an absolute URL such as https://mooring.example.com (got "${raw}")`);
+    return raw;
+  }
+}
+
 /** Reads and validates settings; `overrides` lets tests and the CLI set values without touching the environment. */
 export function loadConfig(env: Env = process.env, overrides: Partial<Config> = {}): Config {
   const problems: string[] = [];
   const port = intVar(env, 'PORT', 3000, 0, 65535, problems);
   const host = env.HOST && env.HOST !== '' ? env.HOST : '0.0.0.0';
 
-  let publicUrl = env.PUBLIC_URL && env.PUBLIC_URL !== '' ? env.PUBLIC_URL : `http://localhost:${port}`;
-  try {
-    const u = new URL(publicUrl);
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') problems.push(`PUBLIC_URL must be an http(s) URL (got "${publicUrl}")`);
-    publicUrl = publicUrl.replace(/\/+$/, '');
-  } catch {
-    problems.push(`PUBLIC_URL must be an absolute URL such as https://mooring.example.com (got "${publicUrl}")`);
-  }
+  const publicUrl = publicUrlSetting(env, port, problems);
 
   const databaseUrl = env.DATABASE_URL && env.DATABASE_URL !== '' ? env.DATABASE_URL : null;
   if (databaseUrl !== null && !/^postgres(ql)?:\/\//.test(databaseUrl)) {

@@ -2,7 +2,7 @@
  * The process entry: `start` (API, sandbox banks and background work in one process), `migrate`,
  * `providers check`, `register-client`. Owns configuration loading, signals and graceful shutdown.
  */
-import { loadConfig, ConfigError, type Config } from './config.ts';
+import { loadConfig, ConfigError, publicUrlSetting, type Config } from './config.ts';
 import { createLogger } from './logger.ts';
 import { adminTokenPath, resolveAdminToken } from './admin/token.ts';
 import { createServer, type Role } from './server.ts';
@@ -67,8 +67,8 @@ async function start(config: Config, role: Role): Promise<void> {
 
 async function main(argv: string[]): Promise<void> {
   const command = argv[0] ?? 'start';
-  // The providers file alone: `providers check` must work while the rest of the configuration is incomplete, or the file is bad.
-  if (command === 'providers') process.exit(providersCommand(argv.slice(1)));
+  // The providers file alone: `providers …` must work while the rest of the configuration is incomplete, or the file is bad.
+  if (command === 'providers') process.exit(await providersCommand(argv.slice(1), { publicUrl: publicUrlSetting() }));
   let config: Config;
   try {
     config = loadConfig();

@@ -1,21 +1,128 @@
 /**
- * `mooring providers check [file]`: reads the providers file (default MOORING_PROVIDERS_FILE) exactly
- * as start-up does, without a database or a server, and lists its providers and every problem.
+ * `mooring providers …`: operator commands on the providers file, none of which needs a database or
+ * a running server.
+ * - `check [file]` reads the file (default MOORING_PROVIDERS_FILE) exactly as start-up does and lists
+ *   its providers and every problem;
+ * - `probe <name>` reaches one provider (discovery, keys, a token over mutual TLS, the API) and says
+ *   what works and what to fix;
+ * - `register <name> --ssa <file>` registers Mooring with an Open Banking bank (dynamic client
+ *   registration) and prints the client id to put in the file.
  */
+import fs from 'node:fs';
+import { parseArgs } from 'node:util';
 import { checkProvidersFile } from '../config.ts';
+import type { CatalogEntry } from '../providers/catalog.ts';
+import { probeOpenBanking } from '../providers/openbanking/probe.ts';
+import { registerWithBank } from '../providers/openbanking/registration.ts';
+import { DEFAULT_TIMERS } from '../timers.ts';
 import type { CommandOutput } from './keys.ts';
 
-export const PROVIDERS_USAGE = `Usage: mooring providers check [FILE]
+export const PROVIDERS_USAGE = `Usage: mooring providers <check|probe|register> …
 
-Checks a providers file (default: MOORING_PROVIDERS_FILE) as start-up would: its JSON or YAML, every
-entry's fields and settings, the secrets it references ({ "env": "VAR" } and { "file": "path" }),
-keys and certificates. Prints one line per provider and every problem; exits 0 when the file is good.`;
+  providers check [FILE]
+      Checks a providers file (default: MOORING_PROVIDERS_FILE) as start-up would: its JSON or YAML, every
+      entry's fields and settings, the secrets it references ({ "env": "VAR" } and { "file": "path" }),
+      keys and certificates. Prints one line per provider and every problem; exits 0 when the file is good.
+  providers probe NAME [--file FILE]
+      Reaches the provider NAME of the file: the bank's discovery document and keys, a client-credentials
+      token over mutual TLS, the account information API. Says what works and, for what does not, what to
+      do; exits 0 when every step works.
+  providers register NAME --ssa SSA_FILE [--file FILE] [--aud AUDIENCE]
+      Open Banking dynamic client registration: signs a registration request carrying the software
+      statement (SSA_FILE, from the Open Banking directory) with the provider's signing key and sends it
+      over mutual TLS; the redirect URI is PUBLIC_URL/connect/callback. Prints the clientId to put in the
+      file. AUDIENCE defaults to the bank's issuer (some banks want their organisation id).`;
 
 const CONSOLE: CommandOutput = { log: (line) => console.log(line), error: (line) => console.error(line) };
 
+/** The provider NAME of the providers file, or undefined after saying why not. */
+function providerNamed(name: string, file: string | undefined, out: CommandOutput): CatalogEntry | undefined {
+  const { providers, problems } = checkProvidersFile(file);
+  if (problems.length > 0 || providers === null) {
+    out.error(`mooring providers: the providers file has problems; run \`mooring providers check\` first:`);
+    for (const problem of problems) out.error(`  - ${problem}`);
+    return undefined;
+  }
+  const entry = providers.entries.find((p) => p.name.toLowerCase() === name.toLowerCase());
+  if (entry === undefined) {
+    out.error(`mooring providers: no provider named "${name}" in ${providers.file} (it lists: ${providers.entries.map((p) => p.name).join(', ') || 'none'})`);
+    return undefined;
+  }
+  if (entry.adapter !== 'openbanking') {
+    out.error(`mooring providers: "${entry.name}" uses the ${entry.adapter} adapter; this command knows Open Banking banks`);
+    return undefined;
+  }
+  return entry;
+}
+
+async function probe(args: string[], out: CommandOutput): Promise<number> {
+  const { values, positionals } = parseArgs({ args, options: { file: { type: 'string' } }, allowPositionals: true, strict: true });
+  const [name, ...extra] = positionals;
+  if (name === undefined || extra.length > 0) {
+    out.error(`mooring providers probe: name one provider\n\n${PROVIDERS_USAGE}`);
+    return 2;
+  }
+  const entry = providerNamed(name, values.file, out);
+  if (entry === undefined) return 1;
+  out.log(`mooring: probing ${entry.name} (${entry.adapter}) …`);
+  const steps = await probeOpenBanking(entry, { timeoutMs: DEFAULT_TIMERS.providerTimeoutMs });
+  for (const s of steps) {
+    out.log(`  ${s.ok ? 'ok  ' : 'FAIL'} ${s.step}: ${s.detail}`);
+    if (!s.ok && s.hint !== undefined) out.log(`       → ${s.hint}`);
+  }
+  const failed = steps.filter((s) => !s.ok).length;
+  if (failed > 0) {
+    out.error(`mooring: ${failed} of ${steps.length} step(s) failed for ${entry.name}`);
+    return 1;
+  }
+  out.log(`mooring: ${entry.name} is reachable; users can connect to it`);
+  return 0;
+}
+
+async function register(args: string[], out: CommandOutput, publicUrl: string): Promise<number> {
+  const { values, positionals } = parseArgs({ args, options: { file: { type: 'string' }, ssa: { type: 'string' }, aud: { type: 'string' } }, allowPositionals: true, strict: true });
+  const [name, ...extra] = positionals;
+  if (name === undefined || extra.length > 0 || values.ssa === undefined) {
+    out.error(`mooring providers register: name one provider and give --ssa FILE\n\n${PROVIDERS_USAGE}`);
+    return 2;
+  }
+  let ssa: string;
+  try {
+    ssa = fs.readFileSync(values.ssa, 'utf8');
+  } catch (err) {
+    out.error(`mooring providers register: cannot read ${values.ssa}: ${err instanceof Error ? err.message : String(err)}`);
+    return 2;
+  }
+  const entry = providerNamed(name, values.file, out);
+  if (entry === undefined) return 1;
+  const redirectUri = `${publicUrl.replace(/\/+$/, '')}/connect/callback`;
+  out.log(`mooring: registering with ${entry.name} (redirect URI ${redirectUri}) …`);
+  const result = await registerWithBank(entry, { ssa, redirectUri, timeoutMs: DEFAULT_TIMERS.providerTimeoutMs, ...(values.aud === undefined ? {} : { audience: values.aud }) });
+  if (!result.ok || result.clientId === undefined) {
+    out.error(`mooring: registration failed: ${result.detail}`);
+    return 1;
+  }
+  out.log(`mooring: ${result.detail}`);
+  out.log(`clientId: ${result.clientId}`);
+  out.log(`Put it in the providers file: settings.clientId of "${entry.name}", then run \`mooring providers probe "${entry.name}"\`.`);
+  return 0;
+}
+
 /** Answers the exit code: 0 good, 1 problems, 2 misuse. */
-export function providersCommand(args: string[], out: CommandOutput = CONSOLE): number {
-  const [sub, file, ...rest] = args;
+export async function providersCommand(args: string[], opts: { publicUrl: string }, out: CommandOutput = CONSOLE): Promise<number> {
+  const [sub, ...subArgs] = args;
+  try {
+    if (sub === 'probe') return await probe(subArgs, out);
+    if (sub === 'register') return await register(subArgs, out, opts.publicUrl);
+  } catch (err) {
+    out.error(`mooring providers ${sub}: ${err instanceof Error ? err.message : String(err)}\n\n${PROVIDERS_USAGE}`);
+    return 2;
+  }
+  return check(subArgs, sub, out);
+}
+
+function check(args: string[], sub: string | undefined, out: CommandOutput): number {
+  const [file, ...rest] = args;
   if (sub !== 'check' || rest.length > 0 || (file !== undefined && file.startsWith('-'))) {
     out.error(`mooring providers: unknown or missing subcommand\n\n${PROVIDERS_USAGE}`);
     return 2;

@@ -118,6 +118,13 @@ export function loadSandboxPki(dataDir: string, hostnames: string[]): SandboxPki
   }
   const signingKey = read('signing.key');
   const clientCert = read('client.crt');
+  const signingKeyId = keyThumbprint(signingKey);
+  // The kid beside its key, for a providers file that points a "real" provider at a sandbox bank (README).
+  const kidFile = path.join(dir, 'signing.kid');
+  if (!fs.existsSync(kidFile)) {
+    fs.writeFileSync(`${kidFile}.${process.pid}`, signingKeyId);
+    fs.renameSync(`${kidFile}.${process.pid}`, kidFile);
+  }
   return {
     caCert: read('ca.crt'),
     serverCert,
@@ -126,7 +133,7 @@ export function loadSandboxPki(dataDir: string, hostnames: string[]): SandboxPki
     clientKey: read('client.key'),
     clientSubjectDn: subjectDn(new X509Certificate(clientCert)),
     signingKey,
-    signingKeyId: keyThumbprint(signingKey),
+    signingKeyId,
     bankSigningKey: read('bank-signing.key'),
   };
 }

@@ -3,9 +3,10 @@
  * output is kept for diagnostics, every wait is bounded, and whatever is still running when the
  * test file ends (or the test process exits) is killed by its pid.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { provideTestPki } from './pki.ts';
 
 export const PROJECT_ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -170,3 +171,24 @@ export async function waitUntil<T>(
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 200));
   }
 }
+
+export interface CommandResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** `npx mooring …`: bin/mooring.js under the project's Node, with only the given environment. */
+export async function mooringCommand(args: string[], env: Record<string, string> = {}): Promise<CommandResult> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(PROJECT_NODE, ['bin/mooring.js', ...args], {
+      cwd: PROJECT_ROOT, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...env }, timeout: 60_000,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: unknown; stdout?: string; stderr?: string };
+    if (typeof e.code !== 'number') throw err;
+    return { code: e.code, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+

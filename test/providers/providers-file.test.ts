@@ -4,15 +4,14 @@
  * `mooring providers check` says the same without starting anything. Keys and certificates are
  * made by Debian's openssl for each run.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
 import { officialClient } from '../helpers/moneyhub.ts';
-import { killAllMooring, PROJECT_NODE, PROJECT_ROOT, spawnMooring, type ExitInfo } from '../helpers/processes.ts';
+import { killAllMooring, mooringCommand, spawnMooring, type ExitInfo } from '../helpers/processes.ts';
 import { ADMIN_TOKEN, freePort, startTestServer, TEST_ENCRYPTION_KEY } from '../helpers/server.ts';
 import { createTestDb, type TestDb } from '../helpers/db.ts';
 import { DOMAIN_START } from '../helpers/time.ts';
@@ -104,26 +103,6 @@ const obEntry = (name: string, settings: Record<string, unknown> = {}, extra: Re
   }
   return { name, type: 'api', adapter: 'openbanking', settings: base, ...extra };
 };
-
-interface CommandResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** `npx mooring …`: bin/mooring.js under the project's Node, with only the given environment. */
-async function mooringCommand(args: string[], env: Record<string, string> = {}): Promise<CommandResult> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(PROJECT_NODE, ['bin/mooring.js', ...args], {
-      cwd: PROJECT_ROOT, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...env }, timeout: 60_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: unknown; stdout?: string; stderr?: string };
-    if (typeof e.code !== 'number') throw err;
-    return { code: e.code, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
 
 /** `node src/main.ts start` with a providers file; answers how it exited and what it printed (it must not start). */
 async function failedStart(file: string, env: Record<string, string> = {}): Promise<{ exit: ExitInfo; output: string }> {
