@@ -29,7 +29,8 @@
  *   BENCH_EXPERIMENTS=1 also run the what-if experiments (x-* scenarios, see variants.ts): Mooring with
  *                       emulated src/ changes, each in a fresh process; adds about 5 minutes
  *   BENCH_PROFILE=1     CPU-profile each server during each measured window (bench/profiles/*.cpuprofile;
- *                       summarise with bench/profile-summary.ts); BENCHMARKS.md is not written
+ *                       summarise with bench/profile-summary.ts); in the sync section the API (banks) process and
+ *                       the first worker; disturbed runs are not repeated; BENCHMARKS.md is not written
  *   BENCH_TRACE=1       count and time every SQL statement Mooring sends; prints queries per request;
  *                       BENCHMARKS.md is not written
  *  sync / memory:

@@ -5,13 +5,15 @@
  * run by worker child processes built by createServer (role 'worker') exactly as `mooring worker`.
  * Connections are seeded with SQL (bench/sync-seed.ts) instead of connect journeys.
  */
+import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { sandboxCatalog } from '../src/providers/catalog.ts';
 import { SCHEDULER_TICK_MS, PER_PROVIDER_CONCURRENCY } from '../src/syncs/worker.ts';
 import { SCHEDULER_BATCH } from '../src/syncs/scheduler.ts';
 import type pg from 'pg';
 import {
-  cpuMeter, environmentLine, envNum, fmtInt, fmtMiB, fmtMs, fmtNum, freePort, freshDatabase, log, median, percentile, quiet, sleep, startChild, waitForQuiet, withClient,
+  BENCH_DIR, cpuMeter, environmentLine, envNum, fmtInt, fmtMiB, fmtMs, fmtNum, freePort, freshDatabase, log, median, percentile, quiet, sleep, startChild, waitForQuiet, withClient,
   type Child, type CpuReading,
 } from './common.ts';
 import type { MemorySample } from './ipc.ts';
@@ -28,6 +30,9 @@ const WINDOW_S = envNum('BENCH_SYNC_WINDOW_S', 15);
 const WARMUP_S = envNum('BENCH_SYNC_WARMUP_S', 8);
 const REPEATS = envNum('BENCH_REPEATS', 3);
 const SINGLE_SAMPLES = envNum('BENCH_SYNC_SINGLE_SAMPLES', 15);
+/** BENCH_PROFILE=1: CPU-profile the API (banks) process and the first worker during each measured window. */
+const PROFILE = process.env.BENCH_PROFILE === '1';
+const PROFILE_DIR = path.join(BENCH_DIR, 'profiles');
 
 const MEMORY_SYNCS = envNum('BENCH_MEMORY_SYNCS', 100_000);
 const MEMORY_MAX_S = envNum('BENCH_MEMORY_MAX_S', 150);
@@ -234,6 +239,8 @@ async function throughputOnce(l: Lab, spec: WorkerSpec, run: number, perSyncMs: 
     return await withClient(l.url, async (db) => {
       while (performance.now() - started < warmupS * 1000) await sleep(250);
       await Promise.all([...workers.map((w) => w.call('jobsReset')), api.call('bankTimesReset')]);
+      const profiled = PROFILE ? [api, ...workers.slice(0, 1)] : [];
+      for (const p of profiled) await p.ask({ type: 'profile-start' });
       const meter = cpuMeter(SYNC_DB, () => [api.proc.pid, ...workers.map((w) => w.proc.pid)]);
       const c0 = await counts(db);
       const t0 = performance.now();
@@ -247,6 +254,12 @@ async function throughputOnce(l: Lab, spec: WorkerSpec, run: number, perSyncMs: 
       const c1 = await counts(db);
       const seconds = (performance.now() - t0) / 1000;
       const cpu = meter();
+      if (profiled.length > 0) fs.mkdirSync(PROFILE_DIR, { recursive: true });
+      for (const [i, p] of profiled.entries()) {
+        const file = path.join(PROFILE_DIR, `sync-${spec.name}-run${run}-${i === 0 ? 'api' : 'worker1'}.cpuprofile`);
+        await p.ask({ type: 'profile-stop', file });
+        log(`    CPU profile of ${p.name} written to ${path.relative(path.resolve(BENCH_DIR, '..'), file)}`);
+      }
       const handlers = (await Promise.all(workers.map((w) => w.call<number[]>('jobs')))).flat().sort((a, b) => a - b);
       const bank = (await api.call<number[]>('bankTimes')).sort((a, b) => a - b);
       const syncs = c1.done - c0.done;
@@ -281,7 +294,7 @@ async function throughput(l: Lab, spec: WorkerSpec, run: number, perSyncMs: numb
         ` CPU cores: API+banks ${r.apiCores.toFixed(2)}, workers ${r.workerCores.toFixed(2)}, PostgreSQL ${r.cpu.postgres?.toFixed(2) ?? 'n/a'}, other processes ${r.cpu.other?.toFixed(2) ?? 'n/a'}`,
     );
     const cost = ((spec.warmupS ?? WARMUP_S) + (spec.windowS ?? WINDOW_S) + 10) * 1000;
-    if (r.cpu.other === null || r.cpu.other <= quiet.disturbedCores || quiet.budgetMs < cost) return r;
+    if (PROFILE || r.cpu.other === null || r.cpu.other <= quiet.disturbedCores || quiet.budgetMs < cost) return r;
     quiet.budgetMs -= cost;
     quiet.disturbedRuns += 1;
     log(`  run disturbed (${r.cpu.other.toFixed(2)} cores used outside the bench); repeating it`);

@@ -121,11 +121,16 @@ export function connectionsRepository(db: Queryable, secrets?: SecretBox) {
       return r.rows[0];
     },
 
-    /** The grant and its version, read together (a sync writes back only if the version is unchanged). */
-    async versionedGrantOf(connectionId: string): Promise<{ grant: JsonObject; version: number } | undefined> {
-      const r = await db.query<{ provider_grant: JsonObject | string; grant_version: number }>('select provider_grant, grant_version from connections where id = $1', [connectionId]);
+    /**
+     * What a sync reads of its connection, in one round trip: the row, and its grant with the grant's
+     * version read together (a sync writes back only if the version is unchanged). The grant is
+     * opened only when asked for, so a sync that ends before calling the provider never opens it.
+     */
+    async findForSync(connectionId: string): Promise<{ connection: ConnectionRow; grantVersion: number; openGrant(): JsonObject } | undefined> {
+      const r = await db.query<ConnectionRow & { provider_grant: JsonObject | string; grant_version: number }>('select * from connections where id = $1', [connectionId]);
       const row = r.rows[0];
-      return row === undefined ? undefined : { grant: grants.open(connectionId, row.provider_grant), version: row.grant_version };
+      if (row === undefined) return undefined;
+      return { connection: row, grantVersion: row.grant_version, openGrant: () => grants.open(connectionId, row.provider_grant) };
     },
 
     /** Locks the connection for the rest of the transaction and answers its grant version. */

@@ -21,7 +21,7 @@ export interface Db extends Queryable {
   /** Runs fn in one transaction; rolls back if it throws. */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
   /**
-   * Runs SQL text that may hold several statements (pg-boss needs this); answers one result per
+   * Runs SQL text that may hold several statements (simple query protocol); answers one result per
    * statement when there are several, as `pg` does.
    */
   executeSql(text: string, values?: readonly unknown[]): Promise<QueryResult<Record<string, unknown>> | QueryResult<Record<string, unknown>>[]>;

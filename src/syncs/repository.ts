@@ -181,13 +181,17 @@ export function syncsRepository(db: Queryable, leases: SyncLeases = { queuedLeas
       return r.rows.map((x) => x.created_at);
     },
 
-    async finish(id: string, f: { fetchStatus: FetchStatus; fetchedAt: Date | null; finishedAt: Date; counts: SyncCounts; errorDetail: string | null; accounts: { providerId: string; accountId: string }[] }): Promise<void> {
-      await db.query(
+    /** Ends a sync and answers its finished row. */
+    async finish(id: string, f: { fetchStatus: FetchStatus; fetchedAt: Date | null; finishedAt: Date; counts: SyncCounts; errorDetail: string | null; accounts: { providerId: string; accountId: string }[] }): Promise<SyncRow> {
+      const r = await db.query<SyncRow>(
         `update syncs set state = 'done', fetch_status = $2, fetched_at = $3, finished_at = $4, counts = $5, error_detail = $6, accounts = $7,
            lease_until = null, customer_ip = null
-         where id = $1`,
+         where id = $1 returning *`,
         [id, f.fetchStatus, f.fetchedAt, f.finishedAt, JSON.stringify(f.counts), f.errorDetail, JSON.stringify(f.accounts)],
       );
+      const row = r.rows[0];
+      if (row === undefined) throw new Error(`sync ${id} vanished while it was being finished`);
+      return row;
     },
 
     /**

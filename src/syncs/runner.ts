@@ -22,8 +22,8 @@ import { syncsRepository, type SyncRow } from './repository.ts';
 import type { SyncJson } from './schemas.ts';
 import { DAY_MS } from '../time.ts';
 
-/** Called inside the transaction that finishes a sync (webhook events). */
-export type AfterSync = (tx: Queryable, sync: SyncRow, newTransactions: NewTransactions[]) => Promise<void>;
+/** Called inside the transaction that finishes a sync, with the finished row (webhook events). */
+export type AfterSync = (tx: Queryable, finished: SyncRow, newTransactions: NewTransactions[]) => Promise<void>;
 
 export interface SyncRunnerDeps {
   afterSync?: AfterSync;
@@ -131,7 +131,7 @@ export function syncRunner(deps: SyncRunnerDeps) {
       await assertStillOwned(tx, sync);
       if (grantVersion !== null && (await grantReplaced(tx, connectionId, grantVersion))) return finishSuperseded(tx, sync);
       await connectionsRepository(tx).recordSyncOutcome(connectionId, { fetchStatus, lastUpdated: null, grant: null, attemptAt: startedAt, failed: true });
-      await syncsRepository(tx).finish(sync.id, {
+      const finished = await syncsRepository(tx).finish(sync.id, {
         fetchStatus,
         fetchedAt: null,
         finishedAt: deps.clock.now(),
@@ -139,7 +139,7 @@ export function syncRunner(deps: SyncRunnerDeps) {
         errorDetail: detail,
         accounts: [],
       });
-      await deps.afterSync?.(tx, sync, []);
+      await deps.afterSync?.(tx, finished, []);
     }).catch((err: unknown) => {
       if (err instanceof LostSyncError) lost(sync);
       else throw err;
@@ -227,8 +227,9 @@ export function syncRunner(deps: SyncRunnerDeps) {
   /** Runs the sync; only a ProviderError from the adapter is the provider's failure, anything thrown is Mooring's. */
   async function runOwned(sync: SyncRow): Promise<void> {
     const startedAt = deps.clock.now();
-    const conn = await connections.findById(sync.connection_id);
-    if (conn === undefined) return; // deleted meanwhile; its syncs went with it
+    const found = await connections.findForSync(sync.connection_id);
+    if (found === undefined) return; // deleted meanwhile; its syncs went with it
+    const conn = found.connection;
     const provider = deps.catalog.get(conn.provider_id);
     if (provider === undefined) {
       await finishFailed(sync, conn.id, startedAt, 'error', 'The provider is no longer available');
@@ -244,7 +245,8 @@ export function syncRunner(deps: SyncRunnerDeps) {
       await storeWithRetries(() => finishRateLimited(sync, conn.id, { detail, attemptAt: startedAt, until: null, grantVersion: null }));
       return;
     }
-    const { grant, version: grantVersion } = (await connections.versionedGrantOf(conn.id)) ?? { grant: {}, version: 0 };
+    const grant = found.openGrant();
+    const grantVersion = found.grantVersion;
     let result: FetchResult;
     try {
       result = await adapterFor(deps.adapters, provider).fetch({
@@ -282,7 +284,7 @@ export function syncRunner(deps: SyncRunnerDeps) {
         attemptAt: startedAt,
         failed: result.partial,
       });
-      await txSyncs.finish(sync.id, {
+      const finished = await txSyncs.finish(sync.id, {
         fetchStatus,
         fetchedAt,
         finishedAt: deps.clock.now(),
@@ -292,7 +294,7 @@ export function syncRunner(deps: SyncRunnerDeps) {
       });
       const byAccount = new Map<string, string[]>();
       for (const t of addedIds) byAccount.set(t.accountId, [...(byAccount.get(t.accountId) ?? []), t.transactionId]);
-      await deps.afterSync?.(tx, sync, [...byAccount].map(([accountId, transactionIds]) => ({ accountId, transactionIds })));
+      await deps.afterSync?.(tx, finished, [...byAccount].map(([accountId, transactionIds]) => ({ accountId, transactionIds })));
     }));
   }
 }

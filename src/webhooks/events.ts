@@ -8,7 +8,7 @@ import type { Db, Queryable } from '../db/db.ts';
 import { connectionsRepository } from '../connections/repository.ts';
 import { statusChangeRecorder } from '../connections/status-change.ts';
 import type { Catalog } from '../providers/catalog.ts';
-import { syncsRepository, type SyncRow } from '../syncs/repository.ts';
+import type { SyncRow } from '../syncs/repository.ts';
 import { usersRepository } from '../users/repository.ts';
 import { webhooksRepository } from './repository.ts';
 import { REAUTH_REMINDER_DAYS_BEFORE, REFRESH_REMINDER_AFTER_DAYS, REMINDER_INTERVAL_HOURS } from './policy.ts';
@@ -27,16 +27,15 @@ export function connectionEvents(deps: { catalog: Catalog; clock: Clock }) {
   const recordStatusChange = statusChangeRecorder(deps);
 
   return {
-    /** Inside the transaction that finished a sync: its events, then any status change. */
+    /** Inside the transaction that finished a sync (`sync` is its finished row): its events, then any status change. */
     async afterSync(tx: Queryable, sync: SyncRow, newTransactions: NewTransactions[]): Promise<void> {
       const clientId = await usersRepository(tx).clientIdOf(sync.user_id);
       if (clientId === undefined) return;
       const events = webhooksRepository(tx);
       const now = deps.clock.now();
-      const d = await syncsRepository(tx).findById(sync.id);
       await events.insertEvent({
         clientId, userId: sync.user_id, now, type: 'syncCompleted', dedupeKey: `syncCompleted:${sync.id}`,
-        payload: { connectionId: sync.connection_id, syncId: sync.id, action: sync.action, fetchStatus: d?.fetch_status ?? null, counts: d?.counts ?? {}, errorDetail: d?.error_detail ?? null },
+        payload: { connectionId: sync.connection_id, syncId: sync.id, action: sync.action, fetchStatus: sync.fetch_status, counts: sync.counts, errorDetail: sync.error_detail },
       });
       const accounts = newTransactions.filter((a) => a.transactionIds.length > 0);
       if (accounts.length > 0) {

@@ -7,7 +7,7 @@
  * consent sees the 30 transactions booked up to its authorisation, then every later one up to the
  * bank's as-of time.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { DAY_MS, HOUR_MS } from '../../time.ts';
 
 export const HISTORY_TRANSACTIONS = 30;
@@ -34,9 +34,14 @@ export interface SandboxTransaction {
   description: string;
 }
 
-const digest = (parts: (string | number)[]): Buffer => createHash('sha256').update(parts.join('|')).digest();
-const u32 = (...parts: (string | number)[]): number => digest(parts).readUInt32BE(0);
-const hex = (length: number, ...parts: (string | number)[]): string => digest(parts).toString('hex').slice(0, length);
+/**
+ * SHA-256 of the parts joined by '|', in hex. One-shot `crypto.hash` with a string result: no Hash
+ * object and no Buffer per value (a balance draws one value per day of history).
+ */
+const digestHex = (parts: (string | number)[]): string => hash('sha256', parts.join('|'), 'hex');
+/** The digest's first 4 bytes, big-endian. */
+const u32 = (...parts: (string | number)[]): number => Number.parseInt(digestHex(parts).slice(0, 8), 16);
+const hex = (length: number, ...parts: (string | number)[]): string => digestHex(parts).slice(0, length);
 const digits = (length: number, ...parts: (string | number)[]): string =>
   String(u32(...parts) % 10 ** length).padStart(length, '0');
 
@@ -100,10 +105,18 @@ function amountAndDescription(kind: SandboxAccountKind, day: number, r: number):
   }
 }
 
-function transactionOn(seed: string, accounts: readonly SandboxAccount[], day: number): SandboxTransaction {
+/** The account the grid transaction of `day` belongs to: the second account every fifth day, else the first. */
+function accountOn(accounts: readonly SandboxAccount[], day: number): SandboxAccount {
   const account = (day % 5 === 4 ? accounts[1] : accounts[0]) ?? accounts[0];
   if (account === undefined) throw new Error('a sandbox customer has accounts');
-  const { amountMinor, description } = amountAndDescription(account.kind, day, u32(seed, 'amount', day));
+  return account;
+}
+
+const amountOn = (seed: string, account: SandboxAccount, day: number): { amountMinor: number; description: string } =>
+  amountAndDescription(account.kind, day, u32(seed, 'amount', day));
+
+function transactionOn(seed: string, account: SandboxAccount, day: number): SandboxTransaction {
+  const { amountMinor, description } = amountOn(seed, account, day);
   return { id: `txn-${hex(24, seed, account.id, day)}`, accountId: account.id, amountMinor, bookedAt: new Date(bookedAtMs(seed, day)), description };
 }
 
@@ -127,8 +140,9 @@ export function sandboxTransactions(
   const last = lastIndexAtOrBefore(seed, window.asOf);
   const out: SandboxTransaction[] = [];
   for (let day = first; day <= last; day += 1) {
-    const t = transactionOn(seed, accounts, day);
-    if (accountId !== undefined && t.accountId !== accountId) continue;
+    const account = accountOn(accounts, day);
+    if (accountId !== undefined && account.id !== accountId) continue;
+    const t = transactionOn(seed, account, day);
     if (window.from && t.bookedAt < window.from) continue;
     if (window.to && t.bookedAt > window.to) continue;
     out.push(t);
@@ -152,13 +166,33 @@ function openingBalanceMinor(seed: string, account: SandboxAccount): number {
   }
 }
 
-/** The account's balance at `asOf`: consistent with every transaction the bank serves. */
+/**
+ * Running balances already summed: per customer and account, the balance with every grid day up
+ * to `day` counted. A balance is a sum over every day since BALANCE_EPOCH_DAY, one more each day,
+ * so a later call only adds the days since. Bounded; the least recently used entry goes first.
+ */
+const BALANCE_MEMO_ENTRIES = 10_000;
+const balanceMemo = new Map<string, { day: number; balanceMinor: number }>();
+
+/**
+ * The account's balance at `asOf`: consistent with every transaction the bank serves. Only the
+ * amounts of this account's days are drawn (which account a day belongs to needs no hashing).
+ */
 export function sandboxBalanceMinor(seed: string, accounts: readonly SandboxAccount[], account: SandboxAccount, asOf: Date): number {
-  let balance = openingBalanceMinor(seed, account);
   const last = lastIndexAtOrBefore(seed, asOf);
-  for (let day = BALANCE_EPOCH_DAY + 1; day <= last; day += 1) {
-    const t = transactionOn(seed, accounts, day);
-    if (t.accountId === account.id) balance += t.amountMinor;
+  // Everything the sum depends on: the customer, the account, and which account owns each day.
+  const key = JSON.stringify([seed, account.id, account.kind, ...accounts.slice(0, 2).map((a) => [a.id, a.kind])]);
+  const memo = balanceMemo.get(key);
+  const from = memo !== undefined && memo.day <= last ? memo : { day: BALANCE_EPOCH_DAY, balanceMinor: openingBalanceMinor(seed, account) };
+  let balance = from.balanceMinor;
+  for (let day = Math.max(from.day, BALANCE_EPOCH_DAY) + 1; day <= last; day += 1) {
+    const owner = accountOn(accounts, day);
+    if (owner.id === account.id) balance += amountOn(seed, owner, day).amountMinor;
+  }
+  if (memo === undefined || memo.day <= last) {
+    balanceMemo.delete(key);
+    balanceMemo.set(key, { day: Math.max(last, BALANCE_EPOCH_DAY), balanceMinor: balance });
+    if (balanceMemo.size > BALANCE_MEMO_ENTRIES) balanceMemo.delete(balanceMemo.keys().next().value as string);
   }
   return balance;
 }
