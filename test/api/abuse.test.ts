@@ -77,7 +77,8 @@ describe('bad input and abuse', () => {
       const consents = `${bank.aisp}/account-access-consents`;
       const deep = `{"Data":${'{"a":'.repeat(4000)}1${'}'.repeat(4000)},"Risk":{}}`;
       const bankToken = await bank.clientToken();
-      for (const headers of [{ authorization: `Bearer ${bankToken}` }, {}]) {
+      const withAndWithout: Record<string, string>[] = [{ authorization: `Bearer ${bankToken}` }, {}];
+      for (const headers of withAndWithout) {
         const refused = await bank.call('POST', consents, { headers: { ...headers, 'content-type': 'application/json' }, body: deep });
         expect(refused.status, refused.text).toBe(400);
       }
