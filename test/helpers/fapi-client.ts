@@ -17,6 +17,8 @@ export interface RawAnswer {
   json(): Record<string, unknown>;
 }
 
+export interface SigningKey { key: CryptoKey; kid: string }
+
 export interface FapiBankClient {
   /** `<PUBLIC_URL>/sandbox/ob/<slug>`: the bank's issuer (discovery, /auth, /jwks). */
   issuer: string;
@@ -28,10 +30,10 @@ export interface FapiBankClient {
   agent: Agent;
   /** A raw call over mutual TLS with the client certificate. */
   call(method: string, url: string, opts?: { headers?: Record<string, string>; body?: string; agent?: Agent }): Promise<RawAnswer>;
-  /** The private_key_jwt client authentication fields for the token endpoint (signed with `key`, default Mooring's). */
-  clientAssertion(key?: { key: CryptoKey; kid: string }): Promise<Record<string, string>>;
-  /** POST <mtls>/token with a client assertion. */
-  token(fields: Record<string, string>, key?: { key: CryptoKey; kid: string }): Promise<RawAnswer>;
+  /** The private_key_jwt client authentication fields (for `aud`, default `<mtls>/token`; signed with `key`, default Mooring's). */
+  clientAssertion(opts?: { aud?: string; key?: SigningKey }): Promise<Record<string, string>>;
+  /** POST <mtls>/token with a client assertion (over `agent`, default the one with the client certificate). */
+  token(fields: Record<string, string>, opts?: { key?: SigningKey; agent?: Agent }): Promise<RawAnswer>;
   /** A client-credentials access token (scope accounts). */
   clientToken(): Promise<string>;
   /** A PS256 request object signed with Mooring's key: `claims` are merged over a valid code + JARM request. */
@@ -59,18 +61,19 @@ export async function fapiBankClient(pki: SandboxPki, urls: { publicUrl: string;
     return { status: res.statusCode, headers: res.headers, text, json: () => parse(text) };
   };
 
-  const clientAssertion: FapiBankClient['clientAssertion'] = async (key = signingKey) => {
+  const clientAssertion: FapiBankClient['clientAssertion'] = async ({ aud = `${mtls}/token`, key = signingKey } = {}) => {
     const jwt = await new SignJWT({ jti: randomUUID() })
       .setProtectedHeader({ alg: 'PS256', kid: key.kid })
-      .setIssuer(SANDBOX_CLIENT_ID).setSubject(SANDBOX_CLIENT_ID).setAudience(`${mtls}/token`).setIssuedAt().setExpirationTime('5m')
+      .setIssuer(SANDBOX_CLIENT_ID).setSubject(SANDBOX_CLIENT_ID).setAudience(aud).setIssuedAt().setExpirationTime('5m')
       .sign(key.key);
     return { client_id: SANDBOX_CLIENT_ID, client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: jwt };
   };
 
-  const token: FapiBankClient['token'] = async (fields, key) =>
+  const token: FapiBankClient['token'] = async (fields, opts = {}) =>
     call('POST', `${mtls}/token`, {
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ ...fields, ...(await clientAssertion(key)) }).toString(),
+      body: new URLSearchParams({ ...fields, ...(await clientAssertion(opts.key === undefined ? {} : { key: opts.key })) }).toString(),
+      ...(opts.agent === undefined ? {} : { agent: opts.agent }),
     });
 
   return {

@@ -278,7 +278,7 @@ describe('Open Banking sandbox bank and adapter', () => {
   it('speaks UK Open Banking: consents, errors and as-of metadata', async () => {
     // A client assertion signed with a key the bank does not know for Mooring: invalid_client.
     const stranger = await generateKeyPair('PS256');
-    const wrong = await bank.token({ grant_type: 'client_credentials', scope: 'accounts' }, { key: stranger.privateKey, kid: 'stranger' });
+    const wrong = await bank.token({ grant_type: 'client_credentials', scope: 'accounts' }, { key: { key: stranger.privateKey, kid: 'stranger' } });
     expect(wrong.status).toBe(401);
     expect(wrong.json()).toMatchObject({ error: 'invalid_client' });
     const token = await bank.clientToken();
