@@ -260,7 +260,10 @@ describe('Open Banking sandbox bank and adapter', () => {
     await declareOutage(h, pensionbee, new Date(h.clock.now().getTime() + 2 * 3_600_000));
     expect(await errorKind(fetchData(h, 'openbanking', pensionbee, done.grant))).toBe('unavailable');
     expect(await errorKind(h.adapters.openbanking.startAuthorisation({ provider: pensionbee, callbackUrl: CALLBACK_URL, state: 's', consentExpiresAt: null }))).toBe('unavailable');
-    expect((await fetch(`${pensionbee.baseUrl}/authorize?client_id=mooring`)).status).toBe(503);
+    expect((await fetch(`${pensionbee.baseUrl}/auth?client_id=mooring`)).status).toBe(503);
+    const pensionbeeBank = await fapiBankClient(h.pki, { publicUrl: h.url, mtlsUrl: h.mtlsUrl }, pensionbee.bankRef);
+    expect((await pensionbeeBank.call('GET', `${pensionbeeBank.aisp}/accounts`, { headers: { authorization: `Bearer ${String(done.grant.accessToken)}` } })).status).toBe(503);
+    await pensionbeeBank.close();
     advanceDays(h, 1 / 8);
     expect((await fetchData(h, 'openbanking', pensionbee, done.grant)).accounts).toHaveLength(2);
   });
@@ -269,8 +272,11 @@ describe('Open Banking sandbox bank and adapter', () => {
     const socgen = h.provider('Société Générale');
     const { done } = await connectOb(h, socgen, 'user_ok', { consentExpiresAt: null });
     await retire(h, socgen);
-    expect((await fetch(`${socgen.baseUrl}/aisp/accounts`)).status).toBe(410);
-    expect((await fetch(`${socgen.baseUrl}/token`, { method: 'POST' })).status).toBe(410);
+    const socgenBank = await fapiBankClient(h.pki, { publicUrl: h.url, mtlsUrl: h.mtlsUrl }, socgen.bankRef);
+    expect((await socgenBank.call('GET', `${socgenBank.aisp}/accounts`, { headers: { authorization: `Bearer ${String(done.grant.accessToken)}` } })).status).toBe(410);
+    expect((await socgenBank.token({ grant_type: 'client_credentials', scope: 'accounts' })).status).toBe(410);
+    expect((await fetch(`${socgen.baseUrl}/.well-known/openid-configuration`)).status).toBe(410);
+    await socgenBank.close();
     expect(await errorKind(fetchData(h, 'openbanking', socgen, done.grant))).toBe('unavailable');
     await h.adapters.openbanking.revoke(socgen, done.grant);
   });
