@@ -8,10 +8,11 @@ import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/logger.ts';
 import { createServer } from '../../src/server.ts';
-import { ADMIN_TOKEN, startTestServer, TEST_ENCRYPTION_KEY, type TestServer } from '../helpers/server.ts';
-import { createSecretBox, decodeKey } from '../../src/crypto/secrets.ts';
+import { ADMIN_TOKEN, startTestServer, type TestServer } from '../helpers/server.ts';
 import { atRedirect, officialClient, rejection, REDIRECT_URI, runJourney } from '../helpers/moneyhub.ts';
 import { Browser, parseForms } from '../helpers/browser.ts';
+import { fapiBankClient, type FapiBankClient } from '../helpers/fapi-client.ts';
+import { testPki } from '../helpers/pki.ts';
 import { accessToken, ALL_API_SCOPES, apiClient, call, connectBank, DAY_MS, MODELO_ID, requestToken, type ApiClient, type Res } from '../helpers/api.ts';
 
 interface ErrorBody {
@@ -58,6 +59,10 @@ describe('bad input and abuse', () => {
   });
   afterAll(async () => ts.stop());
 
+  /** Raw calls to the sandbox Modelo bank as Mooring's client (mutual TLS, private_key_jwt). */
+  const sandboxBank = (): Promise<FapiBankClient> =>
+    fapiBankClient(testPki(), { publicUrl: ts.baseUrl, mtlsUrl: ts.server.sandboxMtlsUrl ?? '' }, modeloSlug);
+
   it('answers 400 (not 500) to JSON nested thousands of levels deep, with or without a token', async () => {
     const raw = deepJson(5000);
     expect(raw.length).toBeLessThan(100_000);
@@ -66,8 +71,20 @@ describe('bad input and abuse', () => {
     expect(codeOf(login)).toBe('invalid_json');
     const users = await call(ts.baseUrl, 'POST', '/users', { token, raw: `{"clientUserId":"x","n":${'['.repeat(5000)}${']'.repeat(5000)}}` });
     expect(users.status).toBe(400);
-    const bank = await call(ts.baseUrl, 'POST', `/sandbox/ob/${modeloSlug}/token`, { raw: `{"grant_type":${'{"a":'.repeat(4000)}1${'}'.repeat(4000)}}` });
-    expect(bank.status).toBe(400);
+    // The sandbox bank's consent endpoint (its mutual-TLS listener, with Mooring's client certificate), with or without its token.
+    const bank = await sandboxBank();
+    try {
+      const consents = `${bank.aisp}/account-access-consents`;
+      const deep = `{"Data":${'{"a":'.repeat(4000)}1${'}'.repeat(4000)},"Risk":{}}`;
+      const bankToken = await bank.clientToken();
+      const withAndWithout: Record<string, string>[] = [{ authorization: `Bearer ${bankToken}` }, {}];
+      for (const headers of withAndWithout) {
+        const refused = await bank.call('POST', consents, { headers: { ...headers, 'content-type': 'application/json' }, body: deep });
+        expect(refused.status, refused.text).toBe(400);
+      }
+    } finally {
+      await bank.close();
+    }
     // Ordinary nesting is still fine.
     const ok = await call(ts.baseUrl, 'POST', '/users', { token, json: { clientUserId: 'nested-ok' } });
     expect(ok.status).toBe(201);
@@ -252,28 +269,37 @@ describe('bad input and abuse', () => {
   });
 
   it('the sandbox bank redirects only to the redirect URI registered for its client (Mooring\'s callback)', async () => {
-    // Mooring's credential at the sandbox bank is sealed at rest: open it with the test key.
-    const secretRow = await ts.server.db.query<{ value: string }>("select value from settings where key = 'sandbox_client_secret'");
-    const box = createSecretBox(decodeKey(TEST_ENCRYPTION_KEY) ?? Buffer.alloc(0));
-    const secret = JSON.parse(box.open(secretRow.rows[0]?.value ?? '', 'settings:sandbox_client_secret')) as string;
-    const basic = `Basic ${Buffer.from(`mooring:${encodeURIComponent(secret)}`).toString('base64')}`;
-    const bank = `${ts.baseUrl}/sandbox/ob/${modeloSlug}`;
-    const tokenRes = await fetch(`${bank}/token`, { method: 'POST', headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=client_credentials&scope=accounts' });
-    const bankToken = ((await tokenRes.json()) as { access_token: string }).access_token;
-    const consentRes = await fetch(`${bank}/aisp/account-access-consents`, {
-      method: 'POST', headers: { authorization: `Bearer ${bankToken}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ Data: { Permissions: ['ReadAccountsBasic'] }, Risk: {} }),
-    });
-    const consentId = ((await consentRes.json()) as { Data: { ConsentId: string } }).Data.ConsentId;
-    const evil = 'https://evil.example/steal';
-    const page = await fetch(`${bank}/authorize?${new URLSearchParams({ client_id: 'mooring', response_type: 'code', redirect_uri: evil, consent_id: consentId, state: 's' }).toString()}`);
-    expect(page.status).toBe(400);
-    const answer = await fetch(`${bank}/authorize`, {
-      method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ consent_id: consentId, redirect_uri: evil, state: 's', decision: 'cancel' }).toString(),
-    });
-    expect(answer.status).toBe(400);
-    expect(answer.headers.get('location')).toBeNull();
+    // Mooring's client at the sandbox bank: its certificate and its signing key (the sandbox PKI).
+    const bank = await sandboxBank();
+    try {
+      const consentRes = await bank.call('POST', `${bank.aisp}/account-access-consents`, {
+        headers: { authorization: `Bearer ${await bank.clientToken()}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ Data: { Permissions: ['ReadAccountsBasic'] }, Risk: {} }),
+      });
+      expect(consentRes.status, consentRes.text).toBe(201);
+      const consentId = String((consentRes.json().Data as { ConsentId: string }).ConsentId);
+      const intent = { value: consentId, essential: true };
+      const claims = { id_token: { openbanking_intent_id: intent }, userinfo: { openbanking_intent_id: intent } };
+      const evil = 'https://evil.example/steal';
+      // The registered callback works (the control case)…
+      const good = await fetch(bank.authUrl(await bank.requestObject({ redirect_uri: `${ts.baseUrl}/connect/callback`, claims })), { redirect: 'manual' });
+      expect(good.status).toBe(303);
+      expect(good.headers.get('location')).toContain('/login/');
+      // …a properly signed request object naming another redirect URI is refused, never redirected there,
+      // whether or not the query repeats it.
+      for (const query of [{}, { redirect_uri: evil }]) {
+        const url = new URL(bank.authUrl(await bank.requestObject({ redirect_uri: evil, state: 's', claims })));
+        for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
+        const answer = await fetch(url, { redirect: 'manual' });
+        expect(answer.status).toBe(400);
+        expect(answer.headers.get('location')).toBeNull();
+        const text = await answer.text();
+        expect(text).not.toContain(evil);
+        expect(text).toMatch(/redirect_uri/);
+      }
+    } finally {
+      await bank.close();
+    }
   });
 });
 

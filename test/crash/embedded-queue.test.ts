@@ -5,21 +5,35 @@
  * through that worker, a provider that answers garbage or never answers costs that sync (an
  * `error`), not the worker: the next scheduled syncs still run, and succeed once the provider does.
  *
- * The provider misbehaves through a small HTTP proxy in front of the server: PUBLIC_URL points at
- * it, so the Open Banking adapter reaches the sandbox bank through it too, and the proxy can swap
- * the bank's account answers for garbage or silence.
+ * The provider misbehaves through a small plain-HTTP proxy: the connection's provider is an
+ * operator's entry that is the sandbox Modelo bank under another id and name, whose resource API
+ * (`openbanking.resourceBaseUrl`) is the proxy. The proxy forwards to the bank's mutual-TLS listener
+ * with the sandbox client certificate (so the bank still sees the certificate its access tokens are
+ * bound to), and can swap the bank's account answers for garbage or silence. PUBLIC_URL points at
+ * the proxy too, which passes the bank's website (discovery, authorise and login pages) through.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MODELO_ID, sandboxCatalog, type CatalogEntry } from '../../src/providers/catalog.ts';
+import { sandboxMtlsUrl, sandboxOpenBankingSettings } from '../../src/sandbox/banks/index.ts';
 import { connect, officialClient, sandbox, type MoneyhubClient } from '../helpers/moneyhub.ts';
+import { testPki } from '../helpers/pki.ts';
 import { waitUntil } from '../helpers/processes.ts';
-import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { freePort, startTestServer, type TestServer } from '../helpers/server.ts';
 import { testDatabaseUrl } from '../helpers/db.ts';
 
-const MODELO_ID = '1ffe704d39629a929c8e293880fb449a';
-/** The calls of a sync that fetch data (not the journey's pages or the token endpoint). */
-const BANK_DATA_CALL = /^\/sandbox\/ob\/[^/]+\/aisp\/accounts/;
+/** The operator's provider this test connects through: Modelo, with its resource API behind the proxy. */
+const PROXIED_ID = '0e1dbd9c3f6a4b7c8d9e0f1a2b3c4d5e';
+/** The bank's Read/Write API, which lives on its mutual-TLS listener (consents, accounts, balances, transactions). */
+const BANK_API = /^\/sandbox\/ob\/[^/]+\/open-banking\//;
+/** The calls of a sync that fetch data (not the journey's pages, the consents or the token endpoint). */
+const BANK_DATA_CALL = /^\/sandbox\/ob\/[^/]+\/open-banking\/v3\.1\/aisp\/accounts/;
+/** Hop-by-hop headers a proxy does not pass on. */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection', 'te', 'trailer', 'host']);
+const endToEnd = (headers: http.IncomingHttpHeaders | Record<string, string | string[] | undefined>): Record<string, string | string[]> =>
+  Object.fromEntries(Object.entries(headers).filter((e): e is [string, string | string[]] => e[1] !== undefined && !HOP_BY_HOP.has(e[0].toLowerCase())));
 /** This server's timers: the scheduler ticks often, and a provider gets a short time per call. */
 const TIMERS = { schedulerTickMs: 250, providerTimeoutMs: 2_000, sandboxSlowCallMs: 500 };
 /** Generous bounds for a loaded machine (an idle worker looks for due syncs every 0.5 s); nothing asserts how fast it was. */
@@ -40,6 +54,10 @@ interface SyncJson {
 describe(`the job queue in the embedded single process (${testDatabaseUrl() === null ? 'PGlite' : 'PostgreSQL'})`, () => {
   let mode: Mode = 'pass';
   let targetPort = 0;
+  /** The bank's mutual-TLS listener, and Mooring's client certificate to present to it. */
+  let mtlsUrl = '';
+  const pki = testPki();
+  const withCert = new Agent({ connect: { ca: pki.caCert, cert: pki.clientCert, key: pki.clientKey } });
   const tampered: Record<Exclude<Mode, 'pass'>, number> = { garbage: 0, hang: 0 };
   const hung = new Set<http.ServerResponse>();
   const proxy = http.createServer((req, res) => {
@@ -52,6 +70,21 @@ describe(`the job queue in the embedded single process (${testDatabaseUrl() === 
         hung.add(res);
         res.on('close', () => hung.delete(res));
       }
+      return;
+    }
+    if (BANK_API.test(req.url ?? '')) {
+      void (async () => {
+        const chunks: Buffer[] = [];
+        for await (const c of req) chunks.push(c as Buffer);
+        const body = Buffer.concat(chunks);
+        const up = await request(`${mtlsUrl}${req.url ?? ''}`, {
+          method: (req.method ?? 'GET') as 'GET', headers: endToEnd(req.headers), dispatcher: withCert,
+          ...(body.length > 0 ? { body } : {}),
+        });
+        const answer = Buffer.from(await up.body.arrayBuffer());
+        res.writeHead(up.statusCode, { ...endToEnd(up.headers), 'content-length': String(answer.length) });
+        res.end(answer);
+      })().catch(() => res.destroy());
       return;
     }
     const upstream = http.request({ host: '127.0.0.1', port: targetPort, method: req.method, path: req.url, headers: req.headers }, (up) => {
@@ -86,11 +119,23 @@ describe(`the job queue in the embedded single process (${testDatabaseUrl() === 
   beforeAll(async () => {
     await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
     url = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
-    ts = await startTestServer({ publicUrl: url }, { jobs: true, timers: TIMERS });
+    // The mTLS port is chosen here so that the operator's entry can name the bank's endpoints before the server starts.
+    const sandboxMtlsPort = await freePort();
+    mtlsUrl = sandboxMtlsUrl(url, sandboxMtlsPort);
+    const modelo = sandboxCatalog(url).find((e) => e.id === MODELO_ID);
+    if (modelo === undefined) throw new Error('no Modelo in the sandbox catalog');
+    const settings = sandboxOpenBankingSettings(pki, { publicUrl: url, mtlsUrl }, modelo.bankRef);
+    const proxied: CatalogEntry = {
+      ...modelo, id: PROXIED_ID, name: 'Modelo via a proxy', origin: 'file',
+      openbanking: { ...settings, resourceBaseUrl: settings.resourceBaseUrl.replace(mtlsUrl, url) },
+    };
+    expect(proxied.openbanking?.resourceBaseUrl.startsWith(`${url}/sandbox/ob/${modelo.bankRef}/open-banking/`)).toBe(true);
+    ts = await startTestServer({ publicUrl: url, sandboxMtlsPort, providers: [proxied] }, { jobs: true, timers: TIMERS });
+    expect(ts.server.sandboxMtlsUrl).toBe(mtlsUrl);
     targetPort = Number(new URL(ts.baseUrl).port);
     ({ mh } = await officialClient(url, 'client_secret_basic'));
     ({ userId } = await mh.registerUser({ clientUserId: 'embedded-queue' }));
-    ({ connectionId } = await connect(mh, userId, MODELO_ID, 'user_ok'));
+    ({ connectionId } = await connect(mh, userId, PROXIED_ID, 'user_ok'));
   }, 60_000);
 
   afterAll(async () => {
@@ -98,6 +143,7 @@ describe(`the job queue in the embedded single process (${testDatabaseUrl() === 
     proxy.closeAllConnections();
     await new Promise((resolve) => proxy.close(resolve));
     await ts?.stop();
+    await withCert.close();
   });
 
   it('the in-process worker queues and runs a due sync on its own', async () => {

@@ -1,6 +1,7 @@
 /**
  * How the adapters translate what a misbehaving provider does into ProviderError kinds. A throwaway
- * HTTP server plays the provider; the sandbox banks play user_slow.
+ * HTTP server plays the provider (for Open Banking: its resource API, behind the sandbox bank's own
+ * authorization server); the sandbox banks play user_slow.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -29,6 +30,8 @@ beforeAll(async () => {
   h = await startSandbox();
 });
 afterAll(async () => {
+  await adapters.close();
+  await hasty.close();
   fake.closeAllConnections();
   await new Promise((resolve) => fake.close(resolve));
   await h.close();
@@ -39,13 +42,25 @@ const json = (status: number, body: unknown): Responder => (_req, res) => {
   res.end(JSON.stringify(body));
 };
 const fakeProvider = (name: string): CatalogEntry => ({ ...h.provider(name), baseUrl: fakeUrl });
+/** Where the fake Open Banking provider serves its Read/Write API. */
+const AISP = '/open-banking/v3.1/aisp';
+/**
+ * An Open Banking provider entry (its own id: the adapter keeps one client per provider) whose
+ * authorization server is the sandbox Modelo bank's (discovery and tokens work) but whose resource
+ * API is at `resourceBase`.
+ */
+const obProvider = (id: string, resourceBase: string): CatalogEntry => {
+  const modelo = h.provider('Modelo Open Banking Mock');
+  if (modelo.openbanking === undefined) throw new Error('Modelo has no Open Banking settings');
+  return { ...modelo, id, name: `Fake ${id}`, origin: 'file', openbanking: { ...modelo.openbanking, resourceBaseUrl: resourceBase } };
+};
 const obGrant = { consentId: 'c1', accessToken: 'a', accessTokenExpiresAt: new Date(Date.now() + 3_600_000).toISOString(), refreshToken: 'r' };
-const fetchOb = (a = adapters) => a.openbanking.fetch({ provider: fakeProvider('Modelo Open Banking Mock'), grant: obGrant, attended: false, since: null, now: h.clock.now() });
+const fetchOb = (a = adapters) => a.openbanking.fetch({ provider: obProvider('fake-ob', `${fakeUrl}${AISP}`), grant: obGrant, attended: false, since: null, now: h.clock.now() });
 
 const account = { AccountId: 'A1', Currency: 'GBP', AccountSubType: 'CurrentAccount', Nickname: 'Main' };
 /** A bank whose accounts list works; `rest` answers everything else. */
 const bankWith = (rest: Responder): Responder => (req, res) =>
-  req.url === '/aisp/accounts' ? json(200, { Data: { Account: [account] }, Meta: { LastAvailableDateTime: new Date().toISOString() } })(req, res) : rest(req, res);
+  req.url === `${AISP}/accounts` ? json(200, { Data: { Account: [account] }, Meta: { LastAvailableDateTime: new Date().toISOString() } })(req, res) : rest(req, res);
 
 describe('provider failures become ProviderError kinds', () => {
   it('garbage instead of JSON is bad_response', async () => {
@@ -82,8 +97,15 @@ describe('provider failures become ProviderError kinds', () => {
     expect(await errorKind(fetchOb())).toBe('credentials');
     respond = json(403, { Errors: [{ ErrorCode: 'UK.OBIE.Reauthenticate' }] });
     expect(await errorKind(fetchOb())).toBe('mfa_required');
-    respond = (req, res) => (req.url === '/token' ? json(400, { error: 'invalid_grant' }) : json(401, {}))(req, res);
+    // A 401 (no body, as FAPI banks answer) makes the adapter refresh at the bank's token endpoint,
+    // which refuses this grant's refresh token (invalid_grant): the user must authorise again.
+    let refused401 = 0;
+    respond = (_req, res) => {
+      refused401 += 1;
+      res.writeHead(401).end();
+    };
     expect(await errorKind(fetchOb())).toBe('credentials');
+    expect(refused401).toBeGreaterThan(0);
   });
 
   it('a provider that cannot be reached is unavailable', async () => {
@@ -91,7 +113,7 @@ describe('provider failures become ProviderError kinds', () => {
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
     const port = (closed.address() as AddressInfo).port;
     await new Promise((resolve) => closed.close(resolve));
-    const provider = { ...h.provider('Modelo Open Banking Mock'), baseUrl: `http://127.0.0.1:${port}` };
+    const provider = obProvider('fake-ob-closed', `http://127.0.0.1:${port}${AISP}`);
     expect(await errorKind(adapters.openbanking.fetch({ provider, grant: obGrant, attended: false, since: null, now: h.clock.now() }))).toBe('unavailable');
   });
 
@@ -149,5 +171,6 @@ describe('user_slow', () => {
     expect(slow.transactions).toHaveLength(30);
     const impatient = createProviderAdapters({ sandboxClientSecret: 'sandbox-test-secret', timeoutMs: SLOW_CALL_MS / 4 });
     expect(await errorKind(impatient.openbanking.fetch({ provider: modelo, grant: slow.grant, attended: false, since: null, now: h.clock.now() }))).toBe('timeout');
+    await impatient.close();
   });
 });

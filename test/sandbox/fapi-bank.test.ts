@@ -6,12 +6,13 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
-import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
+import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRemoteJWKSet, decodeJwt, importPKCS8, jwtVerify, SignJWT, UnsecuredJWT, type CryptoKey } from 'jose';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { fapiBankClient, type FapiBankClient, type RawAnswer } from '../helpers/fapi-client.ts';
 import { testPki } from '../helpers/pki.ts';
 import type { SandboxPki } from '../../src/sandbox/pki.ts';
 import { MODELO_ID } from '../../src/providers/catalog.ts';
@@ -21,8 +22,6 @@ import { TEST_DATA_DIR } from '../helpers/pki.ts';
 const SLUG = 'modelo';
 const PERMISSIONS = ['ReadAccountsBasic', 'ReadAccountsDetail', 'ReadBalances', 'ReadTransactionsBasic', 'ReadTransactionsDetail'];
 
-interface Answer { status: number; headers: Record<string, string | string[] | undefined>; text: string; json: () => Record<string, unknown> }
-
 let ts: TestServer;
 let pki: SandboxPki;
 let signingKey: CryptoKey;
@@ -30,43 +29,22 @@ let issuer: string;
 let mtls: string;
 let aisp: string;
 let callback: string;
-let withCert: https.Agent;
-let withoutCert: https.Agent;
+/** Raw calls as Mooring's client (test/helpers/fapi-client.ts); its agent carries the client certificate. */
+let bank: FapiBankClient;
+let withoutCert: Agent;
 
-/** A request over TLS to the mTLS listener, with or without the client certificate. */
-function mtlsRequest(method: string, url: string, opts: { agent?: https.Agent; headers?: Record<string, string>; body?: string } = {}): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = https.request(url, { method, agent: opts.agent ?? withCert, headers: opts.headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json: () => JSON.parse(text) as Record<string, unknown> });
-      });
-    });
-    req.on('error', reject);
-    if (opts.body !== undefined) req.write(opts.body);
-    req.end();
-  });
-}
+/** A request over TLS to the mTLS listener, with the client certificate unless `agent` says otherwise. */
+const mtlsRequest = (method: string, url: string, opts: { agent?: Agent; headers?: Record<string, string>; body?: string } = {}): Promise<RawAnswer> =>
+  bank.call(method, url, opts);
 
 const form = (fields: Record<string, string>): { headers: Record<string, string>; body: string } => ({
   headers: { 'content-type': 'application/x-www-form-urlencoded' },
   body: new URLSearchParams(fields).toString(),
 });
 
-async function clientAssertion(aud: string): Promise<Record<string, string>> {
-  const jwt = await new SignJWT({ jti: randomUUID() })
-    .setProtectedHeader({ alg: 'PS256', kid: pki.signingKeyId })
-    .setIssuer('mooring').setSubject('mooring').setAudience(aud).setIssuedAt().setExpirationTime('5m')
-    .sign(signingKey);
-  return { client_id: 'mooring', client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: jwt };
-}
+const clientAssertion = (aud: string): Promise<Record<string, string>> => bank.clientAssertion({ aud });
 
-async function token(fields: Record<string, string>, agent?: https.Agent): Promise<Answer> {
-  const f = form({ ...fields, ...(await clientAssertion(`${mtls}/token`)) });
-  return mtlsRequest('POST', `${mtls}/token`, { ...f, ...(agent === undefined ? {} : { agent }) });
-}
+const token = (fields: Record<string, string>, agent?: Agent): Promise<RawAnswer> => bank.token(fields, agent === undefined ? {} : { agent });
 
 async function clientToken(): Promise<string> {
   const r = await token({ grant_type: 'client_credentials', scope: 'accounts' });
@@ -186,7 +164,7 @@ async function connect(username: string): Promise<{ consentId: string; accessTok
   return { consentId, accessToken: String(body.access_token), refreshToken: String(body.refresh_token), idToken: String(body.id_token), nonce };
 }
 
-const accounts = (accessToken: string, agent?: https.Agent): Promise<Answer> =>
+const accounts = (accessToken: string, agent?: Agent): Promise<RawAnswer> =>
   mtlsRequest('GET', `${aisp}/accounts`, { headers: { authorization: `Bearer ${accessToken}` }, ...(agent === undefined ? {} : { agent }) });
 
 beforeAll(async () => {
@@ -197,13 +175,13 @@ beforeAll(async () => {
   mtls = `${ts.server.sandboxMtlsUrl ?? ''}/sandbox/ob/${SLUG}`;
   aisp = `${mtls}/open-banking/v3.1/aisp`;
   callback = `${ts.baseUrl}/connect/callback`;
-  withCert = new https.Agent({ keepAlive: true, ca: pki.caCert, cert: pki.clientCert, key: pki.clientKey });
-  withoutCert = new https.Agent({ keepAlive: true, ca: pki.caCert });
+  bank = await fapiBankClient(pki, { publicUrl: ts.baseUrl, mtlsUrl: ts.server.sandboxMtlsUrl ?? '' }, SLUG);
+  withoutCert = new Agent({ connect: { ca: pki.caCert } });
 });
 
 afterAll(async () => {
-  withCert.destroy();
-  withoutCert.destroy();
+  await bank.close();
+  await withoutCert.close();
   await ts.stop();
 });
 
@@ -235,13 +213,13 @@ describe('a sandbox FAPI bank', () => {
     try {
       execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'k.pem', '-out', 'c.pem', '-days', '1',
         '-subj', '/O=Mooring/CN=mooring-sandbox-client'], { cwd: dir, stdio: 'ignore' });
-      const stranger = new https.Agent({ ca: pki.caCert, cert: fs.readFileSync(path.join(dir, 'c.pem')), key: fs.readFileSync(path.join(dir, 'k.pem')) });
+      const stranger = new Agent({ connect: { ca: pki.caCert, cert: fs.readFileSync(path.join(dir, 'c.pem')), key: fs.readFileSync(path.join(dir, 'k.pem')) } });
       const tls = await mtlsRequest('POST', `${mtls}/token`, { ...form({ grant_type: 'client_credentials', scope: 'accounts', client_id: 'mooring-tls' }), agent: stranger });
       expect(tls.status).toBe(401);
       expect(tls.json().error).toBe('invalid_client');
       const withKey = await token({ grant_type: 'client_credentials', scope: 'accounts' }, stranger);
       expect(withKey.status).toBe(401);
-      stranger.destroy();
+      await stranger.close();
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

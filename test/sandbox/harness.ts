@@ -106,6 +106,8 @@ export function readForm(html: string, pageUrl: string): { action: string; hidde
 
 export interface ObJourney {
   start: JourneyStep;
+  /** Where the bank's login page was (after the redirects from the start URL). */
+  loginUrl: string;
   loginPage: string;
   callback: URL;
   done: JourneyStep & { kind: 'done' };
@@ -173,7 +175,7 @@ export async function connectOb(
   expect(`${callback.origin}${callback.pathname}`).toBe(h.callbackUrl);
   const done = await adapter.completeAuthorisation({ provider, pending: start.pending, input: Object.fromEntries(callback.searchParams), callbackUrl: h.callbackUrl });
   if (done.kind !== 'done') throw new Error(`expected done, got ${done.kind}`);
-  return { start, loginPage, callback, done };
+  return { start, loginUrl: page.url, loginPage, callback, done };
 }
 
 export function fetchData(

@@ -1,28 +1,69 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FetchResult } from '../../src/providers/provider.ts';
+import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, generateKeyPair, jwtVerify } from 'jose';
+import type { FetchResult, JourneyStep } from '../../src/providers/provider.ts';
 import { setSandboxBehaviour } from '../../src/sandbox/banks/index.ts';
-import { advanceDays, CALLBACK_URL, connectOb, DAY_MS, declareOutage, errorKind, fetchData, readForm, retire, startSandbox, type Harness } from './harness.ts';
+import { fapiBankClient, type FapiBankClient } from '../helpers/fapi-client.ts';
+import { advanceDays, Browser, CALLBACK_URL, connectOb, DAY_MS, declareOutage, errorKind, fetchData, readForm, retire, startSandbox, type Harness } from './harness.ts';
 
 let h: Harness;
+/** Raw FAPI calls to the Modelo bank with the sandbox client certificate. */
+let bank: FapiBankClient;
 beforeAll(async () => {
   h = await startSandbox();
+  bank = await fapiBankClient(h.pki, { publicUrl: h.url, mtlsUrl: h.mtlsUrl }, 'modelo');
 });
-afterAll(async () => h.close());
+afterAll(async () => {
+  await bank.close();
+  await h.close();
+});
 
 const MODELO = 'Modelo Open Banking Mock';
 const ids = (r: FetchResult): string[] => r.transactions.map((t) => t.providerTransactionId).sort();
 const near = (a: Date | null, b: Date, ms = 5_000): boolean => a !== null && Math.abs(a.getTime() - b.getTime()) < ms;
 
+/** A browser at the bank's login page for a new journey (state `state`): the page's URL and HTML. */
+async function atLoginPage(state: string): Promise<{ start: JourneyStep & { kind: 'redirect' }; browser: Browser; url: string; html: string }> {
+  const modelo = h.provider(MODELO);
+  const start = await h.adapters.openbanking.startAuthorisation({ provider: modelo, callbackUrl: h.callbackUrl, state, consentExpiresAt: null });
+  if (start.kind !== 'redirect') throw new Error('expected redirect');
+  const browser = new Browser();
+  const page = await browser.follow(start.url, h.callbackUrl);
+  expect(page.res?.status).toBe(200);
+  expect(new URL(page.url).pathname).toMatch(/^\/sandbox\/ob\/modelo\/login\/[^/]+$/);
+  return { start, browser, url: page.url, html: (await page.res?.text()) ?? '' };
+}
+
+/** The JARM response a callback URL carries, verified against the bank's keys (issuer, audience, signature). */
+async function jarm(callback: URL): Promise<Record<string, unknown>> {
+  const response = callback.searchParams.get('response');
+  expect(response).toBeTruthy();
+  const { payload } = await jwtVerify(response as string, createRemoteJWKSet(new URL(`${bank.issuer}/jwks`)), { issuer: bank.issuer, audience: 'mooring' });
+  return payload;
+}
+
 describe('Open Banking sandbox bank and adapter', () => {
   it('runs the connect journey through the bank login page and back to the callback with a code', async () => {
     const modelo = h.provider(MODELO);
     const j = await connectOb(h, modelo, 'user_ok');
-    expect(j.start.kind === 'redirect' && j.start.url.startsWith(`${h.url}/sandbox/ob/modelo/authorize?`)).toBe(true);
+    if (j.start.kind !== 'redirect') throw new Error('expected redirect');
+    // The start URL is the bank's authorisation endpoint with a signed request object (PS256, PKCE, state, the callback).
+    const start = new URL(j.start.url);
+    expect(`${start.origin}${start.pathname}`).toBe(`${h.url}/sandbox/ob/modelo/auth`);
+    expect(start.searchParams.get('client_id')).toBe('mooring');
+    const request = start.searchParams.get('request') ?? '';
+    expect(decodeProtectedHeader(request).alg).toBe('PS256');
+    const state = (j.start.pending as { state: string }).state;
+    expect(decodeJwt(request)).toMatchObject({ client_id: 'mooring', redirect_uri: h.callbackUrl, state, code_challenge_method: 'S256', response_type: 'code' });
+    expect(new URL(j.loginUrl).pathname).toMatch(/^\/sandbox\/ob\/modelo\/login\/[^/]+$/);
     expect(j.loginPage).toContain(MODELO);
-    expect(readForm(j.loginPage, h.url).inputs).toEqual(expect.arrayContaining(['username', 'password']));
+    expect(readForm(j.loginPage, j.loginUrl).inputs).toEqual(expect.arrayContaining(['username', 'password']));
     expect(j.loginPage).toMatch(/<button type="submit" name="decision" value="approve">Approve<\/button>/);
     expect(j.loginPage).toMatch(/value="cancel">Cancel</);
-    expect(j.callback.searchParams.get('code')).toBeTruthy();
+    // The callback carries a JARM response (no bare code) whose payload has a code and the journey's state.
+    expect(j.callback.searchParams.get('code')).toBeNull();
+    const payload = await jarm(j.callback);
+    expect(payload.code).toBeTruthy();
+    expect(payload.state).toBe(state);
     expect(j.done.ref).toMatch(/^aac-/);
     expect(j.done.grant).toMatchObject({ consentId: j.done.ref });
   });
@@ -60,26 +101,34 @@ describe('Open Banking sandbox bank and adapter', () => {
 
   it('cancelling at the bank ends the journey as journey_rejected', async () => {
     const modelo = h.provider(MODELO);
-    const start = await h.adapters.openbanking.startAuthorisation({ provider: modelo, callbackUrl: CALLBACK_URL, state: 's1', consentExpiresAt: null });
-    if (start.kind !== 'redirect') throw new Error('expected redirect');
-    const form = readForm(await (await fetch(start.url)).text(), start.url);
-    const answer = await fetch(form.action, { method: 'POST', body: new URLSearchParams({ ...form.hidden, decision: 'cancel' }), redirect: 'manual' });
-    expect(answer.status).toBe(303);
-    const callback = new URL(answer.headers.get('location') ?? '');
-    expect(callback.searchParams.get('error')).toBe('access_denied');
-    expect(callback.searchParams.get('state')).toBe('s1');
+    const { start, browser, url, html } = await atLoginPage('s1');
+    const form = readForm(html, url);
+    const answer = await browser.follow(form.action, h.callbackUrl, {
+      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ ...form.hidden, decision: 'cancel' }).toString(),
+    });
+    expect(answer.res).toBeNull();
+    const callback = new URL(answer.url);
+    expect(`${callback.origin}${callback.pathname}`).toBe(h.callbackUrl);
+    const payload = await jarm(callback);
+    expect(payload.error).toBe('access_denied');
+    expect(payload.state).toBe('s1');
     const input = Object.fromEntries(callback.searchParams);
-    expect(await errorKind(h.adapters.openbanking.completeAuthorisation({ provider: modelo, pending: start.pending, input, callbackUrl: CALLBACK_URL }))).toBe('journey_rejected');
+    expect(await errorKind(h.adapters.openbanking.completeAuthorisation({ provider: modelo, pending: start.pending, input, callbackUrl: h.callbackUrl }))).toBe('journey_rejected');
   });
 
   it('re-shows the login page with an error when no username is typed', async () => {
-    const modelo = h.provider(MODELO);
-    const start = await h.adapters.openbanking.startAuthorisation({ provider: modelo, callbackUrl: CALLBACK_URL, state: 's2', consentExpiresAt: null });
-    if (start.kind !== 'redirect') throw new Error('expected redirect');
-    const form = readForm(await (await fetch(start.url)).text(), start.url);
-    const answer = await fetch(form.action, { method: 'POST', body: new URLSearchParams({ ...form.hidden, username: ' ', decision: 'approve' }), redirect: 'manual' });
+    const { browser, url, html } = await atLoginPage('s2');
+    const form = readForm(html, url);
+    const answer = await browser.go(form.action, {
+      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ ...form.hidden, username: ' ', decision: 'approve' }).toString(),
+    });
     expect(answer.status).toBe(400);
-    expect(await answer.text()).toContain('Enter your username.');
+    const again = await answer.text();
+    expect(again).toContain('Enter your username.');
+    // The same login form again, posting to the same place.
+    expect(readForm(again, url)).toMatchObject({ action: form.action, inputs: expect.arrayContaining(['username', 'password']) });
   });
 
   it('user_partial: every sync returns the accounts but misses the second account\'s transactions', async () => {
@@ -161,12 +210,18 @@ describe('Open Banking sandbox bank and adapter', () => {
     const r1 = await fetchData(h, 'openbanking', modelo, expired);
     expect(r1.grant.accessToken).not.toBe(done.grant.accessToken);
     expect(Date.parse(String(r1.grant.accessTokenExpiresAt))).toBeGreaterThan(Date.now());
-    const rejected = { ...done.grant, accessToken: 'not-a-token' };
+    // The bank rotates refresh tokens: the grant to keep is the one the fetch returns.
+    expect(r1.grant.refreshToken).toBeTruthy();
+    expect(r1.grant.refreshToken).not.toBe(done.grant.refreshToken);
+    const rejected = { ...r1.grant, accessToken: 'not-a-token' };
     const r2 = await fetchData(h, 'openbanking', modelo, rejected);
     expect(r2.transactions).toHaveLength(30);
     expect(r2.grant.accessToken).not.toBe('not-a-token');
-    const hopeless = { ...done.grant, accessToken: 'not-a-token', refreshToken: 'not-a-refresh-token' };
+    expect(r2.grant.refreshToken).not.toBe(r1.grant.refreshToken);
+    const hopeless = { ...r2.grant, accessToken: 'not-a-token', refreshToken: 'not-a-refresh-token' };
     expect(await errorKind(fetchData(h, 'openbanking', modelo, hopeless))).toBe('credentials');
+    // A spent refresh token is refused too.
+    expect(await errorKind(fetchData(h, 'openbanking', modelo, { ...r2.grant, accessToken: 'not-a-token', refreshToken: done.grant.refreshToken ?? null }))).toBe('credentials');
   });
 
   it('revoking withdraws the consent at the bank: later syncs are refused', async () => {
@@ -205,7 +260,10 @@ describe('Open Banking sandbox bank and adapter', () => {
     await declareOutage(h, pensionbee, new Date(h.clock.now().getTime() + 2 * 3_600_000));
     expect(await errorKind(fetchData(h, 'openbanking', pensionbee, done.grant))).toBe('unavailable');
     expect(await errorKind(h.adapters.openbanking.startAuthorisation({ provider: pensionbee, callbackUrl: CALLBACK_URL, state: 's', consentExpiresAt: null }))).toBe('unavailable');
-    expect((await fetch(`${pensionbee.baseUrl}/authorize?client_id=mooring`)).status).toBe(503);
+    expect((await fetch(`${pensionbee.baseUrl}/auth?client_id=mooring`)).status).toBe(503);
+    const pensionbeeBank = await fapiBankClient(h.pki, { publicUrl: h.url, mtlsUrl: h.mtlsUrl }, pensionbee.bankRef);
+    expect((await pensionbeeBank.call('GET', `${pensionbeeBank.aisp}/accounts`, { headers: { authorization: `Bearer ${String(done.grant.accessToken)}` } })).status).toBe(503);
+    await pensionbeeBank.close();
     advanceDays(h, 1 / 8);
     expect((await fetchData(h, 'openbanking', pensionbee, done.grant)).accounts).toHaveLength(2);
   });
@@ -214,38 +272,47 @@ describe('Open Banking sandbox bank and adapter', () => {
     const socgen = h.provider('Société Générale');
     const { done } = await connectOb(h, socgen, 'user_ok', { consentExpiresAt: null });
     await retire(h, socgen);
-    expect((await fetch(`${socgen.baseUrl}/aisp/accounts`)).status).toBe(410);
-    expect((await fetch(`${socgen.baseUrl}/token`, { method: 'POST' })).status).toBe(410);
+    const socgenBank = await fapiBankClient(h.pki, { publicUrl: h.url, mtlsUrl: h.mtlsUrl }, socgen.bankRef);
+    expect((await socgenBank.call('GET', `${socgenBank.aisp}/accounts`, { headers: { authorization: `Bearer ${String(done.grant.accessToken)}` } })).status).toBe(410);
+    expect((await socgenBank.token({ grant_type: 'client_credentials', scope: 'accounts' })).status).toBe(410);
+    expect((await fetch(`${socgen.baseUrl}/.well-known/openid-configuration`)).status).toBe(410);
+    await socgenBank.close();
     expect(await errorKind(fetchData(h, 'openbanking', socgen, done.grant))).toBe('unavailable');
     await h.adapters.openbanking.revoke(socgen, done.grant);
   });
 
   it('speaks UK Open Banking: consents, errors and as-of metadata', async () => {
-    const modelo = h.provider(MODELO);
-    const basic = `Basic ${Buffer.from('mooring:sandbox-test-secret').toString('base64')}`;
-    const wrong = await fetch(`${modelo.baseUrl}/token`, { method: 'POST', headers: { authorization: 'Basic bW9vcmluZzp3cm9uZw==' }, body: new URLSearchParams({ grant_type: 'client_credentials' }) });
+    // A client assertion signed with a key the bank does not know for Mooring: invalid_client.
+    const stranger = await generateKeyPair('PS256');
+    const wrong = await bank.token({ grant_type: 'client_credentials', scope: 'accounts' }, { key: { key: stranger.privateKey, kid: 'stranger' } });
     expect(wrong.status).toBe(401);
-    expect(await wrong.json()).toMatchObject({ error: 'invalid_client' });
-    const token = (await (await fetch(`${modelo.baseUrl}/token`, { method: 'POST', headers: { authorization: basic }, body: new URLSearchParams({ grant_type: 'client_credentials' }) })).json()) as { access_token: string };
-    const created = await fetch(`${modelo.baseUrl}/aisp/account-access-consents`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token.access_token}`, 'content-type': 'application/json' },
+    expect(wrong.json()).toMatchObject({ error: 'invalid_client' });
+    const token = await bank.clientToken();
+    const json = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+    const created = await bank.call('POST', `${bank.aisp}/account-access-consents`, {
+      headers: json,
       body: JSON.stringify({ Data: { Permissions: ['ReadAccountsBasic', 'ReadBalances'], ExpirationDateTime: new Date(h.clock.now().getTime() + DAY_MS).toISOString() }, Risk: {} }),
     });
-    expect(created.status).toBe(201);
-    const consent = (await created.json()) as { Data: { ConsentId: string; Status: string } };
+    expect(created.status, created.text).toBe(201);
+    const consent = created.json() as { Data: { ConsentId: string; Status: string } };
     expect(consent.Data.Status).toBe('AwaitingAuthorisation');
-    const read = await fetch(`${modelo.baseUrl}/aisp/account-access-consents/${consent.Data.ConsentId}`, { headers: { authorization: `Bearer ${token.access_token}` } });
-    expect(((await read.json()) as { Data: { ConsentId: string } }).Data.ConsentId).toBe(consent.Data.ConsentId);
-    const bad = await fetch(`${modelo.baseUrl}/aisp/account-access-consents`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token.access_token}`, 'content-type': 'application/json' },
+    const read = await bank.call('GET', `${bank.aisp}/account-access-consents/${consent.Data.ConsentId}`, { headers: { authorization: `Bearer ${token}` } });
+    expect(read.status).toBe(200);
+    expect((read.json() as { Data: { ConsentId: string } }).Data.ConsentId).toBe(consent.Data.ConsentId);
+    const unknown = await bank.call('GET', `${bank.aisp}/account-access-consents/aac-unknown`, { headers: { authorization: `Bearer ${token}` } });
+    expect(unknown.status).toBe(400);
+    expect(unknown.json()).toMatchObject({ Errors: [{ ErrorCode: 'UK.OBIE.Resource.NotFound' }] });
+    const bad = await bank.call('POST', `${bank.aisp}/account-access-consents`, {
+      headers: json,
       body: JSON.stringify({ Data: { Permissions: ['ReadEverything'] }, Risk: {} }),
     });
     expect(bad.status).toBe(400);
-    expect(await bad.json()).toMatchObject({ Errors: [{ ErrorCode: 'UK.OBIE.Field.Invalid' }] });
-    const anonymous = await fetch(`${modelo.baseUrl}/aisp/accounts`);
+    expect(bad.json()).toMatchObject({ Errors: [{ ErrorCode: 'UK.OBIE.Field.Invalid' }] });
+    // No token (or a client-credentials one, which authorises no account data): 401 without a body.
+    const anonymous = await bank.call('GET', `${bank.aisp}/accounts`);
     expect(anonymous.status).toBe(401);
+    expect(anonymous.text).toBe('');
+    expect((await bank.call('GET', `${bank.aisp}/accounts`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(401);
   });
 });
 
@@ -256,9 +323,11 @@ describe('Open Banking transactions window', () => {
     const all = await fetchData(h, 'openbanking', modelo, done.grant);
     const account = all.accounts[0]!.providerAccountId;
     const from = new Date(h.clock.now().getTime() - 10 * DAY_MS);
-    const url = `${modelo.baseUrl}/aisp/accounts/${account}/transactions?fromBookingDateTime=${encodeURIComponent(from.toISOString())}`;
-    const res = await fetch(url, { headers: { authorization: `Bearer ${String(all.grant.accessToken)}` } });
-    const body = (await res.json()) as { Data: { Transaction: { BookingDateTime: string }[] }; Meta: { LastAvailableDateTime: string } };
+    const url = `${bank.aisp}/accounts/${account}/transactions?fromBookingDateTime=${encodeURIComponent(from.toISOString())}`;
+    // The access token is bound to the sandbox client certificate: the call goes over mutual TLS with it.
+    const res = await bank.call('GET', url, { headers: { authorization: `Bearer ${String(all.grant.accessToken)}` } });
+    expect(res.status, res.text).toBe(200);
+    const body = res.json() as { Data: { Transaction: { BookingDateTime: string }[] }; Meta: { LastAvailableDateTime: string } };
     expect(body.Data.Transaction.length).toBeGreaterThan(0);
     expect(body.Data.Transaction.every((t) => Date.parse(t.BookingDateTime) >= from.getTime())).toBe(true);
     expect(near(new Date(body.Meta.LastAvailableDateTime), h.clock.now())).toBe(true);
