@@ -275,7 +275,8 @@ describe('mooring providers check', () => {
   it('says how to use it when the subcommand is wrong, and what is missing without a file', async () => {
     const wrong = await mooringCommand(['providers', 'frobnicate']);
     expect(wrong.code).toBe(2);
-    expect(wrong.stderr).toContain('Usage: mooring providers check [FILE]');
+    expect(wrong.stderr).toContain('Usage: mooring providers <check|probe|register>');
+    expect(wrong.stderr).toContain('providers check [FILE]');
     const none = await mooringCommand(['providers', 'check']);
     expect(none.code).toBe(1);
     expect(none.stderr).toContain('no providers file');
