@@ -17,7 +17,7 @@ import { memorySample, reportFailure, serveParent, type QueryStat } from './ipc.
 import { parseVariants, withVariants } from './variants.ts';
 import { BENCH_DATA_DIR, BENCH_ENCRYPTION_KEY } from './common.ts';
 
-const [databaseUrl = '', portRaw = '0', adminToken = '', poolRaw = '10', variantsRaw = '', latencyRaw = ''] = process.argv.slice(2);
+const [databaseUrl = '', portRaw = '0', adminToken = '', poolRaw = '10', variantsRaw = '', latencyRaw = '', mtlsPortRaw = ''] = process.argv.slice(2);
 const port = Number(portRaw);
 const publicUrl = `http://127.0.0.1:${port}`;
 
@@ -34,6 +34,8 @@ try {
     dataDir: BENCH_DATA_DIR,
     encryptionKey: BENCH_ENCRYPTION_KEY,
     sandboxLatencyMs: latencyRaw === '' ? 0 : Number(latencyRaw),
+    // Each API process its own mutual-TLS port: processes sharing one (SO_REUSEPORT) would share their connections.
+    ...(mtlsPortRaw === '' ? {} : { sandboxMtlsPort: Number(mtlsPortRaw) }),
   });
   const stats = new Map<string, QueryStat>();
   const variants = parseVariants(variantsRaw);

@@ -8,7 +8,12 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { createPrivateKey } from 'node:crypto';
+import { SignJWT } from 'jose';
+import { Agent, fetch as undiciFetch } from 'undici';
 import { sandboxCatalog } from '../src/providers/catalog.ts';
+import { loadSandboxPki } from '../src/sandbox/pki.ts';
 import { SCHEDULER_TICK_MS, PER_PROVIDER_CONCURRENCY } from '../src/syncs/worker.ts';
 import { SCHEDULER_BATCH } from '../src/syncs/scheduler.ts';
 import type pg from 'pg';
@@ -17,6 +22,7 @@ import {
   type Child, type CpuReading,
 } from './common.ts';
 import type { MemorySample } from './ipc.ts';
+import { BENCH_DATA_DIR } from './common.ts';
 import { armConnections, resetSyncState, seedObConnections } from './sync-seed.ts';
 
 export const SYNC_DB = 'mooring_bench_sync';
@@ -69,20 +75,27 @@ async function apiFor(l: Lab, latencyMs: number): Promise<Child> {
   const have = l.apis.get(latencyMs);
   if (have !== undefined) return have;
   const port = await freePort();
-  log(`starting a Mooring API process serving the sandbox banks with ${latencyMs} ms per bank call (child process)`);
-  const api = await startChild(`Mooring API (banks ${latencyMs} ms)`, 'mooring-server.ts', [l.url, String(port), ADMIN_TOKEN, String(POOL), '', String(latencyMs)], port);
+  const mtlsPort = await freePort();
+  log(`starting a Mooring API process serving the sandbox banks with ${latencyMs} ms per bank call (child process; mutual TLS on port ${mtlsPort})`);
+  const api = await startChild(`Mooring API (banks ${latencyMs} ms)`, 'mooring-server.ts', [l.url, String(port), ADMIN_TOKEN, String(POOL), '', String(latencyMs), String(mtlsPort)], port);
   l.apis.set(latencyMs, api);
+  mtlsPorts.set(api, mtlsPort);
   return api;
 }
 
+/** Each API child's mutual-TLS port (its banks' token, consent and resource endpoints). */
+const mtlsPorts = new Map<Child, number>();
 const bankUrl = (api: Child): string => `http://127.0.0.1:${api.port}`;
+/** The worker-process.ts arguments after the mode: database, the API (banks) to call, concurrency, pool, its mTLS port. */
+const workerArgs = (l: Lab, api: Child, concurrency: number | string): string[] =>
+  [l.url, bankUrl(api), String(concurrency), String(POOL), String(mtlsPorts.get(api) ?? '')];
 
 /** A Mooring process without worker loops, for driving the engine (single syncs, scheduler ticks), with banks at this latency. */
 async function engineFor(l: Lab, latencyMs: number): Promise<Child> {
   const have = l.engines.get(latencyMs);
   if (have !== undefined) return have;
   const api = await apiFor(l, latencyMs);
-  const engine = await startChild(`Mooring engine (banks ${latencyMs} ms)`, 'worker-process.ts', ['engine', l.url, bankUrl(api), '1', String(POOL)], 0);
+  const engine = await startChild(`Mooring engine (banks ${latencyMs} ms)`, 'worker-process.ts', ['engine', ...workerArgs(l, api, 1)], 0);
   l.engines.set(latencyMs, engine);
   return engine;
 }
@@ -229,7 +242,7 @@ async function throughputOnce(l: Lab, spec: WorkerSpec, run: number, perSyncMs: 
   await waitForQuiet();
   const workers = await Promise.all(
     Array.from({ length: spec.workers }, (_, i) =>
-      startChild(`worker ${i + 1}`, 'worker-process.ts', ['worker', l.url, bankUrl(api), String(spec.perWorker), String(POOL)], 0, {
+      startChild(`worker ${i + 1}`, 'worker-process.ts', ['worker', ...workerArgs(l, api, spec.perWorker)], 0, {
         env: { BENCH_TIME_JOBS: '1' },
       }),
     ),
@@ -309,6 +322,62 @@ export interface SectionResult {
   summary: string;
 }
 
+interface FapiCosts {
+  keepAliveMs: number;
+  freshMs: number;
+  signMs: number;
+  samples: number;
+}
+
+/**
+ * What the FAPI path adds to a bank call, measured against the banks at 0 ms: one resource call
+ * over a kept-alive mutual-TLS connection (how the adapter's agent calls) beside the same call on a
+ * new connection (a full TLS handshake with the client certificate), and signing one PS256 client
+ * assertion (private_key_jwt; made only when a token is fetched).
+ */
+async function fapiCosts(l: Lab): Promise<FapiCosts> {
+  const api = await apiFor(l, 0);
+  const port = mtlsPorts.get(api);
+  if (port === undefined) throw new Error('the 0 ms API has no mutual-TLS port');
+  const pki = loadSandboxPki(BENCH_DATA_DIR, []);
+  const consent = await withClient(l.url, async (c) => (await c.query<{ id: string; provider_id: string }>("select id, provider_id from sandbox_consents where status = 'Authorised' order by id limit 1")).rows[0]);
+  const slug = sandboxCatalog('http://unused').find((e) => e.id === consent?.provider_id)?.bankRef;
+  if (consent === undefined || slug === undefined) throw new Error('no seeded consent to call the bank with');
+  const url = `https://127.0.0.1:${port}/sandbox/ob/${slug}/open-banking/v3.1/aisp/accounts`;
+  const token = `at-${consent.id.replace(/^aac-/, '')}`;
+  const tls = { cert: pki.clientCert, key: pki.clientKey, ca: pki.caCert };
+  const call = async (agent: Agent): Promise<number> => {
+    const t = performance.now();
+    const res = await undiciFetch(url, { dispatcher: agent, headers: { authorization: `Bearer ${token}`, 'x-fapi-interaction-id': randomUUID() } });
+    await res.arrayBuffer();
+    if (res.status !== 200) throw new Error(`the bank answered ${res.status} to the cost probe`);
+    return performance.now() - t;
+  };
+  const samples = 100;
+  const kept = new Agent({ connect: tls });
+  const keepAlive: number[] = [];
+  await call(kept);
+  for (let i = 0; i < samples; i += 1) keepAlive.push(await call(kept));
+  await kept.close();
+  const fresh: number[] = [];
+  for (let i = 0; i < samples; i += 1) {
+    const agent = new Agent({ connect: tls });
+    fresh.push(await call(agent));
+    await agent.close();
+  }
+  const key = createPrivateKey(pki.signingKey);
+  const sign: number[] = [];
+  for (let i = 0; i < samples; i += 1) {
+    const t = performance.now();
+    await new SignJWT({ jti: randomUUID() }).setProtectedHeader({ alg: 'PS256', kid: pki.signingKeyId })
+      .setIssuer('mooring').setSubject('mooring').setAudience(url).setIssuedAt().setExpirationTime('1m').sign(key);
+    sign.push(performance.now() - t);
+  }
+  const out = { keepAliveMs: median(keepAlive), freshMs: median(fresh), signMs: median(sign), samples };
+  log(`  FAPI costs: a bank call on a kept-alive mTLS connection ${fmtMs(out.keepAliveMs)}, on a new one (handshake) ${fmtMs(out.freshMs)}; a PS256 signature ${fmtMs(out.signMs)} (medians of ${samples})`);
+  return out;
+}
+
 export async function runSyncSection(): Promise<SectionResult> {
   const l = await openLab();
   await apiFor(l, LATENCY_MS);
@@ -327,6 +396,8 @@ export async function runSyncSection(): Promise<SectionResult> {
   const runs: ThroughputRun[] = [];
   runs.push(await throughput(l, one, 1, L1));
   for (let run = 1; run <= REPEATS; run += 1) runs.push(await throughput(l, main, run, L1));
+  log('sync throughput: what mutual TLS and signed requests cost');
+  const costs = await fapiCosts(l);
 
   const pick = (name: string): ThroughputRun[] => runs.filter((r) => r.spec.name === name);
   const medianRun = (rs: ThroughputRun[]): ThroughputRun => {
@@ -400,6 +471,23 @@ worker and PostgreSQL under contention.`
 }
 During the window the whole machine used ${mainMedian.cpu.machine === null ? 'n/a' : fmtNum(mainMedian.cpu.machine, 2)} of its ${os.availableParallelism()} CPUs.
 
+**What the FAPI path costs per sync.** Every bank call of a sync is mutual TLS to the bank's own listener, with the
+x-fapi-* headers and a certificate-bound token the bank checks (the seeded tokens are bound to the sandbox client certificate).
+Measured in the same run against the banks at 0 ms (medians of ${costs.samples}, one call at a time from the bench process):
+
+| | Median |
+|---|---:|
+| A bank call (accounts list) on a kept-alive mutual-TLS connection | ${fmtMs(costs.keepAliveMs)} |
+| The same call on a new connection (TLS handshake with the client certificate) | ${fmtMs(costs.freshMs)} |
+| Handshake cost (difference) | ${fmtMs(costs.freshMs - costs.keepAliveMs)} |
+| Signing one PS256 client assertion or request object | ${fmtMs(costs.signMs)} |
+
+A sync makes its ${fmtNum(single.bankCallsPerSync, 0)} calls on the adapter's kept-alive connections (one undici agent per provider and process), so in steady state
+it pays no handshake: at most one per connection the agent opens. It signs nothing: private_key_jwt assertions are made only
+when a token is fetched (client-credentials tokens are reused until shortly before they expire; a refresh only when the access token
+has), and request objects only when a journey starts. Mooring's own time per sync with all of this is L₀ = ${fmtMs(single0.median)}
+(one sync at a time, banks at 0 ms), which the throughput above already includes.
+
 Method:
 - **Setup:** database \`${SYNC_DB}\`, migrated by Mooring; connections seeded with SQL (bench/sync-seed.ts), spread over the
   ${OB_PROVIDERS.length} sandbox Open Banking providers: user, an \`Authorised\` consent at the sandbox bank (username \`user_ok\`),
@@ -459,7 +547,7 @@ export async function runMemorySection(): Promise<SectionResult> {
   await withClient(l.url, (c) => resetSyncState(c));
   await waitForQuiet();
   log(`worker memory: one worker process (concurrency ${MEMORY_CONCURRENCY}, --expose-gc), banks without latency; target ${fmtInt(MEMORY_SYNCS)} syncs or ${MEMORY_MAX_S} s`);
-  const worker = await startChild('worker (memory)', 'worker-process.ts', ['worker', l.url, bankUrl(api), String(MEMORY_CONCURRENCY), String(POOL)], 0, { execArgv: ['--expose-gc'] });
+  const worker = await startChild('worker (memory)', 'worker-process.ts', ['worker', ...workerArgs(l, api, MEMORY_CONCURRENCY)], 0, { execArgv: ['--expose-gc'] });
   const points: MemoryPoint[] = [];
   let reachedTarget = false;
   let failed = 0;
@@ -612,7 +700,7 @@ export async function runBacklogSection(): Promise<SectionResult> {
   if (pre.queued !== armed) throw new Error(`armed ${armed} connections but the scheduler queued ${pre.queued}`);
   log(`backlog: ${fmtInt(pre.queued)} syncs queued in ${fmtNum(pre.ms / 1000)} s; one worker (concurrency ${BACKLOG_CONCURRENCY}), banks without latency, for up to ${BACKLOG_MAX_S} s`);
   await waitForQuiet();
-  const worker = await startChild('worker (backlog)', 'worker-process.ts', ['worker', l.url, bankUrl(api), String(BACKLOG_CONCURRENCY), String(POOL)], 0);
+  const worker = await startChild('worker (backlog)', 'worker-process.ts', ['worker', ...workerArgs(l, api, BACKLOG_CONCURRENCY)], 0);
   const t0 = performance.now();
   let oldestQueuedS = 0;
   try {

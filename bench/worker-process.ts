@@ -9,7 +9,7 @@
  *                  runs it), `syncOne` times one complete sync of a connection in this process.
  *
  * Banks are reached at <publicUrl> (the API child serving the sandbox banks).
- * argv: <mode> <databaseUrl> <publicUrl> <concurrency> <poolSize>
+ * argv: <mode> <databaseUrl> <publicUrl> <concurrency> <poolSize> [<the banks' mutual-TLS port>]
  * Operations (ipc.ts `call`): memory, tick, syncOne; jobsReset and jobs (see below).
  *
  * Instrumentation, by environment:
@@ -21,7 +21,7 @@ import { createServer } from '../src/server.ts';
 import { memorySample, reportFailure, serveParent } from './ipc.ts';
 import { BENCH_DATA_DIR, BENCH_ENCRYPTION_KEY } from './common.ts';
 
-const [mode = 'worker', databaseUrl = '', publicUrl = '', concurrencyRaw = '20', poolRaw = '10'] = process.argv.slice(2);
+const [mode = 'worker', databaseUrl = '', publicUrl = '', concurrencyRaw = '20', poolRaw = '10', mtlsPortRaw = ''] = process.argv.slice(2);
 
 let handlerMs: number[] = [];
 const timeJobs = process.env.BENCH_TIME_JOBS === '1';
@@ -40,9 +40,12 @@ try {
     dataDir: BENCH_DATA_DIR,
     encryptionKey: BENCH_ENCRYPTION_KEY,
     workerConcurrency: Number(concurrencyRaw),
+    // The banks' mutual-TLS listener of the API process this worker calls (each API process has its own port).
+    ...(mtlsPortRaw === '' ? {} : { sandboxMtlsPort: Number(mtlsPortRaw) }),
   });
   const logger = createLogger(config.logLevel);
-  const server = await createServer({ config, logger, adminToken: config.adminToken ?? '', role: mode === 'worker' ? 'worker' : 'api', jobs: true });
+  // The engine mode drives syncs itself: a process without HTTP, banks or worker loops.
+  const server = await createServer({ config, logger, adminToken: config.adminToken ?? '', role: 'worker', jobs: mode === 'worker' });
   if (timeJobs) {
     // Wraps the worker's run of each claimed sync (the engine object is what the worker calls).
     const runLeased = server.engine.runLeased;
