@@ -23,6 +23,9 @@ export interface SandboxBankUrls {
   mtlsUrl: string;
 }
 
+/** The Account and Transaction API's routes on the banks' mutual-TLS listener. */
+export const AISP_PATH = '/sandbox/ob/:slug/open-banking/v3.1/aisp';
+
 export const sandboxIssuer = (publicUrl: string, slug: string): string => `${publicUrl.replace(/\/+$/, '')}/sandbox/ob/${slug}`;
 export const sandboxMtlsBase = (mtlsUrl: string, slug: string): string => `${mtlsUrl.replace(/\/+$/, '')}/sandbox/ob/${slug}`;
 export const sandboxResourceBase = (mtlsUrl: string, slug: string): string => `${sandboxMtlsBase(mtlsUrl, slug)}/open-banking/v3.1/aisp`;

@@ -42,6 +42,11 @@ export class BankError extends Error {
   }
 }
 
+/** A refusal of the bearer token: 401 with no body (Read/Write API profile, "401 (Unauthorized)"). */
+export const INVALID_TOKEN = 'invalid_token';
+export const invalidToken = (why: string): BankError =>
+  new BankError(401, INVALID_TOKEN, why, { 'www-authenticate': `Bearer error="invalid_token", error_description="${why}"` });
+
 const resolved = new WeakMap<FastifyRequest, CatalogEntry>();
 
 /**

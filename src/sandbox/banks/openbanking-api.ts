@@ -15,8 +15,8 @@ import Type from 'typebox';
 import type { CatalogEntry } from '../../providers/catalog.ts';
 import { behaviourDelay } from './behaviours.ts';
 import { peerCertificate, peerCertificateTrusted, type SandboxObBanks } from './fapi-provider.ts';
-import { sandboxResourceBase } from './fapi-settings.ts';
-import { BankError, bearerToken, providerGate, providerOf, renderBankErrors, type BankFailure, type SandboxBankDeps } from './http.ts';
+import { AISP_PATH, sandboxResourceBase } from './fapi-settings.ts';
+import { BankError, bearerToken, INVALID_TOKEN, invalidToken, providerGate, providerOf, renderBankErrors, type BankFailure, type SandboxBankDeps } from './http.ts';
 import { openBankingDataRoutes } from './openbanking-data.ts';
 import { getConsent, insertConsent, setConsentStatus, type ConsentRow } from './store.ts';
 
@@ -26,8 +26,6 @@ export const OB_PERMISSIONS = [
   'ReadScheduledPaymentsDetail', 'ReadStandingOrdersBasic', 'ReadStandingOrdersDetail', 'ReadStatementsBasic',
   'ReadStatementsDetail', 'ReadTransactionsBasic', 'ReadTransactionsCredits', 'ReadTransactionsDebits', 'ReadTransactionsDetail',
 ] as const;
-
-export const AISP_PATH = '/sandbox/ob/:slug/open-banking/v3.1/aisp';
 
 const Slug = Type.Object({ slug: Type.String() });
 const SlugAndId = Type.Object({ slug: Type.String(), consentId: Type.String() });
@@ -40,11 +38,6 @@ const ConsentBody = Type.Object({
   }),
   Risk: Type.Object({}),
 });
-
-/** A refusal of the bearer token: 401 with no body (Read/Write API profile, "401 (Unauthorized)"). */
-export const INVALID_TOKEN = 'invalid_token';
-export const invalidToken = (why: string): BankError =>
-  new BankError(401, INVALID_TOKEN, why, { 'www-authenticate': `Bearer error="invalid_token", error_description="${why}"` });
 
 /** The OBIE error response structure (Read/Write API profile); a refused token gets no body. */
 export function renderObError(f: BankFailure): unknown {

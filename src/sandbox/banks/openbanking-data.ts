@@ -8,16 +8,14 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import type { CatalogEntry } from '../../providers/catalog.ts';
-import { RATE_LIMIT_RETRY_AFTER_SECONDS } from './behaviours.ts';
-import { behaviourDelay, dataAsOf, syncOutcome, type SandboxSyncOutcome } from './behaviours.ts';
+import { behaviourDelay, dataAsOf, RATE_LIMIT_RETRY_AFTER_SECONDS, syncOutcome, type SandboxSyncOutcome } from './behaviours.ts';
 import {
   accountKindOf, customerSeed, decimalAmount, sandboxAccounts, sandboxBalanceMinor, sandboxTransactions,
   type SandboxAccount, type SandboxAccountKind,
 } from './generator.ts';
 import { peerCertificate, type SandboxObBanks } from './fapi-provider.ts';
-import { sandboxResourceBase } from './fapi-settings.ts';
-import { BankError, bearerToken, headerPresent, providerOf, type SandboxBankDeps } from './http.ts';
-import { AISP_PATH, invalidToken } from './openbanking-api.ts';
+import { AISP_PATH, sandboxResourceBase } from './fapi-settings.ts';
+import { BankError, bearerToken, headerPresent, invalidToken, providerOf, type SandboxBankDeps } from './http.ts';
 import { countSync, getConsent, setConsentStatus, type ConsentRow } from './store.ts';
 
 /** The real UK Open Banking header a TPP sends when the customer is present. */
