@@ -182,7 +182,7 @@ export interface CommandResult {
 export async function mooringCommand(args: string[], env: Record<string, string> = {}): Promise<CommandResult> {
   try {
     const { stdout, stderr } = await promisify(execFile)(PROJECT_NODE, ['bin/mooring.js', ...args], {
-      cwd: PROJECT_ROOT, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...env }, timeout: 60_000,
+      cwd: PROJECT_ROOT, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...fakedClockEnv(), ...env }, timeout: 60_000,
     });
     return { code: 0, stdout, stderr };
   } catch (err) {
