@@ -37,6 +37,8 @@ const hashedId = (sqlValue: string): string =>
 
 export async function seedObConnections(c: pg.Client, spec: ObSeedSpec): Promise<void> {
   const clientId = spec.clientId ?? SYNC_CLIENT_ID;
+  // Token lifetimes are real time as this process sees it (the bank and the adapter check them so), not PostgreSQL's clock.
+  const tokenNow = new Date();
   const pki = loadSandboxPki(spec.dataDir ?? BENCH_DATA_DIR, []);
   const thumbprint = createHash('sha256').update(new X509Certificate(pki.clientCert).raw).digest('base64url');
   const slugs = spec.providerIds.map((id) => {
@@ -64,17 +66,17 @@ export async function seedObConnections(c: pg.Client, spec: ObSeedSpec): Promise
   await c.query(
     `insert into oidc_models (kind, id, payload, grant_id, expires_at)
      select 'sandbox-ob/' || slug || ':' || t.model, ${hashedId("t.prefix || n")},
-            jsonb_build_object('kind', t.model, 'iat', extract(epoch from now() - interval '30 days')::bigint,
-                               'exp', extract(epoch from now() + t.ttl)::bigint, 'clientId', $4::text, 'accountId', 'aac-' || n)
+            jsonb_build_object('kind', t.model, 'iat', extract(epoch from $6::timestamptz - interval '30 days')::bigint,
+                               'exp', extract(epoch from $6::timestamptz + t.ttl)::bigint, 'clientId', $4::text, 'accountId', 'aac-' || n)
               || case when t.model = 'Grant'
                       then jsonb_build_object('openid', jsonb_build_object('scope', 'openid accounts', 'claims', jsonb_build_array('openbanking_intent_id')))
                       else jsonb_build_object('grantId', 'gr-' || n, 'gty', 'authorization_code', 'scope', 'openid accounts', 'x5t#S256', $5::text,
-                                              'authTime', extract(epoch from now() - interval '30 days')::bigint,
-                                              'iiat', extract(epoch from now() - interval '30 days')::bigint) end,
-            case when t.model = 'Grant' then null else 'gr-' || n end, now() + t.ttl
+                                              'authTime', extract(epoch from $6::timestamptz - interval '30 days')::bigint,
+                                              'iiat', extract(epoch from $6::timestamptz - interval '30 days')::bigint) end,
+            case when t.model = 'Grant' then null else 'gr-' || n end, $6::timestamptz + t.ttl
      from (${gen}) x cross join (values ('gr-', 'Grant', interval '400 days'), ('at-', 'AccessToken', interval '3 days'),
                                         ('rt-', 'RefreshToken', interval '400 days')) t(prefix, model, ttl)`,
-    [...params, SANDBOX_OB_CLIENT_ID, thumbprint],
+    [...params, SANDBOX_OB_CLIENT_ID, thumbprint, tokenNow],
   );
   await c.query(
     `insert into connections (id, user_id, provider_id, connected_on, last_updated, expires_at, user_consented_at, tpp_consent,
@@ -82,11 +84,11 @@ export async function seedObConnections(c: pg.Client, spec: ObSeedSpec): Promise
      select provider_id || ':' || n, 'u-' || n, provider_id, now() - interval '30 days', now() - interval '6 hours',
             now() + interval '60 days', now() - interval '30 days', true, 'aac-' || n,
             jsonb_build_object('consentId', 'aac-' || n, 'accessToken', 'at-' || n,
-                               'accessTokenExpiresAt', to_json(now() + interval '3 days') #>> '{}', 'refreshToken', 'rt-' || n,
-                               'authTime', to_json(now() - interval '30 days') #>> '{}'),
+                               'accessTokenExpiresAt', to_json($4::timestamptz + interval '3 days') #>> '{}', 'refreshToken', 'rt-' || n,
+                               'authTime', to_json($4::timestamptz - interval '30 days') #>> '{}'),
             'success', 0, now() - interval '6 hours', null, now() - interval '30 days'
      from (${gen}) x`,
-    params,
+    [...params, tokenNow],
   );
 }
 
