@@ -72,6 +72,11 @@ export class ResponseShapeFailure extends Error {}
 export interface HttpCall {
   method: 'GET' | 'POST' | 'DELETE';
   url: string;
+  /**
+   * The endpoint as a path template of the provider's API, e.g. `/accounts/{accountId}/balances`:
+   * no ids of the provider's, no query values (the provider call log records this, never the URL).
+   */
+  endpoint?: string;
   headers?: Record<string, string>;
   json?: unknown;
   form?: Record<string, string>;
