@@ -97,6 +97,10 @@ export function journeysService(deps: JourneysDeps) {
   const expiryAt = (journey: JourneyRow, provider: CatalogEntry, now: Date): Date | null =>
     provider.consentDays === null ? null : (journey.consent_expires_at ?? consentExpiry(now, provider.consentDays));
 
+  /** A provider that ends the access itself (an Enable Banking session's valid_until) ends the consent no later. */
+  const grantedExpiry = (mooring: Date | null, provider: Date | undefined): Date | null =>
+    provider === undefined ? mooring : mooring === null || provider < mooring ? provider : mooring;
+
   /** Validates the request against stored data; answers the provider and the connection to repair, if any. */
   async function resolve(info: InteractionInfo, req: JourneyRequest): Promise<{ provider: CatalogEntry; connectionId: string | null } | JourneyResponse> {
     if (req.userId !== null && !(await users.existsForClient(req.userId, info.clientId))) {
@@ -147,11 +151,11 @@ export function journeysService(deps: JourneysDeps) {
       if (connection === null) {
         connection = `${provider.id}:${randomUUID()}`;
         await txConnections.insert({
-          id: connection, userId: user, providerId: provider.id, now, expiresAt: expiryAt(journey, provider, now),
+          id: connection, userId: user, providerId: provider.id, now, expiresAt: grantedExpiry(expiryAt(journey, provider, now), granted.grant.expiresAt),
           tppConsent: provider.tppConsent, providerRef: granted.grant.ref, grant: granted.grant.grant, nextSyncAt: nextScheduledSync(provider.type, now),
         });
       } else {
-        await txConnections.replaceGrant(connection, { grant: granted.grant.grant, providerRef: granted.grant.ref, expiresAt: expiryAt(journey, provider, now), now });
+        await txConnections.replaceGrant(connection, { grant: granted.grant.grant, providerRef: granted.grant.ref, expiresAt: grantedExpiry(expiryAt(journey, provider, now), granted.grant.expiresAt), now });
         await txConnections.scheduleIfIdle(connection, nextScheduledSync(provider.type, now));
       }
       await usersRepository(tx).touch(user, now);
@@ -272,6 +276,7 @@ export function journeysService(deps: JourneysDeps) {
           provider, callbackUrl, state, // For tppConsent providers renewal is only the user's consent to the client (reconsent, PATCH),
           // so the grant at the provider must not lapse on its own: Mooring's expiresAt governs.
           consentExpiresAt: provider.tppConsent ? null : expiryAt(journey, provider, deps.clock.now()),
+          now: deps.clock.now(),
           ...(existingGrant !== undefined ? { existingGrant } : {}),
         });
         return await handleStep({ ...journey, provider_state: state }, provider, step, ip);

@@ -15,7 +15,7 @@ export type AdapterKind = 'openbanking' | 'legacy' | 'valuation' | 'enablebankin
 export const FILE_ADAPTER_KINDS = ['openbanking', 'enablebanking', 'gocardless'] as const satisfies readonly AdapterKind[];
 export type FileAdapterKind = (typeof FILE_ADAPTER_KINDS)[number];
 /** The adapter kinds this version implements (registry.ts must create each); the providers file may use only these. */
-export const IMPLEMENTED_ADAPTER_KINDS = ['openbanking', 'legacy', 'valuation'] as const satisfies readonly AdapterKind[];
+export const IMPLEMENTED_ADAPTER_KINDS = ['openbanking', 'legacy', 'valuation', 'enablebanking'] as const satisfies readonly AdapterKind[];
 export type ImplementedAdapterKind = (typeof IMPLEMENTED_ADAPTER_KINDS)[number];
 
 export type ValuationType = Extract<ProviderType, 'zoopla' | 'mouseprice' | 'autotrader'>;

@@ -63,7 +63,12 @@ export type JourneyStep =
   /** Show the user a form on Mooring's page; its fields are posted back to `completeAuthorisation`. */
   | { kind: 'form'; fields: FormField[]; message?: string; pending: JsonObject }
   /** The provider granted access. `ref` is the provider's non-secret id of the grant. */
-  | { kind: 'done'; grant: JsonObject; ref: string };
+  /**
+   * The provider granted access. `ref` is the provider's non-secret id of the grant. `expiresAt`:
+   * when the provider itself ends this access, when it says so (the connection's expiresAt is then
+   * the earlier of it and Mooring's consent expiry).
+   */
+  | { kind: 'done'; grant: JsonObject; ref: string; expiresAt?: Date };
 
 export interface StartAuthorisationInput {
   provider: CatalogEntry;
@@ -75,6 +80,8 @@ export interface StartAuthorisationInput {
   consentExpiresAt: Date | null;
   /** For reauth/refresh: the existing grant, so the provider can re-authorise the same access. */
   existingGrant?: JsonObject;
+  /** The domain clock's time (the consent time the provider's own limits count from). */
+  now?: Date;
 }
 
 export interface CompleteAuthorisationInput {

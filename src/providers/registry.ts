@@ -3,6 +3,7 @@
  * version implements. See README.md
  * in this directory for adding a provider.
  */
+import { createEnableBankingAdapter } from './enablebanking/adapter.ts';
 import { createLegacyAdapter } from './legacy/adapter.ts';
 import { createOpenBankingAdapter } from './openbanking/adapter.ts';
 import type { ProviderAdapters } from './provider.ts';
@@ -26,6 +27,7 @@ export function createProviderAdapters(opts: ProviderAdapterOptions): ProviderAd
     openbanking,
     legacy: createLegacyAdapter({ timeoutMs }),
     valuation: createValuationAdapter({ clientSecret: opts.sandboxClientSecret, timeoutMs }),
+    enablebanking: createEnableBankingAdapter({ timeoutMs }),
     close: () => openbanking.close(),
   };
 }
