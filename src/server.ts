@@ -164,7 +164,11 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
         db, secrets, clock, catalog: sandboxOnly(catalog), pki: sandboxPki, publicUrl: config.publicUrl, mtlsUrl: sandboxMtlsUrl(config.publicUrl, config.sandboxMtlsPort), slowCallMs: timers.sandboxSlowCallMs,
       });
       const sandboxBanks: SandboxBankDeps | null = config.sandbox
-        ? { db, clock, catalog: sandboxOnly(catalog), sandboxClientSecret, latencyMs: config.sandboxLatencyMs, slowCallMs: timers.sandboxSlowCallMs, openBanking: banks }
+        ? {
+          db, clock, catalog: sandboxOnly(catalog), sandboxClientSecret, latencyMs: config.sandboxLatencyMs, slowCallMs: timers.sandboxSlowCallMs, openBanking: banks,
+          // The operator's Enable Banking entries register their applications with the sandbox counterpart.
+          enableBanking: { publicUrl: config.publicUrl, applications: catalog },
+        }
         : null;
       const built = await buildApp({ config, db, clock, logger: log, catalog, adapters, keys, secrets, adminToken: opts.adminToken, sandboxBanks, engine, events, dispatcher, timers, ...(opts.securityNow !== undefined ? { securityNow: opts.securityNow } : {}) });
       app = built.app;

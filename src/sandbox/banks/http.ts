@@ -25,6 +25,12 @@ export interface SandboxBankDeps {
   slowCallMs: number;
   /** The Open Banking banks' authorization servers (null: no Open Banking banks are served). */
   openBanking: SandboxObBanks | null;
+  /**
+   * The Enable Banking counterpart (absent: not served): Mooring's public URL (its pages and the one
+   * redirect URL its applications whitelist) and the catalog whose `enablebanking` entries register
+   * their applications with it (the application id and the public half of the configured key).
+   */
+  enableBanking?: { publicUrl: string; applications: Catalog };
 }
 
 export const SANDBOX_CLIENT_ID = 'mooring';

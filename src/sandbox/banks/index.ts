@@ -6,11 +6,15 @@
  *                               the mutual-TLS listener (mtls.ts, openbanking-api.ts, openbanking-data.ts)
  *   /sandbox/legacy/:slug/…     credential-based providers (legacy.ts)
  *   /sandbox/valuation/:slug/…  property and vehicle valuations (valuation.ts)
+ *   /sandbox/enablebanking/…    the Enable Banking API's counterpart (enablebanking.ts: its API and
+ *                               authorisation page; enablebanking-data.ts: banks and accounts), for
+ *                               providers-file entries with `adapter: enablebanking`
  * `:slug` is the catalog entry's bankRef; the catalog is read per request. Behaviours per sandbox
  * username are in behaviours.ts, generated data in generator.ts, bank state in store.ts.
  */
 import type { FastifyInstance } from 'fastify';
 import formbody from '@fastify/formbody';
+import { enableBankingRoutes } from './enablebanking.ts';
 import type { SandboxBankDeps } from './http.ts';
 import { legacyRoutes } from './legacy.ts';
 import { openBankingWebRoutes } from './openbanking.ts';
@@ -36,5 +40,7 @@ export async function registerSandboxBanks(app: FastifyInstance, deps: SandboxBa
     if (ob !== null) await banks.register(async (scope) => openBankingWebRoutes(scope, deps, ob));
     await banks.register(async (legacy) => legacyRoutes(legacy, deps));
     await banks.register(async (valuation) => valuationRoutes(valuation, deps));
+    const eb = deps.enableBanking;
+    if (eb !== undefined) await banks.register(async (scope) => enableBankingRoutes(scope, { ...deps, enableBanking: eb }));
   });
 }

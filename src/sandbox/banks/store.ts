@@ -7,6 +7,7 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { Queryable } from '../../db/db.ts';
 import { badRequest } from '../../errors.ts';
 import { isSandboxUsername, SANDBOX_USERNAMES } from './behaviours.ts';
+import { setSessionBehaviour } from './enablebanking-store.ts';
 
 // ---- Tokens -------------------------------------------------------------------------------
 
@@ -258,6 +259,7 @@ export async function setSandboxBehaviour(db: Queryable, providerRef: string, us
     [providerRef, username],
   );
   if (consent.rowCount > 0) return true;
+  if (await setSessionBehaviour(db, providerRef, username)) return true;
   for (const table of ['sandbox_credentials', 'sandbox_valuation_assets'] as const) {
     const r = await db.query(`update ${table} set behaviour = $2 where id = $1`, [providerRef, username]);
     if (r.rowCount > 0) return true;
