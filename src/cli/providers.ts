@@ -3,8 +3,9 @@
  * a running server.
  * - `check [file]` reads the file (default MOORING_PROVIDERS_FILE) exactly as start-up does and lists
  *   its providers and every problem;
- * - `probe <name>` reaches one provider (discovery, keys, a token over mutual TLS, the API) and says
- *   what works and what to fix;
+ * - `probe <name>` reaches one provider (Open Banking: discovery, keys, a token over mutual TLS, the
+ *   API; Enable Banking: the application JWT, the application, the bank) and says what works and
+ *   what to fix;
  * - `register <name> --ssa <file>` registers Mooring with an Open Banking bank (dynamic client
  *   registration) and prints the client id to put in the file.
  */
@@ -12,6 +13,7 @@ import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { checkProvidersFile } from '../config.ts';
 import type { CatalogEntry } from '../providers/catalog.ts';
+import { probeEnableBanking } from '../providers/enablebanking/probe.ts';
 import { probeOpenBanking } from '../providers/openbanking/probe.ts';
 import { registerWithBank } from '../providers/openbanking/registration.ts';
 import { DEFAULT_TIMERS } from '../timers.ts';
@@ -24,9 +26,11 @@ export const PROVIDERS_USAGE = `Usage: mooring providers <check|probe|register> 
       entry's fields and settings, the secrets it references ({ "env": "VAR" } and { "file": "path" }),
       keys and certificates. Prints one line per provider and every problem; exits 0 when the file is good.
   providers probe NAME [--file FILE]
-      Reaches the provider NAME of the file: the bank's discovery document and keys, a client-credentials
-      token over mutual TLS, the account information API. Says what works and, for what does not, what to
-      do; exits 0 when every step works.
+      Reaches the provider NAME of the file. Open Banking: the bank's discovery document and keys, a
+      client-credentials token over mutual TLS, the account information API. Enable Banking: the
+      application JWT, the application (active, PUBLIC_URL/connect/callback whitelisted), the bank and its
+      maximum consent validity. Says what works and, for what does not, what to do; exits 0 when every
+      step works.
   providers register NAME --ssa SSA_FILE [--file FILE] [--aud AUDIENCE]
       Open Banking dynamic client registration: signs a registration request carrying the software
       statement (SSA_FILE, from the Open Banking directory) with the provider's signing key and sends it
@@ -36,7 +40,7 @@ export const PROVIDERS_USAGE = `Usage: mooring providers <check|probe|register> 
 const CONSOLE: CommandOutput = { log: (line) => console.log(line), error: (line) => console.error(line) };
 
 /** The provider NAME of the providers file, or undefined after saying why not. */
-function providerNamed(name: string, file: string | undefined, out: CommandOutput): CatalogEntry | undefined {
+function providerNamed(name: string, file: string | undefined, out: CommandOutput, adapters: readonly string[] = ['openbanking']): CatalogEntry | undefined {
   const { providers, problems } = checkProvidersFile(file);
   if (problems.length > 0 || providers === null) {
     out.error(`mooring providers: the providers file has problems; run \`mooring providers check\` first:`);
@@ -48,24 +52,26 @@ function providerNamed(name: string, file: string | undefined, out: CommandOutpu
     out.error(`mooring providers: no provider named "${name}" in ${providers.file} (it lists: ${providers.entries.map((p) => p.name).join(', ') || 'none'})`);
     return undefined;
   }
-  if (entry.adapter !== 'openbanking') {
-    out.error(`mooring providers: "${entry.name}" uses the ${entry.adapter} adapter; this command knows Open Banking banks`);
+  if (!adapters.includes(entry.adapter)) {
+    out.error(`mooring providers: "${entry.name}" uses the ${entry.adapter} adapter; this command knows ${adapters.join(' and ')} providers`);
     return undefined;
   }
   return entry;
 }
 
-async function probe(args: string[], out: CommandOutput): Promise<number> {
+async function probe(args: string[], out: CommandOutput, publicUrl: string): Promise<number> {
   const { values, positionals } = parseArgs({ args, options: { file: { type: 'string' } }, allowPositionals: true, strict: true });
   const [name, ...extra] = positionals;
   if (name === undefined || extra.length > 0) {
     out.error(`mooring providers probe: name one provider\n\n${PROVIDERS_USAGE}`);
     return 2;
   }
-  const entry = providerNamed(name, values.file, out);
+  const entry = providerNamed(name, values.file, out, ['openbanking', 'enablebanking']);
   if (entry === undefined) return 1;
   out.log(`mooring: probing ${entry.name} (${entry.adapter}) …`);
-  const steps = await probeOpenBanking(entry, { timeoutMs: DEFAULT_TIMERS.providerTimeoutMs });
+  const steps = entry.adapter === 'enablebanking'
+    ? await probeEnableBanking(entry, { timeoutMs: DEFAULT_TIMERS.providerTimeoutMs, publicUrl })
+    : await probeOpenBanking(entry, { timeoutMs: DEFAULT_TIMERS.providerTimeoutMs });
   for (const s of steps) {
     out.log(`  ${s.ok ? 'ok  ' : 'FAIL'} ${s.step}: ${s.detail}`);
     if (!s.ok && s.hint !== undefined) out.log(`       → ${s.hint}`);
@@ -112,7 +118,7 @@ async function register(args: string[], out: CommandOutput, publicUrl: string): 
 export async function providersCommand(args: string[], opts: { publicUrl: string }, out: CommandOutput = CONSOLE): Promise<number> {
   const [sub, ...subArgs] = args;
   try {
-    if (sub === 'probe') return await probe(subArgs, out);
+    if (sub === 'probe') return await probe(subArgs, out, opts.publicUrl);
     if (sub === 'register') return await register(subArgs, out, opts.publicUrl);
   } catch (err) {
     out.error(`mooring providers ${sub}: ${err instanceof Error ? err.message : String(err)}\n\n${PROVIDERS_USAGE}`);
