@@ -96,7 +96,7 @@ export async function ebCall(
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
   const text = await res.text();
-  let parsed: Record<string, unknown> = {};
+  let parsed: Record<string, unknown>;
   try {
     parsed = text === '' ? {} : (JSON.parse(text) as Record<string, unknown>);
   } catch {
