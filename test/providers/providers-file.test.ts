@@ -254,7 +254,7 @@ describe('mooring providers check', () => {
       obEntry('Charlie Bank'),
       obEntry('Charlie Bank', { clientSecret: 'literal' }),
       obEntry('Modelo Open Banking Mock'),
-      { name: 'Echo Bank', type: 'api', adapter: 'enablebanking', settings: { applicationId: 'app', privateKey: { env: 'ECHO_KEY' }, aspsp: { name: 'Echo', country: 'GB' } } },
+      { name: 'Echo Bank', type: 'api', adapter: 'enablebanking', settings: { applicationId: 'app', privateKey: { env: 'ECHO_KEY' }, aspsp: { name: 'Echo', country: 'gb' } } },
       { type: 'api', adapter: 'openbanking', id: MODELO_ID, settings: {} },
     ]);
     const res = await mooringCommand(['providers', 'check', file], { ECHO_KEY: signingKeyPem });
@@ -264,7 +264,7 @@ describe('mooring providers check', () => {
     expect(problems).toMatch(/provider "Charlie Bank" \(entry 2\): settings\.clientSecret: unknown field for the openbanking adapter/);
     expect(problems).toMatch(/provider "Charlie Bank" \(entry 2\): name: is also the name of entry 1/);
     expect(problems).toMatch(/provider "Modelo Open Banking Mock" \(entry 3\): name: is the name of a sandbox provider/);
-    expect(problems).toMatch(/provider "Echo Bank" \(entry 4\): adapter: adapter enablebanking is not available in this version/);
+    expect(problems).toMatch(/provider "Echo Bank" \(entry 4\): settings\.aspsp\.country: must be a two-letter ISO 3166 country code/);
     expect(problems).toMatch(/entry 5: name: is required/);
     expect(problems).toMatch(/entry 5: settings\.wellKnownUrl: is required/);
     // Off sandbox mode, the sandbox's names are free.
