@@ -245,6 +245,17 @@ describe('what the bank says decides the connection', () => {
     expect(await connectionOf(userId, connectionId)).toMatchObject({ status: 'error', error: 'mfa_required', remediation: { action: 'reauth' } });
   });
 
+  it('a bank that keeps serving the day of connection (user_stale) leaves lastUpdated there, and the connection asks for a resync', async () => {
+    const { userId, connectionId } = await connect(gb, 'user_stale');
+    const connected = await connectionOf(userId, connectionId);
+    await advanceClock(ts.baseUrl, 'P3D');
+    await runScheduler(ts.baseUrl);
+    const later = await connectionOf(userId, connectionId);
+    expect((await syncsOf(userId, connectionId)).filter((s) => s.fetchStatus === 'success').length).toBeGreaterThanOrEqual(2);
+    expect(later.lastUpdated).toBe(connected.lastUpdated);
+    expect(later).toMatchObject({ status: 'error', error: 'resync', remediation: { action: 'sync' } });
+  });
+
   it('deleting the connection closes the session at the bank', async () => {
     const { userId, connectionId, sessionId } = await connect(gb);
     expect(await sessionAtBank(sessionId)).toBe('AUTHORIZED');

@@ -37,7 +37,7 @@ const jwt = (o: Parameters<typeof applicationJwt>[2] = {}): Promise<string> => a
 const nowS = (): number => Math.floor(Date.now() / 1000);
 
 /** POST /auth as the adapter sends it, `validForMs` from the sandbox clock's now. */
-async function startAuth(validForMs: number, change: Record<string, unknown> = {}) {
+async function startAuth(validForMs: number, change: Record<string, unknown> = {}): Promise<Awaited<ReturnType<typeof ebCall>>> {
   const validUntil = new Date((await clockNow(ts.baseUrl)) + validForMs).toISOString();
   return ebCall(ts, await jwt(), 'POST', '/auth', {
     access: { valid_until: validUntil }, aspsp: GB, state: 'raw-state', redirect_url: callback, psu_type: 'personal', ...change,
@@ -45,8 +45,8 @@ async function startAuth(validForMs: number, change: Record<string, unknown> = {
 }
 
 /** A whole authorisation: POST /auth, the bank's page approved as `username`, POST /sessions with the code. */
-async function session(username = 'user_ok', validForMs = 3_600_000): Promise<{ sessionId: string; accounts: { uid: string; identification_hash: string; cash_account_type: string }[]; validUntil: string }> {
-  const auth = await startAuth(validForMs);
+async function session(username = 'user_ok', validForMs = 3_600_000, aspsp = GB): Promise<{ sessionId: string; accounts: { uid: string; identification_hash: string; cash_account_type: string }[]; validUntil: string }> {
+  const auth = await startAuth(validForMs, { aspsp });
   expect(auth.status).toBe(200);
   const browser = new Browser();
   const page = await browser.follow(String(auth.body.url));
@@ -186,6 +186,17 @@ describe('sessions and account data', () => {
     expect((await ebCall(ts, await jwt(), 'DELETE', `/sessions/${s.sessionId}`)).body).toEqual({ message: 'OK' });
     expect((await ebCall(ts, await jwt(), 'GET', `/sessions/${s.sessionId}`)).body).toMatchObject({ status: 'CLOSED' });
     expect((await ebCall(ts, await jwt(), 'GET', `/accounts/${s.accounts[0]?.uid ?? ''}/transactions`)).body).toMatchObject({ code: 401, error: 'CLOSED_SESSION' });
+  });
+
+  it('PSU headers: all of the bank\'s required ones or none; some of them is PSU_HEADER_NOT_PROVIDED', async () => {
+    const s = await session('user_ok', 3_600_000, { name: 'Mock ASPSP', country: 'FI' });
+    const listed = await ebCall(ts, await jwt(), 'GET', '/aspsps?country=FI');
+    expect((listed.body.aspsps as { required_psu_headers: string[] }[])[0]?.required_psu_headers).toEqual(['Psu-Ip-Address', 'Psu-User-Agent']);
+    const uid = s.accounts[0]?.uid ?? '';
+    expect((await ebCall(ts, await jwt(), 'GET', `/accounts/${uid}/balances`)).status).toBe(200);
+    expect((await ebCall(ts, await jwt(), 'GET', `/accounts/${uid}/balances`, undefined, { 'psu-ip-address': '203.0.113.5', 'psu-user-agent': 'Mozilla/5.0' })).status).toBe(200);
+    expect((await ebCall(ts, await jwt(), 'GET', `/accounts/${uid}/balances`, undefined, { 'psu-ip-address': '203.0.113.5' })).body)
+      .toMatchObject({ code: 422, error: 'PSU_HEADER_NOT_PROVIDED' });
   });
 
   it('the same customer gets the same accounts (identification_hash) in a new session, with new uids', async () => {

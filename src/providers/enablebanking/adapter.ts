@@ -38,6 +38,8 @@ export interface EnableBankingAdapterOptions {
 /** `valid_until` stays this far inside the bank's maximum (Enable Banking checks it against its own clock). */
 const CONSENT_MARGIN_MS = 3_600_000;
 const MAX_TRANSACTION_PAGES = 200;
+/** The PSU header Mooring can fill: the present user's IP address. */
+const PSU_IP_HEADER = 'psu-ip-address';
 
 /** The error codes (ErrorResponse.error) that say the session itself is no longer usable. */
 const SESSION_REFUSALS = new Set(['EXPIRED_SESSION', 'REVOKED_SESSION', 'CLOSED_SESSION', 'SESSION_DOES_NOT_EXIST', 'WRONG_SESSION_STATUS']);
@@ -200,6 +202,7 @@ export function createEnableBankingAdapter(opts: EnableBankingAdapterOptions): E
         const pending = {
           state: input.state, authorizationId: started.authorization_id, validUntil: validUntil.toISOString(),
           ...(previous === undefined ? {} : { previousSessionId: previous }),
+          ...(aspsp.required_psu_headers === undefined ? {} : { requiredPsuHeaders: aspsp.required_psu_headers }),
         };
         return { kind: 'redirect', url: url.toString(), pending };
       }),
@@ -229,7 +232,10 @@ export function createEnableBankingAdapter(opts: EnableBankingAdapterOptions): E
           // The reauth replaced the old session; closing it is good manners, not essential.
           await deleteSession(provider, pending.previousSessionId).catch(() => undefined);
         }
-        const grant: EbGrant = { sessionId: session.session_id, validUntil: validUntil.toISOString(), accounts };
+        const grant: EbGrant = {
+          sessionId: session.session_id, validUntil: validUntil.toISOString(), accounts,
+          ...(pending.requiredPsuHeaders === undefined ? {} : { requiredPsuHeaders: pending.requiredPsuHeaders }),
+        };
         return { kind: 'done', grant: grant as unknown as JsonObject, ref: session.session_id, expiresAt: validUntil };
       }),
 
@@ -238,8 +244,12 @@ export function createEnableBankingAdapter(opts: EnableBankingAdapterOptions): E
         const { provider } = input;
         const s = settingsOf(provider);
         const grant = readGrant(provider, input.grant);
-        // The PSU headers tell the bank the customer is present: only then, and only what is known.
-        const psuHeaders: Record<string, string> = input.attended && input.customerIpAddress !== undefined ? { 'psu-ip-address': input.customerIpAddress } : {};
+        // The PSU headers tell the bank the customer is present: only then, and only what is known. A bank
+        // that requires headers Mooring cannot know gets none ("all required PSU headers or none").
+        const canSendRequired = (grant.requiredPsuHeaders ?? []).every((h) => h.toLowerCase() === PSU_IP_HEADER);
+        const psuHeaders: Record<string, string> = input.attended && input.customerIpAddress !== undefined && canSendRequired
+          ? { [PSU_IP_HEADER]: input.customerIpAddress }
+          : {};
         const accountPath = (a: EbAccount, what: string): string => `/accounts/${encodeURIComponent(a.uid ?? '')}/${what}`;
 
         const balanceOf = async (a: EbAccount): Promise<ProviderAccount> => {

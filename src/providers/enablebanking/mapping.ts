@@ -33,14 +33,14 @@ export function preferredBalance(balances: EbBalance[]): EbBalance {
 /**
  * How fresh a balance is. Enable Banking gives only the day it is for (`reference_date`;
  * `last_change_date_time` is when the customer last transacted, SPEC §5, never an as-of time): a
- * balance for an earlier day than `now` is as of the end of that day; for today (or undated), null.
+ * balance for an earlier day than `now` is taken as of the start of that day (the most that day
+ * proves: a later time could claim data fresher than the bank served); for today (or undated), null.
  */
 export function balanceAsOf(balance: EbBalance, now: Date): Date | null {
   if (balance.reference_date === undefined) return null;
-  const day = /^\d{4}-\d{2}-\d{2}$/.test(balance.reference_date) ? providerDate(`${balance.reference_date}T00:00:00Z`, 'a balance reference date') : null;
-  if (day === null) throw new ResponseShapeFailure('a balance reference date is not a date');
-  const endOfDay = new Date(day.getTime() + DAY_MS - 1);
-  return endOfDay < now ? endOfDay : null;
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(balance.reference_date)) throw new ResponseShapeFailure('a balance reference date is not a date');
+  const day = providerDate(`${balance.reference_date}T00:00:00Z`, 'a balance reference date');
+  return day.getTime() + DAY_MS <= now.getTime() ? day : null;
 }
 
 const lastFour = (a: EbAccount): string | undefined => {

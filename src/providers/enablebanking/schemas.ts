@@ -122,6 +122,8 @@ const EbGrantSchema = Type.Object({
   validUntil: Type.String(),
   /** The session's accounts as POST /sessions listed them (`uid` for the calls, `identification_hash` as identity). */
   accounts: Type.Array(AccountResource),
+  /** The bank's required_psu_headers (all or none of them may be sent). */
+  requiredPsuHeaders: Type.Optional(Type.Array(Type.String())),
 });
 export type EbGrant = Static<typeof EbGrantSchema>;
 export const EbGrant = Compile(EbGrantSchema);
@@ -132,6 +134,7 @@ const EbPendingSchema = Type.Object({
   authorizationId: Type.String(),
   validUntil: Type.String(),
   previousSessionId: Type.Optional(Type.String()),
+  requiredPsuHeaders: Type.Optional(Type.Array(Type.String())),
 });
 export type EbPending = Static<typeof EbPendingSchema>;
 export const EbPending = Compile(EbPendingSchema);

@@ -36,12 +36,14 @@ export interface SandboxAspsp {
   maximumConsentValiditySeconds: number;
   currency: string;
   kinds: SandboxAccountKind[];
+  /** The PSU headers the bank requires: all of them or none (none: the customer is not present). */
+  requiredPsuHeaders: string[];
 }
 
 /** The banks the counterpart lists (GET /aspsps). */
 export const SANDBOX_ASPSPS: readonly SandboxAspsp[] = [
-  { name: 'Mooring Sandbox Bank', country: 'GB', bic: 'MOORGB2L', psuTypes: ['personal', 'business'], maximumConsentValiditySeconds: 90 * 86_400, currency: 'GBP', kinds: ['current', 'savings'] },
-  { name: 'Mock ASPSP', country: 'FI', bic: 'MOCKFIHH', psuTypes: ['personal'], maximumConsentValiditySeconds: 180 * 86_400, currency: 'EUR', kinds: ['current', 'card'] },
+  { name: 'Mooring Sandbox Bank', country: 'GB', bic: 'MOORGB2L', psuTypes: ['personal', 'business'], maximumConsentValiditySeconds: 90 * 86_400, currency: 'GBP', kinds: ['current', 'savings'], requiredPsuHeaders: ['Psu-Ip-Address'] },
+  { name: 'Mock ASPSP', country: 'FI', bic: 'MOCKFIHH', psuTypes: ['personal'], maximumConsentValiditySeconds: 180 * 86_400, currency: 'EUR', kinds: ['current', 'card'], requiredPsuHeaders: ['Psu-Ip-Address', 'Psu-User-Agent'] },
 ];
 
 export const sandboxAspsp = (name: string, country: string): SandboxAspsp | undefined =>
@@ -114,6 +116,18 @@ async function inOutage(deps: EbDeps, s: EbSessionRow): Promise<boolean> {
   return false;
 }
 
+/**
+ * Whether the request says the customer is present: all of the bank's required PSU headers (or,
+ * when it requires none, Psu-Ip-Address). Some but not all of them is PSU_HEADER_NOT_PROVIDED.
+ */
+function psuPresent(req: FastifyRequest, required: string[]): boolean {
+  const sent = required.filter((h) => headerPresent(req, h.toLowerCase()));
+  if (sent.length > 0 && sent.length < required.length) {
+    throw ebError(422, 'PSU_HEADER_NOT_PROVIDED', `Required PSU header is not provided: ${required.filter((h) => !sent.includes(h)).join(', ')}`);
+  }
+  return required.length > 0 ? sent.length === required.length : headerPresent(req, 'psu-ip-address');
+}
+
 async function accountContext(deps: EbDeps, req: FastifyRequest): Promise<AccountContext> {
   const { applicationId } = applicationOfRequest(req);
   const uid = (req.params as { uid: string }).uid;
@@ -132,7 +146,7 @@ async function accountContext(deps: EbDeps, req: FastifyRequest): Promise<Accoun
   return {
     session, position, account, data,
     asOf: dataAsOf(session.behaviour, session.authorizedAt, deps.clock.now()),
-    attended: headerPresent(req, 'psu-ip-address'),
+    attended: psuPresent(req, sandboxAspsp(session.aspsp.name, session.aspsp.country)?.requiredPsuHeaders ?? []),
   };
 }
 

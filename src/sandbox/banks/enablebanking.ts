@@ -122,7 +122,7 @@ export async function enableBankingRoutes(app: FastifyInstance, deps: EbDeps): P
         aspsps: aspsps.map((a) => ({
           name: a.name, country: a.country, logo: `${publicUrl}/bank-icons/${encodeURIComponent(a.name)}`, psu_types: a.psuTypes,
           auth_methods: a.psuTypes.map((t) => ({ name: 'redirect', title: 'Log in at the bank', psu_type: t, approach: 'REDIRECT', hidden_method: false })),
-          maximum_consent_validity: a.maximumConsentValiditySeconds, beta: false, bic: a.bic,
+          maximum_consent_validity: a.maximumConsentValiditySeconds, beta: false, bic: a.bic, required_psu_headers: a.requiredPsuHeaders,
           sandbox: { users: [{ username: 'user_ok', password: 'any', otp: '' }] },
         })),
       };
