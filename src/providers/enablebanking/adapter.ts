@@ -16,11 +16,10 @@
  * through toProviderError (../http.ts) with classifyEb below.
  */
 import type { CatalogEntry } from '../catalog.ts';
-import {
-  atEdge, callProvider, checkShape, HttpStatusFailure, providerDate, ResponseShapeFailure, toProviderError, type FailureClassifier,
-} from '../http.ts';
+import { atEdge, callProvider, checkShape, HttpStatusFailure, providerDate, ResponseShapeFailure, toProviderError } from '../http.ts';
 import { ProviderError, type FetchResult, type JsonObject, type ProviderAccount, type ProviderAdapter, type ProviderTransaction } from '../provider.ts';
 import type { EnableBankingSettings } from '../settings.ts';
+import { classifyEb, errorCodeOf, sessionRefusal } from './errors.ts';
 import { applicationJwtCache } from './jwt.ts';
 import { preferredBalance, toProviderAccount, toProviderTransactions } from './mapping.ts';
 import {
@@ -40,63 +39,6 @@ const CONSENT_MARGIN_MS = 3_600_000;
 const MAX_TRANSACTION_PAGES = 200;
 /** The PSU header Mooring can fill: the present user's IP address. */
 const PSU_IP_HEADER = 'psu-ip-address';
-
-/** The error codes (ErrorResponse.error) that say the session itself is no longer usable. */
-const SESSION_REFUSALS = new Set(['EXPIRED_SESSION', 'REVOKED_SESSION', 'CLOSED_SESSION', 'SESSION_DOES_NOT_EXIST', 'WRONG_SESSION_STATUS']);
-
-const errorCodeOf = (body: unknown): string | undefined => {
-  const error = typeof body === 'object' && body !== null ? (body as { error?: unknown }).error : undefined;
-  return typeof error === 'string' ? error : undefined;
-};
-
-/** Enable Banking's ErrorResponse codes that mean something more specific than their HTTP status. */
-export const classifyEb: FailureClassifier = (f) => {
-  const code = errorCodeOf(f.body);
-  switch (code) {
-    case 'ASPSP_RATE_LIMIT_EXCEEDED':
-      return 'rate_limited';
-    case 'ASPSP_ERROR':
-      return 'unavailable';
-    case 'ASPSP_TIMEOUT':
-      return 'timeout';
-    case 'ASPSP_PSU_ACTION_REQUIRED':
-      return 'mfa_required';
-    case 'UNAUTHORIZED_ACCESS':
-    case 'AUTHORIZATION_NOT_PROVIDED':
-    case 'ACCESS_DENIED':
-    case 'UNAUTHORIZED_IP':
-      return { kind: 'unavailable', detail: "Enable Banking refused Mooring's application; the operator must check this provider's applicationId and privateKey" };
-    case 'REDIRECT_URI_NOT_ALLOWED':
-      return { kind: 'unavailable', detail: "Enable Banking does not accept Mooring's callback URL; the operator must whitelist <PUBLIC_URL>/connect/callback for the application" };
-    case 'WRONG_ASPSP_PROVIDED':
-      return { kind: 'unavailable', detail: 'Enable Banking does not know the bank this provider names; the operator must check settings.aspsp' };
-    default:
-      if (code !== undefined && SESSION_REFUSALS.has(code)) return 'credentials';
-      if (f.status === 429) return 'rate_limited';
-      return undefined;
-  }
-};
-
-/** What a session's status says about a refused call, or undefined when it explains nothing. */
-export function sessionRefusal(providerName: string, status: string, validUntil: Date | null, now: Date): ProviderError | undefined {
-  switch (status) {
-    case 'AUTHORIZED':
-      if (validUntil !== null && validUntil <= now) return new ProviderError('credentials', `This connection's consent expired at ${providerName}; the user must authorise again`);
-      return undefined;
-    case 'EXPIRED':
-      return new ProviderError('credentials', `This connection's consent expired at ${providerName}; the user must authorise again`);
-    case 'REVOKED':
-      return new ProviderError('credentials', `The user withdrew this connection's consent at ${providerName}; they must authorise again`);
-    case 'CANCELLED':
-      return new ProviderError('credentials', `The authorisation of this connection was cancelled at ${providerName}; the user must authorise again`);
-    case 'CLOSED':
-      return new ProviderError('credentials', `This connection's session at ${providerName} was closed; the user must authorise again`);
-    case 'INVALID':
-      return new ProviderError('credentials', `The authorisation of this connection failed at ${providerName}; the user must authorise again`);
-    default:
-      return new ProviderError('credentials', `This connection's session at ${providerName} is not authorised; the user must authorise again`);
-  }
-}
 
 export function settingsOf(provider: CatalogEntry): EnableBankingSettings {
   if (provider.enablebanking === undefined) throw new ProviderError('unavailable', `${provider.name} has no Enable Banking settings`);
