@@ -13,7 +13,7 @@
  * call at a time (banks count every call against the customer's daily allowance). Every request
  * carries the application JWT (jwt.ts); the PSU headers only when the user is present. When a call
  * is refused for the session, the session's own status decides the error. Every failure leaves
- * through toProviderError (../http.ts) with classifyEb below.
+ * through toProviderError (../http.ts) with classifyEb (errors.ts).
  */
 import type { CatalogEntry } from '../catalog.ts';
 import { atEdge, callProvider, checkShape, HttpStatusFailure, providerDate, ResponseShapeFailure, toProviderError } from '../http.ts';
