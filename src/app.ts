@@ -54,6 +54,8 @@ import { journeyRoutes } from './journeys/routes.ts';
 import { registerSandboxBanks, type SandboxBankDeps } from './sandbox/banks/index.ts';
 import type { Timers } from './timers.ts';
 import type { ProviderCallLog } from './provider-calls/writer.ts';
+import { providerCallsService } from './provider-calls/service.ts';
+import { providerCallsRoutes } from './provider-calls/routes.ts';
 
 export interface AppDeps {
   config: Config;
@@ -164,6 +166,7 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
     db, catalog, clock, adminToken: deps.adminToken, secureCookies: config.publicUrl.startsWith('https:'),
     throttle: adminThrottle, sessionIdleMs: config.adminSessionIdleMinutes * 60_000, ...(deps.securityNow !== undefined ? { securityNow: deps.securityNow } : {}),
   });
+  providerCallsRoutes(app, { service: providerCallsService({ db, catalog, clock, ...callLog }), adminToken: deps.adminToken, throttle: adminThrottle, publicUrl: config.publicUrl });
   await requestObjectRoutes(fastify, { oidc, issuer: `${config.publicUrl}${OIDC_PREFIX}` });
   authRequestRoutes(app, { authRequests: authRequestsService({ db, oidc, clock, catalog, issuer: `${config.publicUrl}${OIDC_PREFIX}` }), publicUrl: config.publicUrl });
   webhookRoutes(app, { db, secrets: deps.secrets, oidc, clock, adminToken: deps.adminToken, adminThrottle, publicUrl: config.publicUrl, policy: { allowPrivate: config.webhookAllowPrivate, allowLoopback: config.sandbox } });

@@ -26,7 +26,7 @@ export interface CallFilter {
   providerId?: string;
   connectionId?: string;
   status?: number;
-  errorKind?: ProviderErrorKind;
+  errorKind?: string;
   since?: Date;
   until?: Date;
 }
