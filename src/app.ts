@@ -13,7 +13,7 @@ import type { Config } from './config.ts';
 import { ping, type Db } from './db/db.ts';
 import type { SecretBox } from './crypto/secrets.ts';
 import { frameworkErrors, registerErrorHandling } from './http/errors.ts';
-import { registerMetrics } from './http/metrics.ts';
+import { createMetrics, registerMetrics, type Metrics } from './metrics/metrics.ts';
 import { registerBodyParsing } from './http/body-parsing.ts';
 import { registerBrowserSafety } from './http/browser-safety.ts';
 import { validatorCompiler } from './http/validation.ts';
@@ -76,6 +76,8 @@ export interface AppDeps {
   timers: Timers;
   /** This process's provider call log (journeys and revocations record their provider calls). */
   callLog?: ProviderCallLog;
+  /** This process's Prometheus counters (default: a registry of its own). */
+  metrics?: Metrics;
   /** Real time for security timers (admin throttle and sessions); tests inject it. */
   securityNow?: () => number;
 }
@@ -118,7 +120,7 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
-  registerMetrics(fastify);
+  registerMetrics(fastify, deps.metrics ?? createMetrics(), { db, clock, log: deps.logger });
 
   const log = deps.logger;
   const adminThrottle = createAdminThrottle(deps.securityNow === undefined ? {} : { now: deps.securityNow });
