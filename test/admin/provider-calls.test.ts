@@ -222,3 +222,30 @@ describe('provider call retention', () => {
     expect(left.map((c) => c.id)).toEqual(expect.arrayContaining(newer));
   });
 });
+
+describe('a database failure while writing the call log', () => {
+  const env = serverWithClient();
+
+  it('fails no sync and blames no provider; the rows are written once the database takes them again', async () => {
+    const userId = (await env.mh.registerUser({ clientUserId: 'call-log-down' })).userId;
+    const db = env.ts.testDb.db;
+    // The call log cannot be written while its table is away (what a full disk or a lost permission looks like to the writer).
+    await db.query('alter table provider_calls rename to provider_calls_away');
+    let connectionId = '';
+    try {
+      connectionId = (await connect(env.mh, userId, MODELO_ID)).connectionId;
+      await env.ts.server.callLog.flush();
+    } finally {
+      await db.query('alter table provider_calls_away rename to provider_calls');
+    }
+    const syncs = (await env.mh.getConnectionSyncs({ userId, connectionId })).data as unknown as { fetchStatus: string }[];
+    expect(syncs.map((s) => s.fetchStatus)).toEqual(['success']);
+    const conn = (await env.mh.getUserConnections({ userId })).data.find((c) => c.id === connectionId) as unknown as { status: string; error: string | null };
+    expect(conn).toMatchObject({ status: 'ok', error: null });
+
+    const list = await calls(env.ts.baseUrl, { connectionId });
+    expect(list.some((c) => c.endpoint === '/accounts' && c.status === 200)).toBe(true);
+    const health = await admin<{ data: Bucket[] }>(env.ts.baseUrl, `/admin/api/providers/${MODELO_ID}/health?hours=2`);
+    expect(health.body.data.reduce((a, b) => a + b.syncs, 0)).toBe(1);
+  });
+});
