@@ -122,6 +122,17 @@ describe('the provider call log of real journeys and syncs', () => {
     for (const c of journeyCalls) expect(c.syncId).toBeNull();
   });
 
+  it("records a legacy login's one-time-code request as mfa_required, not as refused credentials", async () => {
+    const before = new Set((await calls(env.ts.baseUrl, { providerId: aviva })).map((c) => c.id));
+    await connect(env.mh, userId, aviva, 'user_mfa');
+    const journey = (await calls(env.ts.baseUrl, { providerId: aviva })).filter((c) => !before.has(c.id) && c.journeyId !== null).reverse();
+    expect(journey.map((c) => [c.method, c.endpoint, c.status, c.errorKind])).toEqual([
+      ['POST', '/login', 401, 'mfa_required'],
+      ['POST', '/login/otp', 200, null],
+    ]);
+    expect(new Set(journey.map((c) => c.journeyId)).size).toBe(1);
+  });
+
   it("shows a legacy provider's 429 as rate_limited on /portfolio, with no interaction id (its protocol has none)", async () => {
     const list = await calls(env.ts.baseUrl, { connectionId: conns.legacyLimited, status: '429' });
     expect(list.length).toBe(1);
@@ -185,6 +196,13 @@ describe('the provider call log of real journeys and syncs', () => {
     expect(unknown.status).toBe(404);
     expect(unknown.body.code).toBe('not_found');
     expect((await admin(env.ts.baseUrl, `/admin/api/providers/${MODELO_ID}/health?hours=721`)).status).toBe(400);
+  });
+
+  it('documents both routes in the OpenAPI document, under the admin token', async () => {
+    const doc = (await call(env.ts.baseUrl, 'GET', '/docs/json')).body as { paths: Record<string, { get?: { security?: unknown[] } }> };
+    for (const p of ['/admin/api/provider-calls', '/admin/api/providers/{providerId}/health']) {
+      expect(doc.paths[p]?.get?.security).toEqual([{ admin: [] }]);
+    }
   });
 });
 
