@@ -6,7 +6,12 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, officialClient, sandbox, type MoneyhubClient } from '../helpers/moneyhub.ts';
-import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { loadConfig } from '../../src/config.ts';
+import { createLogger } from '../../src/logger.ts';
+import { createServer } from '../../src/server.ts';
+import { createTestDb } from '../helpers/db.ts';
+import { TEST_DATA_DIR } from '../helpers/pki.ts';
+import { ADMIN_TOKEN, freePort, startTestServer, TEST_ENCRYPTION_KEY, type TestServer } from '../helpers/server.ts';
 import { setWebhook } from '../helpers/webhooks.ts';
 import { startReceiver, type Receiver } from '../helpers/webhook-receiver.ts';
 import { MODELO_ID, providerId } from '../syncs/scenario.ts';
@@ -105,5 +110,26 @@ describe('/metrics after syncs, provider calls and webhook deliveries', () => {
     // Modelo's consent lasts 90 days: within 7 days of its end it is counted.
     await sandbox(ts.baseUrl, 'POST', '/sandbox/clock', { advance: 'P85D' });
     expect(sample(await scrape(ts.baseUrl), 'mooring_consents_expiring_soon')).toBe(1);
+  });
+});
+
+describe('/metrics of a worker-only process', () => {
+  it('is served on MOORING_METRICS_PORT, with the database gauges', async () => {
+    const testDb = await createTestDb();
+    const port = await freePort();
+    const config = loadConfig({}, {
+      host: '127.0.0.1', port: 0, publicUrl: 'http://127.0.0.1:1', adminToken: ADMIN_TOKEN, dataDir: TEST_DATA_DIR, encryptionKey: TEST_ENCRYPTION_KEY, metricsPort: port,
+    });
+    const server = await createServer({ config, logger: createLogger('silent'), adminToken: ADMIN_TOKEN, db: testDb.db, role: 'worker' });
+    try {
+      expect(server.app).toBeNull();
+      const m = await scrape(`http://127.0.0.1:${port}`);
+      expect(sample(m, 'mooring_sync_queue_depth', { state: 'queued' })).toBe(0);
+      expect(sample(m, 'mooring_scheduler_lag_seconds')).toBe(0);
+      expect(sample(m, 'process_cpu_user_seconds_total')).toBeGreaterThan(0);
+    } finally {
+      await server.close();
+      await testDb.drop();
+    }
   });
 });
