@@ -4,18 +4,19 @@
  * (× BENCH_SCALE), seeded with SQL (generate_series; the call log's indexes are built after the
  * rows, as a restore would), and its hourly rollup for 30 days. A Mooring API process then answers
  * the admin API one request at a time (no concurrency: this is the latency an operator sees), with
- * varied parameters; p50/p95 of each, and the EXPLAIN (ANALYZE, BUFFERS) of the call log's queries.
+ * varied parameters; p50/p95 of each. Then a second API process that records every statement it sends
+ * (bench/variants.ts `trace`) answers each request once more, and each SELECT it ran is EXPLAINed
+ * (ANALYZE, BUFFERS) with the parameters it ran with: the console's own queries included.
  *
  * The console's own routes (search, connection detail) are measured when the build has them
  * (BENCH_CONSOLE_SEARCH_PATH, BENCH_CONSOLE_CONNECTION_PATH; a route that answers 404 is reported
  * as absent, and the provider call list of one connection stands for the detail).
  */
 import type pg from 'pg';
-import type { Queryable } from '../src/db/db.ts';
 import { sandboxCatalog } from '../src/providers/catalog.ts';
-import { providerCallsRepository } from '../src/provider-calls/repository.ts';
 import { hourOf, LATENCY_BUCKETS_MS } from '../src/provider-calls/rollup.ts';
 import { dropDatabase, environmentLine, envNum, fmtInt, fmtMs, freePort, freshDatabase, log, percentile, startChild, waitForQuiet, withClient, type Child } from './common.ts';
+import type { QueryStat } from './ipc.ts';
 import type { SectionResult } from './section-sync.ts';
 
 export const CONSOLE_DB = 'mooring_bench_console';
@@ -113,8 +114,6 @@ interface Scenario {
   label: string;
   /** The path of request i. */
   path: (i: number) => string;
-  /** The repository query it runs, for EXPLAIN (null: not this feature's). */
-  explain: ((db: Queryable, i: number) => Promise<unknown>) | null;
 }
 
 interface Timing {
@@ -123,7 +122,9 @@ interface Timing {
   p95: number;
   max: number;
   absent: string | null;
-  plan: string | null;
+  /** Each SELECT the request ran, with its plan. */
+  plans: { sql: string; plan: string }[];
+  /** No sequential scan in any plan (null: nothing explained). */
   indexOnly: boolean | null;
 }
 
@@ -131,68 +132,62 @@ const pick = (i: number): number => (i * 7_368_787) % CONNECTIONS;
 const provider = (i: number): string => PROVIDERS[i % PROVIDERS.length] ?? '';
 
 function scenarios(cursorOf: (p: string) => string): Scenario[] {
-  const calls = providerCallsRepository;
   return [
     {
       name: 'search', label: 'Search (console: user id, connection id, client user id)',
-      path: (i) => SEARCH_PATH.replace('{q}', encodeURIComponent(i % 2 === 0 ? userId(pick(i)) : connectionId(pick(i)))), explain: null,
+      path: (i) => SEARCH_PATH.replace('{q}', encodeURIComponent(i % 2 === 0 ? userId(pick(i)) : connectionId(pick(i)))),
     },
     {
       name: 'connection', label: 'Connection detail (console)',
-      path: (i) => CONNECTION_PATH.replace('{connectionId}', encodeURIComponent(connectionId(pick(i)))), explain: null,
+      path: (i) => CONNECTION_PATH.replace('{connectionId}', encodeURIComponent(connectionId(pick(i)))),
     },
     {
       name: 'calls-connection', label: 'Provider calls of one connection (newest 50)',
       path: (i) => `/admin/api/provider-calls?connectionId=${encodeURIComponent(connectionId(pick(i)))}&limit=50`,
-      explain: (db, i) => calls(db).list({ connectionId: connectionId(pick(i)) }, null, 51),
     },
     {
       name: 'calls-provider', label: 'Provider calls of one provider (newest 50)',
       path: (i) => `/admin/api/provider-calls?providerId=${provider(i)}&limit=50`,
-      explain: (db, i) => calls(db).list({ providerId: provider(i) }, null, 51),
     },
     {
       name: 'calls-provider-next', label: 'Provider calls of one provider, a following page (cursor)',
       path: (i) => `/admin/api/provider-calls?providerId=${provider(i)}&limit=50&cursor=${cursorOf(provider(i))}`,
-      explain: null,
     },
     {
       name: 'calls-errors', label: 'Provider calls by error kind within a provider, last 24 h (rate_limited)',
       path: (i) => `/admin/api/provider-calls?providerId=${provider(i)}&errorKind=rate_limited&since=${new Date(Date.now() - 86_400_000).toISOString()}&limit=50`,
-      explain: (db, i) => calls(db).list({ providerId: provider(i), errorKind: 'rate_limited', since: new Date(Date.now() - 86_400_000) }, null, 51),
     },
     {
       name: 'calls-status', label: 'Provider calls by status within a provider (503)',
       path: (i) => `/admin/api/provider-calls?providerId=${provider(i)}&status=503&limit=50`,
-      explain: (db, i) => calls(db).list({ providerId: provider(i), status: 503 }, null, 51),
     },
     {
       name: 'health', label: 'Provider health, 168 hourly buckets',
       path: (i) => `/admin/api/providers/${provider(i)}/health`,
-      explain: (db, i) => calls(db).hours(provider(i), new Date(hourOf(new Date()).getTime() - 167 * 3_600_000)),
     },
     {
       name: 'health-720', label: 'Provider health, 720 hourly buckets',
       path: (i) => `/admin/api/providers/${provider(i)}/health?hours=720`,
-      explain: null,
     },
   ];
 }
 
-/** The SQL a repository call sends (captured, not run), explained on the real database. */
-async function explainOf(c: pg.Client, fn: (db: Queryable) => Promise<unknown>): Promise<string> {
-  let captured: { text: string; params: unknown[] } | null = null;
-  const recorder: Queryable = {
-    async query<R>(text: string, params?: readonly unknown[]) {
-      captured = { text, params: [...(params ?? [])] };
-      return { rows: [] as R[], rowCount: 0 };
-    },
+/** Every SELECT the traced API process ran for one request (statements it counted since `before`), explained with its parameters. */
+async function plansOf(c: pg.Client, traced: Child, path: string): Promise<{ sql: string; plan: string }[]> {
+  const stats = async (): Promise<Map<string, QueryStat>> => {
+    const r = await traced.ask({ type: 'queries' });
+    return new Map(r.type === 'queries' ? r.stats.map((q) => [q.sql, q]) : []);
   };
-  await fn(recorder);
-  const q = captured as { text: string; params: unknown[] } | null;
-  if (q === null) throw new Error('the repository sent no query');
-  const r = await c.query<{ 'QUERY PLAN': string }>(`explain (analyze, buffers, costs off) ${q.text}`, q.params);
-  return r.rows.map((x) => x['QUERY PLAN']).join('\n');
+  const before = await stats();
+  const res = await request(traced, path);
+  if (res.status !== 200) throw new Error(`the traced process answered ${res.status} to ${path}`);
+  const ran = [...(await stats()).values()].filter((q) => q.count > (before.get(q.sql)?.count ?? 0) && /^\s*(select|with)\b/i.test(q.sql));
+  const out: { sql: string; plan: string }[] = [];
+  for (const q of ran) {
+    const r = await c.query<{ 'QUERY PLAN': string }>(`explain (analyze, buffers, costs off) ${q.sql}`, q.params ?? []);
+    out.push({ sql: q.sql, plan: r.rows.map((x) => x['QUERY PLAN']).join('\n') });
+  }
+  return out;
 }
 
 async function request(api: Child, path: string): Promise<{ status: number; body: unknown; ms: number }> {
@@ -207,6 +202,7 @@ export async function runConsoleSection(): Promise<SectionResult> {
   const url = await freshDatabase(CONSOLE_DB);
   const port = await freePort();
   const api = await startChild('Mooring API (console)', 'mooring-server.ts', [url, String(port), ADMIN_TOKEN, String(POOL)], port);
+  let traced: Child | null = null;
   try {
     const seedStart = performance.now();
     log(`seeding ${fmtInt(CONNECTIONS)} connections and ${fmtInt(CALLS)} provider calls (BENCH_SCALE ${SCALE})`);
@@ -219,6 +215,9 @@ export async function runConsoleSection(): Promise<SectionResult> {
       const r = await request(api, `/admin/api/provider-calls?providerId=${p}&limit=50`);
       cursors.set(p, ((r.body as { meta?: { nextCursor?: string | null } } | null)?.meta?.nextCursor) ?? '');
     }
+    const tracedPort = await freePort();
+    traced = await startChild('Mooring API (console, statements traced)', 'mooring-server.ts', [url, String(tracedPort), ADMIN_TOKEN, String(POOL), 'trace'], tracedPort);
+    const tracer = traced;
     await waitForQuiet();
     const timings: Timing[] = [];
     await withClient(url, async (c) => {
@@ -226,7 +225,7 @@ export async function runConsoleSection(): Promise<SectionResult> {
         const probe = await request(api, s.path(0));
         if (probe.status !== 200) {
           log(`  ${s.name}: ${s.path(0)} answered ${probe.status}; not measured`);
-          timings.push({ scenario: s, p50: Number.NaN, p95: Number.NaN, max: Number.NaN, absent: `answered ${probe.status} (not in this build?)`, plan: null, indexOnly: null });
+          timings.push({ scenario: s, p50: Number.NaN, p95: Number.NaN, max: Number.NaN, absent: `answered ${probe.status} (not in this build?)`, plans: [], indexOnly: null });
           continue;
         }
         const ms: number[] = [];
@@ -236,17 +235,19 @@ export async function runConsoleSection(): Promise<SectionResult> {
           ms.push(r.ms);
         }
         ms.sort((a, b) => a - b);
-        const plan = s.explain === null ? null : await explainOf(c, (db) => (s.explain as NonNullable<Scenario['explain']>)(db, 1));
+        const plans = await plansOf(c, tracer, s.path(1));
         const t: Timing = {
-          scenario: s, p50: percentile(ms, 50), p95: percentile(ms, 95), max: ms[ms.length - 1] ?? Number.NaN, absent: null, plan,
-          indexOnly: plan === null ? null : !/Seq Scan/.test(plan),
+          scenario: s, p50: percentile(ms, 50), p95: percentile(ms, 95), max: ms[ms.length - 1] ?? Number.NaN, absent: null, plans,
+          indexOnly: plans.length === 0 ? null : plans.every((x) => !/Seq Scan/.test(x.plan)),
         };
-        log(`  ${s.name.padEnd(20)} p50 ${fmtMs(t.p50)}, p95 ${fmtMs(t.p95)}, max ${fmtMs(t.max)}${plan === null ? '' : t.indexOnly === true ? ' (index scans only)' : ' (SEQUENTIAL SCAN in the plan)'}`);
+        const scans = t.indexOnly === null ? ' (no statement)' : t.indexOnly ? ' (index scans only)' : ' (SEQUENTIAL SCAN in a plan)';
+        log(`  ${s.name.padEnd(20)} p50 ${fmtMs(t.p50)}, p95 ${fmtMs(t.p95)}, max ${fmtMs(t.max)}; ${plans.length} statement(s)${scans}`);
         timings.push(t);
       }
     });
     return render(timings, seedSeconds);
   } finally {
+    await traced?.stop();
     await api.stop();
     await dropDatabase(CONSOLE_DB);
   }
@@ -259,7 +260,8 @@ async function render(timings: Timing[], seedSeconds: number): Promise<SectionRe
   const rows = timings.map((t) => (t.absent !== null
     ? `| ${t.scenario.label} | n/a | n/a | n/a | ${t.absent} |`
     : `| ${t.scenario.label} | ${fmtMs(t.p50)} | **${fmtMs(t.p95)}** | ${fmtMs(t.max)} | ${t.indexOnly === null ? '' : t.indexOnly ? 'index scans only' : '**sequential scan**'} |`));
-  const plans = timings.filter((t) => t.plan !== null).map((t) => `#### ${t.scenario.label}\n\n\`\`\`\n${t.plan ?? ''}\n\`\`\``);
+  const plans = timings.filter((t) => t.plans.length > 0).map((t) =>
+    `#### ${t.scenario.label}\n\n${t.plans.map((x) => `\`\`\`sql\n${x.sql}\n\`\`\`\n\`\`\`\n${x.plan}\n\`\`\``).join('\n\n')}`);
   const markdown = `## Operator console queries at scale
 
 _Measured ${new Date().toISOString()} on ${await environmentLine()}; re-run this section alone with \`BENCH_ONLY=console\`${SCALE === 1 ? '' : ` (this run: BENCH_SCALE=${SCALE})`}._
@@ -267,7 +269,9 @@ _Measured ${new Date().toISOString()} on ${await environmentLine()}; re-run this
 ${fmtInt(CONNECTIONS)} connections (${fmtInt(Math.ceil(CONNECTIONS / CONNECTIONS_PER_USER))} users of ${CLIENTS} API clients) and
 **${fmtInt(CALLS)} provider calls** over ${RETENTION_DAYS} days, seeded with SQL in ${seedSeconds.toFixed(0)} s; the hourly rollup holds
 ${ROLLUP_HOURS} hours of ${PROVIDERS.length} providers. One request at a time from the bench to a Mooring API process (pool ${POOL}),
-${SAMPLES} requests per row with varied connections and providers, after one unmeasured probe.
+${SAMPLES} requests per row with varied connections and providers, after one unmeasured probe. Then a second API
+process that records every statement it sends answered each request once more; every SELECT it ran is explained below
+with the parameters it ran with.
 
 | Admin API request | p50 | p95 | max | Plan |
 |---|---:|---:|---:|---|
