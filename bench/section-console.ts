@@ -38,8 +38,12 @@ const TARGET_P95_MS = 100;
 const PROVIDERS = sandboxCatalog('http://unused').filter((e) => e.adapter === 'openbanking').map((e) => e.id);
 const ENDPOINTS = ['/accounts', '/accounts/{accountId}/balances', '/accounts/{accountId}/transactions', '/as/token.oauth2'];
 
-const connectionId = (n: number): string => `${PROVIDERS[n % PROVIDERS.length] ?? ''}:bc${n}`;
-const userId = (n: number): string => `bu${Math.floor(n / CONNECTIONS_PER_USER)}`;
+/** Ids shaped as Mooring makes them (`<provider>:<uuid>`, 24 hex digits), derived from the row number. */
+const CONNECTION_UUID_PREFIX = '00000000-0000-4000-8000-';
+const connectionId = (n: number): string => `${PROVIDERS[n % PROVIDERS.length] ?? ''}:${CONNECTION_UUID_PREFIX}${n.toString(16).padStart(12, '0')}`;
+const userId = (n: number): string => Math.floor(n / CONNECTIONS_PER_USER).toString(16).padStart(24, '0');
+/** Tables that grow with the deployment: a sequential scan of one of these is a finding (small ones, e.g. settings, are scanned by design). */
+const BIG_TABLES = /Seq Scan on (provider_calls|connections|users|syncs|accounts|transactions|webhook_events|webhook_deliveries|connection_status_changes|journeys)\b/;
 
 async function timed(label: string, fn: () => Promise<unknown>): Promise<void> {
   const t = performance.now();
@@ -56,14 +60,14 @@ async function seed(c: pg.Client): Promise<void> {
   ));
   await timed(`${fmtInt(CONNECTIONS / CONNECTIONS_PER_USER)} users`, () => c.query(
     `insert into users (id, client_id, client_user_id, user_type, scopes, created_at, updated_at, last_accessed)
-     select 'bu' || g, 'bench-client-' || (1 + g % $2::int), 'customer-' || g, 'test', 'user:read', now() - interval '90 days', now(), now()
+     select lpad(to_hex(g), 24, '0'), 'bench-client-' || (1 + g % $2::int), 'customer-' || g, 'test', 'user:read', now() - interval '90 days', now(), now()
      from generate_series(0, $1::int - 1) g`,
     [Math.ceil(CONNECTIONS / CONNECTIONS_PER_USER), CLIENTS],
   ));
   await timed(`${fmtInt(CONNECTIONS)} connections`, () => c.query(
     `insert into connections (id, user_id, provider_id, connected_on, last_updated, expires_at, user_consented_at, tpp_consent,
                               provider_ref, provider_grant, last_fetch_status, consecutive_failures, last_attempt_at, next_sync_at, created_at)
-     select p || ':bc' || g, 'bu' || (g / ${CONNECTIONS_PER_USER}), p, now() - interval '60 days', now() - interval '3 hours',
+     select p || ':${CONNECTION_UUID_PREFIX}' || lpad(to_hex(g), 12, '0'), lpad(to_hex(g / ${CONNECTIONS_PER_USER}), 24, '0'), p, now() - interval '60 days', now() - interval '3 hours',
             now() + interval '30 days' + (g % 5000) * interval '1 hour', now() - interval '60 days', true, 'aac-bc' || g, '{"accessToken":"x"}',
             case when g % 20 = 0 then 'error' else 'success' end, 0, now() - interval '3 hours',
             now() + (g % 21600) * interval '1 second', now() - interval '60 days'
@@ -83,7 +87,7 @@ async function seed(c: pg.Client): Promise<void> {
     await c.query(
       `insert into provider_calls (at, provider_id, connection_id, sync_id, journey_id, method, endpoint, status, latency_ms, error_kind, interaction_id)
        select now() - ($2::bigint - g) * $3::float8 * interval '1 millisecond', ($5::text[])[1 + cn % array_length($5::text[], 1)],
-              ($5::text[])[1 + cn % array_length($5::text[], 1)] || ':bc' || cn, gen_random_uuid(), null,
+              ($5::text[])[1 + cn % array_length($5::text[], 1)] || ':${CONNECTION_UUID_PREFIX}' || lpad(to_hex(cn), 12, '0'), gen_random_uuid(), null,
               case when g % 4 = 3 then 'POST' else 'GET' end, ($6::text[])[1 + g % 4],
               s, 20 + (g * 7919) % 480,
               case s when 200 then null when 429 then 'rate_limited' when 403 then 'credentials' else 'unavailable' end,
@@ -238,9 +242,9 @@ export async function runConsoleSection(): Promise<SectionResult> {
         const plans = await plansOf(c, tracer, s.path(1));
         const t: Timing = {
           scenario: s, p50: percentile(ms, 50), p95: percentile(ms, 95), max: ms[ms.length - 1] ?? Number.NaN, absent: null, plans,
-          indexOnly: plans.length === 0 ? null : plans.every((x) => !/Seq Scan/.test(x.plan)),
+          indexOnly: plans.length === 0 ? null : plans.every((x) => !BIG_TABLES.test(x.plan)),
         };
-        const scans = t.indexOnly === null ? ' (no statement)' : t.indexOnly ? ' (index scans only)' : ' (SEQUENTIAL SCAN in a plan)';
+        const scans = t.indexOnly === null ? ' (no statement)' : t.indexOnly ? ' (no sequential scan of a large table)' : ' (SEQUENTIAL SCAN of a large table)';
         log(`  ${s.name.padEnd(20)} p50 ${fmtMs(t.p50)}, p95 ${fmtMs(t.p95)}, max ${fmtMs(t.max)}; ${plans.length} statement(s)${scans}`);
         timings.push(t);
       }
@@ -259,7 +263,7 @@ async function render(timings: Timing[], seedSeconds: number): Promise<SectionRe
   const verdict = worst < TARGET_P95_MS ? 'met' : 'NOT met';
   const rows = timings.map((t) => (t.absent !== null
     ? `| ${t.scenario.label} | n/a | n/a | n/a | ${t.absent} |`
-    : `| ${t.scenario.label} | ${fmtMs(t.p50)} | **${fmtMs(t.p95)}** | ${fmtMs(t.max)} | ${t.indexOnly === null ? '' : t.indexOnly ? 'index scans only' : '**sequential scan**'} |`));
+    : `| ${t.scenario.label} | ${fmtMs(t.p50)} | **${fmtMs(t.p95)}** | ${fmtMs(t.max)} | ${t.indexOnly === null ? '' : t.indexOnly ? 'indexed' : '**sequential scan of a large table**'} |`));
   const plans = timings.filter((t) => t.plans.length > 0).map((t) =>
     `#### ${t.scenario.label}\n\n${t.plans.map((x) => `\`\`\`sql\n${x.sql}\n\`\`\`\n\`\`\`\n${x.plan}\n\`\`\``).join('\n\n')}`);
   const markdown = `## Operator console queries at scale
