@@ -75,6 +75,26 @@ async function seed(c: pg.Client): Promise<void> {
     [CONNECTIONS, PROVIDERS],
   ));
 
+  // What a connection's timeline also reads: its accounts, syncs (two each) and webhook events (one each).
+  await timed(`${fmtInt(CONNECTIONS)} accounts`, () => c.query(
+    `insert into accounts (id, connection_id, user_id, provider_account_id, account_name, type, account_type, currency,
+                           balance_minor, balance_date, details, created_at, updated_at)
+     select gen_random_uuid(), c.id, c.user_id, 'acc-1', 'Current account', 'cash:current', 'personal', 'GBP',
+            123456, now() - interval '3 hours', '{}', c.created_at, now() - interval '3 hours'
+     from connections c`,
+  ));
+  await timed(`${fmtInt(2 * CONNECTIONS)} syncs`, () => c.query(
+    `insert into syncs (id, connection_id, user_id, provider_id, action, method, state, attended, fetch_status, created_at, fetched_at, finished_at, accounts)
+     select gen_random_uuid(), c.id, c.user_id, c.provider_id, 'auto-update', 'UPDATE', 'done', false, c.last_fetch_status, t, t, t, '[]'
+     from connections c cross join (values (now() - interval '9 hours'), (now() - interval '3 hours')) v(t)`,
+  ));
+  await timed(`${fmtInt(CONNECTIONS)} webhook events`, () => c.query(
+    `insert into webhook_events (id, client_id, user_id, event_type, payload, dedupe_key, created_at, attempts, delivered_at)
+     select gen_random_uuid(), u.client_id, c.user_id, 'syncCompleted', jsonb_build_object('connectionId', c.id, 'userId', c.user_id),
+            'bench-' || c.id, now() - interval '3 hours', 1, now() - interval '3 hours'
+     from connections c join users u on u.id = c.user_id`,
+  ));
+
   // The call log: rows first, indexes after (as a restore would build them); `at` rises with g over the retention window.
   const indexes = (await c.query<{ indexname: string; indexdef: string }>(
     "select indexname, indexdef from pg_indexes where tablename = 'provider_calls' and indexname <> 'provider_calls_pkey'",
@@ -270,7 +290,8 @@ async function render(timings: Timing[], seedSeconds: number): Promise<SectionRe
 
 _Measured ${new Date().toISOString()} on ${await environmentLine()}; re-run this section alone with \`BENCH_ONLY=console\`${SCALE === 1 ? '' : ` (this run: BENCH_SCALE=${SCALE})`}._
 
-${fmtInt(CONNECTIONS)} connections (${fmtInt(Math.ceil(CONNECTIONS / CONNECTIONS_PER_USER))} users of ${CLIENTS} API clients) and
+${fmtInt(CONNECTIONS)} connections (${fmtInt(Math.ceil(CONNECTIONS / CONNECTIONS_PER_USER))} users of ${CLIENTS} API clients; an account, two syncs and a
+webhook event each) and
 **${fmtInt(CALLS)} provider calls** over ${RETENTION_DAYS} days, seeded with SQL in ${seedSeconds.toFixed(0)} s; the hourly rollup holds
 ${ROLLUP_HOURS} hours of ${PROVIDERS.length} providers. One request at a time from the bench to a Mooring API process (pool ${POOL}),
 ${SAMPLES} requests per row with varied connections and providers, after one unmeasured probe. Then a second API
