@@ -44,6 +44,12 @@ export interface Config {
   providersFile: string | null;
   /** The providers the file lists (SPEC section 10), checked, with their secrets read. */
   providers: CatalogEntry[];
+  /** MOORING_PROVIDER_CALL_LOG: record every call to a provider (the operator console's call log, provider health, call metrics). */
+  providerCallLog: boolean;
+  /** MOORING_PROVIDER_CALL_RETENTION_DAYS: recorded provider calls older than this (domain time) are pruned. */
+  providerCallRetentionDays: number;
+  /** MOORING_METRICS_PORT: where a worker-only process (`mooring worker`) serves /metrics; null: it serves none. API processes serve /metrics on PORT. */
+  metricsPort: number | null;
 }
 
 const MAKE_KEY_HINT = 'make one with: openssl rand -base64 32';
@@ -194,6 +200,9 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     adminSessionIdleMinutes: intVar(env, 'MOORING_ADMIN_SESSION_IDLE_MINUTES', 720, 1, 7 * 24 * 60, problems),
     providersFile: null,
     providers: [],
+    providerCallLog: boolVar(env, 'MOORING_PROVIDER_CALL_LOG', true, problems),
+    providerCallRetentionDays: intVar(env, 'MOORING_PROVIDER_CALL_RETENTION_DAYS', 14, 1, 3650, problems),
+    metricsPort: nonEmpty(env.MOORING_METRICS_PORT) === null ? null : intVar(env, 'MOORING_METRICS_PORT', 9464, 0, 65535, problems),
     ...overrides,
   };
   const providersFile = nonEmpty(env.MOORING_PROVIDERS_FILE);

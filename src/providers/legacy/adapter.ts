@@ -59,6 +59,8 @@ const classifyJourney = (name: string): FailureClassifier => (f) => {
   if (error === 'invalid_otp') return { kind: 'invalid_input', detail: 'That one-time code was not accepted; check it and try again' };
   if (error === 'invalid_credentials') return { kind: 'invalid_input', detail: `${name} did not accept that username and password` };
   if (error === 'challenge_expired') return { kind: 'journey_rejected', detail: `The login at ${name} expired; start again` };
+  // Asked for below (the journey continues with the code form); named so, the call log does not show it as refused credentials.
+  if (error === 'otp_required') return 'mfa_required';
   if (f.status === 400) return { kind: 'invalid_input', detail: `${name} did not accept what was entered` };
   return undefined;
 };
@@ -66,7 +68,7 @@ const classifyJourney = (name: string): FailureClassifier => (f) => {
 const classifyData: FailureClassifier = (f) => (errorOf(f) === 'otp_required' ? 'mfa_required' : undefined);
 
 export function createLegacyAdapter(opts: LegacyAdapterOptions): ProviderAdapter {
-  const post = (url: string, json: unknown): Promise<unknown> => callProvider({ method: 'POST', url, json, timeoutMs: opts.timeoutMs });
+  const post = (baseUrl: string, endpoint: string, json: unknown): Promise<unknown> => callProvider({ method: 'POST', url: `${baseUrl}${endpoint}`, endpoint, json, timeoutMs: opts.timeoutMs });
 
   const loggedIn = (answer: unknown): JourneyStep => {
     const login = checkShape(LoginAnswer, answer, 'the login answer');
@@ -89,12 +91,12 @@ export function createLegacyAdapter(opts: LegacyAdapterOptions): ProviderAdapter
         if (pending.step === 'otp') {
           const otp = (input.input.otp ?? '').trim();
           if (otp === '') throw new ProviderError('invalid_input', 'Enter the one-time code');
-          return loggedIn(await post(`${provider.baseUrl}/login/otp`, { challenge: pending.challenge, otp }));
+          return loggedIn(await post(provider.baseUrl, '/login/otp', { challenge: pending.challenge, otp }));
         }
         const username = (input.input.username ?? '').trim();
         if (username === '') throw new ProviderError('invalid_input', 'Enter your username');
         try {
-          return loggedIn(await post(`${provider.baseUrl}/login`, { username, password: input.input.password ?? '' }));
+          return loggedIn(await post(provider.baseUrl, '/login', { username, password: input.input.password ?? '' }));
         } catch (err) {
           if (!(err instanceof HttpStatusFailure && err.status === 401 && errorOf(err) === 'otp_required')) throw err;
           const challenge = (err.body as { challenge?: unknown }).challenge;
@@ -111,7 +113,7 @@ export function createLegacyAdapter(opts: LegacyAdapterOptions): ProviderAdapter
         const url = new URL(`${provider.baseUrl}/portfolio`);
         if (input.since !== null) url.searchParams.set('from', input.since.toISOString());
         const answer = await callProvider({
-          method: 'GET', url: url.toString(), timeoutMs: opts.timeoutMs,
+          method: 'GET', url: url.toString(), endpoint: '/portfolio', timeoutMs: opts.timeoutMs,
           headers: {
             authorization: `Bearer ${input.grant.credentialToken}`,
             ...(input.attended ? { [LEGACY_CUSTOMER_IP_HEADER]: input.customerIpAddress ?? UNKNOWN_CUSTOMER_IP } : {}),
@@ -148,7 +150,7 @@ export function createLegacyAdapter(opts: LegacyAdapterOptions): ProviderAdapter
       atEdge(provider.name, classifyData, async () => {
         if (!Grant.Check(grant)) return;
         try {
-          await callProvider({ method: 'POST', url: `${provider.baseUrl}/logout`, headers: { authorization: `Bearer ${grant.credentialToken}` }, timeoutMs: opts.timeoutMs });
+          await callProvider({ method: 'POST', url: `${provider.baseUrl}/logout`, endpoint: '/logout', headers: { authorization: `Bearer ${grant.credentialToken}` }, timeoutMs: opts.timeoutMs });
         } catch (err) {
           // Already logged out, or the provider is gone: nothing left to revoke.
           if (err instanceof HttpStatusFailure && [401, 404, 410].includes(err.status)) return;
