@@ -4,7 +4,7 @@ import { badRequest, notFound } from '../errors.ts';
 import { isConnectionId, isUserId } from '../ids.ts';
 import type { Catalog, CatalogEntry } from '../providers/catalog.ts';
 import { adapterFor, type ProviderAdapter, type ProviderAdapters } from '../providers/provider.ts';
-import { LONGEST_WINDOW_MS, nextScheduledSync, syncBudget } from '../syncs/cadence.ts';
+import { LONGEST_WINDOW_MS, nextScheduledSync, syncBudget, upstreamBudgetOf } from '../syncs/cadence.ts';
 import type { ConnectionsRepository, ConnectionView } from './repository.ts';
 import type { ConnectionJson } from './schemas.ts';
 import { describeConnection, isRateLimited, latestRequestableExpiry, requestedExpiryProblem } from './status.ts';
@@ -41,7 +41,7 @@ export function toConnectionJson(c: ConnectionView, provider: CatalogEntry | und
     },
     now,
   );
-  const budget = syncBudget(p.type, c.unattended_sync_times, now);
+  const budget = syncBudget(p.type, c.unattended_sync_times, now, upstreamBudgetOf(c.upstream_budget_remaining, c.upstream_budget_resets_at));
   const rateLimitedUntil = isRateLimited(c.rate_limited_until, now) ? c.rate_limited_until : null;
   return {
     id: c.id,

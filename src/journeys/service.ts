@@ -13,7 +13,7 @@ import type { Db } from '../db/db.ts';
 import { connectionsRepository, type ConnectionsRepository } from '../connections/repository.ts';
 import { consentExpiry, requestedExpiryProblem } from '../connections/status.ts';
 import type { Catalog, CatalogEntry } from '../providers/catalog.ts';
-import { CONSENT_DAYS } from '../providers/kinds.ts';
+import { CONSENT_DAYS, renewsConsentAtProvider } from '../providers/kinds.ts';
 import { providersRepository } from '../providers/repository.ts';
 import { adapterFor, ProviderError, type FormField, type Json, type JsonObject, type JourneyStep, type ProviderAdapters } from '../providers/provider.ts';
 import type { SyncEngine } from '../syncs/engine.ts';
@@ -57,10 +57,12 @@ export interface JourneysDeps {
 
 /**
  * The `state` a provider's answer carries: a parameter, or inside a JARM response (a JWT, read
- * here only to find the journey; the adapter verifies it).
+ * here only to find the journey; the adapter verifies it), or — GoCardless, which has no `state` —
+ * the requisition's `reference`, sent back as `ref` (its adapter makes the reference the state).
  */
 export function callbackState(params: Record<string, string>): string | null {
   if (params.state !== undefined && params.state !== '') return params.state;
+  if (params.ref !== undefined && params.ref !== '' && params.response === undefined) return params.ref;
   if (params.response === undefined) return null;
   try {
     const state = decodeJwt(params.response).state;
@@ -96,6 +98,9 @@ export function journeysService(deps: JourneysDeps) {
   /** Consent runs from the moment it is given: the requested expiry, or the provider's length from now. */
   const expiryAt = (journey: JourneyRow, provider: CatalogEntry, now: Date): Date | null =>
     provider.consentDays === null ? null : (journey.consent_expires_at ?? consentExpiry(now, provider.consentDays));
+  /** The expiry of a granted consent: the provider's own when it decides one (it may cap what was asked), else what was asked. */
+  const grantedExpiry = (journey: JourneyRow, provider: CatalogEntry, step: JourneyStep & { kind: 'done' }, now: Date): Date | null =>
+    step.expiresAt ?? expiryAt(journey, provider, now);
 
   /** Validates the request against stored data; answers the provider and the connection to repair, if any. */
   async function resolve(info: InteractionInfo, req: JourneyRequest): Promise<{ provider: CatalogEntry; connectionId: string | null } | JourneyResponse> {
@@ -147,11 +152,11 @@ export function journeysService(deps: JourneysDeps) {
       if (connection === null) {
         connection = `${provider.id}:${randomUUID()}`;
         await txConnections.insert({
-          id: connection, userId: user, providerId: provider.id, now, expiresAt: expiryAt(journey, provider, now),
+          id: connection, userId: user, providerId: provider.id, now, expiresAt: grantedExpiry(journey, provider, granted.grant, now),
           tppConsent: provider.tppConsent, providerRef: granted.grant.ref, grant: granted.grant.grant, nextSyncAt: nextScheduledSync(provider.type, now),
         });
       } else {
-        await txConnections.replaceGrant(connection, { grant: granted.grant.grant, providerRef: granted.grant.ref, expiresAt: expiryAt(journey, provider, now), now });
+        await txConnections.replaceGrant(connection, { grant: granted.grant.grant, providerRef: granted.grant.ref, expiresAt: grantedExpiry(journey, provider, granted.grant, now), now });
         await txConnections.scheduleIfIdle(connection, nextScheduledSync(provider.type, now));
       }
       await usersRepository(tx).touch(user, now);
@@ -255,7 +260,8 @@ export function journeysService(deps: JourneysDeps) {
         await journeys.update(uid, { step: 'failed', now: deps.clock.now() });
         return fail('access_denied', 'the user declined to share their data');
       }
-      if (journey.kind === 'reconsent') {
+      // Where the consent lives at the provider (renewsConsentAtProvider), reconsent is a new authorisation there, never a local date change.
+      if (journey.kind === 'reconsent' && !renewsConsentAtProvider(provider.adapter)) {
         const connectionId = journey.connection_id ?? '';
         const now = deps.clock.now();
         await deps.changeConnection(connectionId, async (txConnections) => {
@@ -273,6 +279,7 @@ export function journeysService(deps: JourneysDeps) {
           // so the grant at the provider must not lapse on its own: Mooring's expiresAt governs.
           consentExpiresAt: provider.tppConsent ? null : expiryAt(journey, provider, deps.clock.now()),
           ...(existingGrant !== undefined ? { existingGrant } : {}),
+          now: deps.clock.now(),
         });
         return await handleStep({ ...journey, provider_state: state }, provider, step, ip);
       } catch (err) {

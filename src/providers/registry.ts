@@ -3,6 +3,9 @@
  * version implements. See README.md
  * in this directory for adding a provider.
  */
+import type { SecretBox } from '../crypto/secrets.ts';
+import type { Queryable } from '../db/db.ts';
+import { createGoCardlessAdapter } from './gocardless/adapter.ts';
 import { createLegacyAdapter } from './legacy/adapter.ts';
 import { createOpenBankingAdapter } from './openbanking/adapter.ts';
 import type { ProviderAdapters } from './provider.ts';
@@ -16,6 +19,12 @@ export interface ProviderAdapterOptions {
   /** Mooring's client secret at the sandbox banks (client id `mooring`). */
   sandboxClientSecret: string;
   timeoutMs?: number;
+  /**
+   * The database and key through which adapters share state between Mooring's processes (the
+   * GoCardless token pair, sealed). Absent (some tests): each process keeps its own.
+   */
+  db?: Queryable;
+  secrets?: SecretBox;
 }
 
 /** One adapter per kind this version implements (kinds.ts IMPLEMENTED_ADAPTER_KINDS), and a way to close their connections. */
@@ -26,6 +35,7 @@ export function createProviderAdapters(opts: ProviderAdapterOptions): ProviderAd
     openbanking,
     legacy: createLegacyAdapter({ timeoutMs }),
     valuation: createValuationAdapter({ clientSecret: opts.sandboxClientSecret, timeoutMs }),
+    gocardless: createGoCardlessAdapter({ timeoutMs, ...(opts.db !== undefined ? { db: opts.db } : {}), ...(opts.secrets !== undefined ? { secrets: opts.secrets } : {}) }),
     close: () => openbanking.close(),
   };
 }
