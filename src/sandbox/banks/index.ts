@@ -6,12 +6,15 @@
  *                               the mutual-TLS listener (mtls.ts, openbanking-api.ts, openbanking-data.ts)
  *   /sandbox/legacy/:slug/…     credential-based providers (legacy.ts)
  *   /sandbox/valuation/:slug/…  property and vehicle valuations (valuation.ts)
+ *   /sandbox/gocardless/…       the GoCardless Bank Account Data counterpart (gocardless.ts), for
+ *                               providers-file entries whose apiUrl points at it
  * `:slug` is the catalog entry's bankRef; the catalog is read per request. Behaviours per sandbox
  * username are in behaviours.ts, generated data in generator.ts, bank state in store.ts.
  */
 import type { FastifyInstance } from 'fastify';
 import formbody from '@fastify/formbody';
 import type { SandboxBankDeps } from './http.ts';
+import { goCardlessRoutes } from './gocardless.ts';
 import { legacyRoutes } from './legacy.ts';
 import { openBankingWebRoutes } from './openbanking.ts';
 import { valuationRoutes } from './valuation.ts';
@@ -20,6 +23,8 @@ export type { SandboxBankDeps } from './http.ts';
 export { SANDBOX_USERNAMES, isSandboxUsername, type SandboxUsername } from './behaviours.ts';
 export { setSandboxBehaviour } from './store.ts';
 export { SANDBOX_ONE_TIME_CODE } from './legacy.ts';
+export { GC_SANDBOX_PREFIX } from './gocardless.ts';
+export { SANDBOX_GC_SECRET_ID, SANDBOX_GC_SECRET_KEY, GC_INSTITUTIONS } from './gocardless-data.ts';
 export { SandboxObBanks } from './fapi-provider.ts';
 export { sandboxOpenBankingSettings, sandboxMtlsUrl } from './fapi-settings.ts';
 export { startSandboxMtlsListener, type MtlsListener } from './mtls.ts';
@@ -36,5 +41,6 @@ export async function registerSandboxBanks(app: FastifyInstance, deps: SandboxBa
     if (ob !== null) await banks.register(async (scope) => openBankingWebRoutes(scope, deps, ob));
     await banks.register(async (legacy) => legacyRoutes(legacy, deps));
     await banks.register(async (valuation) => valuationRoutes(valuation, deps));
+    await banks.register(async (gocardless) => goCardlessRoutes(gocardless, deps));
   });
 }
