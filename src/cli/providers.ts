@@ -3,7 +3,8 @@
  * a running server.
  * - `check [file]` reads the file (default MOORING_PROVIDERS_FILE) exactly as start-up does and lists
  *   its providers and every problem;
- * - `probe <name>` reaches one provider (discovery, keys, a token over mutual TLS, the API) and says
+ * - `probe <name>` reaches one provider (Open Banking: discovery, keys, a token over mutual TLS, the API;
+ *   GoCardless: a token pair and the institution with its limits) and says
  *   what works and what to fix;
  * - `register <name> --ssa <file>` registers Mooring with an Open Banking bank (dynamic client
  *   registration) and prints the client id to put in the file.
@@ -13,6 +14,7 @@ import { parseArgs } from 'node:util';
 import { checkProvidersFile } from '../config.ts';
 import type { CatalogEntry } from '../providers/catalog.ts';
 import { probeOpenBanking } from '../providers/openbanking/probe.ts';
+import { probeGoCardless } from '../providers/gocardless/probe.ts';
 import { registerWithBank } from '../providers/openbanking/registration.ts';
 import { DEFAULT_TIMERS } from '../timers.ts';
 import type { CommandOutput } from './keys.ts';
@@ -36,7 +38,7 @@ export const PROVIDERS_USAGE = `Usage: mooring providers <check|probe|register> 
 const CONSOLE: CommandOutput = { log: (line) => console.log(line), error: (line) => console.error(line) };
 
 /** The provider NAME of the providers file, or undefined after saying why not. */
-function providerNamed(name: string, file: string | undefined, out: CommandOutput): CatalogEntry | undefined {
+function providerNamed(name: string, file: string | undefined, out: CommandOutput, kinds: readonly string[]): CatalogEntry | undefined {
   const { providers, problems } = checkProvidersFile(file);
   if (problems.length > 0 || providers === null) {
     out.error(`mooring providers: the providers file has problems; run \`mooring providers check\` first:`);
@@ -48,8 +50,8 @@ function providerNamed(name: string, file: string | undefined, out: CommandOutpu
     out.error(`mooring providers: no provider named "${name}" in ${providers.file} (it lists: ${providers.entries.map((p) => p.name).join(', ') || 'none'})`);
     return undefined;
   }
-  if (entry.adapter !== 'openbanking') {
-    out.error(`mooring providers: "${entry.name}" uses the ${entry.adapter} adapter; this command knows Open Banking banks`);
+  if (!kinds.includes(entry.adapter)) {
+    out.error(`mooring providers: "${entry.name}" uses the ${entry.adapter} adapter; this command knows ${kinds.join(' and ')} providers`);
     return undefined;
   }
   return entry;
@@ -62,10 +64,11 @@ async function probe(args: string[], out: CommandOutput): Promise<number> {
     out.error(`mooring providers probe: name one provider\n\n${PROVIDERS_USAGE}`);
     return 2;
   }
-  const entry = providerNamed(name, values.file, out);
+  const entry = providerNamed(name, values.file, out, ['openbanking', 'gocardless']);
   if (entry === undefined) return 1;
   out.log(`mooring: probing ${entry.name} (${entry.adapter}) …`);
-  const steps = await probeOpenBanking(entry, { timeoutMs: DEFAULT_TIMERS.providerTimeoutMs });
+  const timeoutMs = DEFAULT_TIMERS.providerTimeoutMs;
+  const steps = entry.adapter === 'gocardless' ? await probeGoCardless(entry, { timeoutMs }) : await probeOpenBanking(entry, { timeoutMs });
   for (const s of steps) {
     out.log(`  ${s.ok ? 'ok  ' : 'FAIL'} ${s.step}: ${s.detail}`);
     if (!s.ok && s.hint !== undefined) out.log(`       → ${s.hint}`);
@@ -93,7 +96,7 @@ async function register(args: string[], out: CommandOutput, publicUrl: string): 
     out.error(`mooring providers register: cannot read ${values.ssa}: ${err instanceof Error ? err.message : String(err)}`);
     return 2;
   }
-  const entry = providerNamed(name, values.file, out);
+  const entry = providerNamed(name, values.file, out, ['openbanking']);
   if (entry === undefined) return 1;
   const redirectUri = `${publicUrl.replace(/\/+$/, '')}/connect/callback`;
   out.log(`mooring: registering with ${entry.name} (redirect URI ${redirectUri}) …`);
