@@ -216,9 +216,10 @@ export function connectionsRepository(db: Queryable, secrets?: SecretBox) {
     async recordUpstreamBudget(connectionId: string, b: { remaining: number; resetsAt: Date } | null): Promise<void> {
       await db.query(
         `update connections set
-           upstream_budget_remaining = $2,
-           upstream_budget_resets_at = $3,
-           next_sync_at = case when next_sync_at is null or $2 is null or $2 > 0 then next_sync_at else greatest(next_sync_at, $3) end
+           upstream_budget_remaining = $2::integer,
+           upstream_budget_resets_at = $3::timestamptz,
+           next_sync_at = case when next_sync_at is null or $2::integer is null or $2::integer > 0 then next_sync_at
+                               else greatest(next_sync_at, $3::timestamptz) end
          where id = $1`,
         [connectionId, b?.remaining ?? null, b?.resetsAt ?? null],
       );
