@@ -151,7 +151,7 @@ describe('GoCardless through the official client', () => {
     history = await syncs(userId, connectionId);
     expect(history[0]?.fetchStatus).toBe('rate-limited');
     const limited = await connection(userId, connectionId);
-    expect(limited).toMatchObject({ status: 'ok', error: null });
+    expect(limited).toMatchObject({ status: 'ok', error: null, remediation: { action: 'wait' } });
     expect(Math.abs(Date.parse(limited.rateLimitedUntil ?? '') - reset)).toBeLessThan(5_000);
     expect(history.filter((s) => s.fetchStatus === 'error' || s.fetchStatus === 'credentials-error')).toEqual([]);
 
@@ -168,8 +168,10 @@ describe('GoCardless through the official client', () => {
     const now = await clockNow(ts.baseUrl);
     expect(await attended(userId, connectionId)).toBe('error');
     const c = await connection(userId, connectionId);
-    expect(c).toMatchObject({ status: 'ok', error: null, remediation: { action: 'none' } });
+    // Not an error: the connection waits for the reset the bank named.
+    expect(c).toMatchObject({ status: 'ok', error: null, remediation: { action: 'wait' } });
     expect(Date.parse(c.rateLimitedUntil ?? '')).toBeGreaterThanOrEqual(now + 3_600_000 - 5_000);
+    expect(c.remediation.retryAfter).toBe(c.rateLimitedUntil);
     expect((await syncs(userId, connectionId))[0]?.fetchStatus).toBe('rate-limited');
   });
 
