@@ -32,7 +32,7 @@ function readmeExample(change: Record<string, string> = {}, consentDays?: number
   for (const [k, v] of Object.entries(change)) {
     text = new RegExp(`^      ${k}:`, 'm').test(text) ? text.replace(new RegExp(`^      ${k}:.*$`, 'm'), `      ${k}: ${v}`) : text.replace('    settings:\n', `    settings:\n      ${k}: ${v}\n`);
   }
-  if (consentDays !== undefined) text = text.replace(/^    consentDays: .*$/m, `    consentDays: ${consentDays}`);
+  if (consentDays !== undefined) text = text.replace(/^ {4}consentDays: .*$/m, `    consentDays: ${consentDays}`);
   const file = path.join(dir, `p-${Math.random().toString(36).slice(2)}.yaml`);
   fs.writeFileSync(file, text);
   return file;
