@@ -10,6 +10,8 @@ import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGoCardlessAdapter } from '../../src/providers/gocardless/adapter.ts';
 import { resolveSecretBox } from '../../src/crypto/key.ts';
+import { retryAfterMsOf } from '../../src/providers/http.ts';
+import { tokenContext } from '../../src/providers/gocardless/tokens.ts';
 import { GC_SANDBOX_PREFIX, SANDBOX_GC_SECRET_ID, SANDBOX_GC_SECRET_KEY } from '../../src/sandbox/banks/index.ts';
 import { Browser } from '../helpers/browser.ts';
 import { goCardlessEntry, pairsIssued } from '../helpers/gocardless.ts';
@@ -164,5 +166,48 @@ describe('the token pair, shared through the database', () => {
     const row = await ts.testDb.db.query<{ sealed: string }>('select sealed from gocardless_tokens where provider_id = $1', [provider.id]);
     expect(row.rows[0]?.sealed).toMatch(/^v1\./);
     expect(row.rows[0]?.sealed).not.toContain('eyJ');
+  });
+
+  const tokensIssued = async (via: 'new' | 'refresh'): Promise<number> => {
+    const r = await ts.testDb.db.query<{ n: string | number }>("select count(*) as n from sandbox_gc_tokens where kind = 'access' and via = $1", [via]);
+    return Number(r.rows[0]?.n ?? 0);
+  };
+
+  it('refreshes an access token that nears its end with /token/refresh/, not a new pair', async () => {
+    const provider = goCardlessEntry({ publicUrl: ts.baseUrl }, { name: 'Refreshing Bank' });
+    const { box } = resolveSecretBox(ts.config);
+    const pair = await gc('POST', '/token/new/', { secret_id: SANDBOX_GC_SECRET_ID, secret_key: SANDBOX_GC_SECRET_KEY }, null);
+    const now = Date.now();
+    const stored = { secretId: SANDBOX_GC_SECRET_ID, access: pair.body.access, accessExpiresAt: now + 60_000, refresh: pair.body.refresh, refreshExpiresAt: now + 2_592_000_000 };
+    await ts.testDb.db.query('insert into gocardless_tokens (provider_id, sealed, updated_at) values ($1, $2, now())', [provider.id, box.seal(JSON.stringify(stored), tokenContext(provider.id))]);
+    const [newBefore, refreshBefore] = [await tokensIssued('new'), await tokensIssued('refresh')];
+    const adapter = createGoCardlessAdapter({ timeoutMs: 5_000, db: ts.testDb.db, secrets: box });
+    const step = await adapter.startAuthorisation({ provider, callbackUrl: 'http://127.0.0.1:1/connect/callback', state: 'r1', consentExpiresAt: null });
+    expect(step.kind).toBe('redirect');
+    expect(await tokensIssued('refresh')).toBe(refreshBefore + 1);
+    expect(await tokensIssued('new')).toBe(newBefore);
+  });
+
+  it('re-issues the pair once when GoCardless answers 401 "Invalid token"', async () => {
+    const provider = goCardlessEntry({ publicUrl: ts.baseUrl }, { name: 'Refusing Bank' });
+    const { box } = resolveSecretBox(ts.config);
+    const far = Date.now() + 86_400_000;
+    const garbage = { secretId: SANDBOX_GC_SECRET_ID, access: 'not.a.token', accessExpiresAt: far, refresh: 'not.a.token', refreshExpiresAt: far };
+    await ts.testDb.db.query('insert into gocardless_tokens (provider_id, sealed, updated_at) values ($1, $2, now())', [provider.id, box.seal(JSON.stringify(garbage), tokenContext(provider.id))]);
+    const before = await pairsIssued(ts.testDb.db);
+    const adapter = createGoCardlessAdapter({ timeoutMs: 5_000, db: ts.testDb.db, secrets: box });
+    const step = await adapter.startAuthorisation({ provider, callbackUrl: 'http://127.0.0.1:1/connect/callback', state: 'r2', consentExpiresAt: null });
+    expect(step.kind).toBe('redirect');
+    expect(await pairsIssued(ts.testDb.db)).toBe(before + 1);
+  });
+});
+
+describe('GoCardless rate-limit headers at the edge', () => {
+  it('reads the HTTP_X_RATELIMIT_* names as GoCardless documents them, and the x-ratelimit-* spelling; an exhausted account limit wins', () => {
+    const h = (o: Record<string, string>) => new Headers(o);
+    expect(retryAfterMsOf(h({ HTTP_X_RATELIMIT_RESET: '60' }), 0)).toBe(60_000);
+    expect(retryAfterMsOf(h({ 'X-RateLimit-Reset': '30' }), 0)).toBe(30_000);
+    expect(retryAfterMsOf(h({ HTTP_X_RATELIMIT_RESET: '60', HTTP_X_RATELIMIT_ACCOUNT_SUCCESS_REMAINING: '0', HTTP_X_RATELIMIT_ACCOUNT_SUCCESS_RESET: '7200' }), 0)).toBe(7_200_000);
+    expect(retryAfterMsOf(h({ 'x-ratelimit-reset': '60', 'x-ratelimit-account-success-remaining': '2', 'x-ratelimit-account-success-reset': '7200' }), 0)).toBe(60_000);
   });
 });
