@@ -11,7 +11,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiClient } from '../helpers/api.ts';
 import { goCardlessEntry, pairsIssued, providerRefOf, requisitionOf } from '../helpers/gocardless.ts';
-import { connect, rejection, runJourney, type MoneyhubClient } from '../helpers/moneyhub.ts';
+import { atRedirect, connect, rejection, runJourney, type MoneyhubClient } from '../helpers/moneyhub.ts';
+import { Browser } from '../helpers/browser.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { startReceiver, type Receiver } from '../helpers/webhook-receiver.ts';
 import { advanceClock, allEvents, clockNow, ofConnection, runScheduler, setWebhook, webhookClient } from '../helpers/webhooks.ts';
@@ -205,7 +206,7 @@ describe('GoCardless through the official client', () => {
     }
   });
 
-  it('refuses journeys the bank rejects or the user cancels, and never makes a connection', async () => {
+  it('refuses journeys the bank rejects (RJ) or the user leaves unfinished (UA), and never makes a connection', async () => {
     for (const username of ['user_rejected', 'user_unfinished']) {
       const { userId } = await mh.registerUser({ clientUserId: `gc-refused-${username}` });
       const url = await mh.getAuthorizeUrlForCreatedUser({ bankId: providerId, userId, state: 's1', nonce: 'n1' });
@@ -213,6 +214,21 @@ describe('GoCardless through the official client', () => {
       expect(cb.get('error'), username).toBe('access_denied');
       expect((await mh.getUserConnections({ userId })).data, username).toEqual([]);
     }
+  });
+
+  it('a user who cancels at GoCardless comes back with ?ref&error and the client gets access_denied; an unknown ref is an expired link', async () => {
+    const { userId } = await mh.registerUser({ clientUserId: 'gc-cancel' });
+    const url = await mh.getAuthorizeUrlForCreatedUser({ bankId: providerId, userId, state: 's2', nonce: 'n2' });
+    const browser = new Browser();
+    const consent = await browser.follow(url, atRedirect);
+    const atBank = await browser.submit(consent, {}, { button: 'allow', stopAt: atRedirect });
+    const back = await browser.submit(atBank, {}, { button: 'cancel', stopAt: atRedirect });
+    expect(browser.history.some((u) => u.includes('/connect/callback?ref=') && u.includes('error=UserCancelledSession'))).toBe(true);
+    expect(new URL(back.location ?? '').searchParams.get('error')).toBe('access_denied');
+    expect((await mh.getUserConnections({ userId })).data).toEqual([]);
+    const stray = await fetch(`${ts.baseUrl}/connect/callback?ref=no-such-journey`, { redirect: 'manual' });
+    expect(stray.status).toBe(400);
+    expect(await stray.text()).toContain('This link has expired');
   });
 
   it('deleting the connection deletes the requisition at GoCardless', async () => {
