@@ -277,7 +277,8 @@ export function journeysService(deps: JourneysDeps) {
         const step = await adapterFor(deps.adapters, provider).startAuthorisation({
           provider, callbackUrl, state, // For tppConsent providers renewal is only the user's consent to the client (reconsent, PATCH),
           // so the grant at the provider must not lapse on its own: Mooring's expiresAt governs.
-          consentExpiresAt: provider.tppConsent ? null : expiryAt(journey, provider, deps.clock.now()),
+          // (Unless the consent is an agreement at the provider with its own end, renewed there: renewsConsentAtProvider.)
+          consentExpiresAt: provider.tppConsent && !renewsConsentAtProvider(provider.adapter) ? null : expiryAt(journey, provider, deps.clock.now()),
           ...(existingGrant !== undefined ? { existingGrant } : {}),
           now: deps.clock.now(),
         });

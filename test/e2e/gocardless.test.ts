@@ -47,15 +47,23 @@ let client: ApiClient;
 let mh: MoneyhubClient;
 let receiver: Receiver;
 const PROVIDER = 'GoCardless Strict Bank';
+const TPP_PROVIDER = 'GoCardless Sandbox Finance';
 let providerId = '';
+let tppProviderId = '';
 
 beforeAll(async () => {
-  ts = await startTestServer({}, { providers: (urls) => [goCardlessEntry(urls, { name: PROVIDER })] });
+  ts = await startTestServer({}, {
+    providers: (urls) => [
+      goCardlessEntry(urls, { name: PROVIDER }),
+      goCardlessEntry(urls, { name: TPP_PROVIDER, institutionId: 'SANDBOXFINANCE_SFIN0000', consentDays: 90, tppConsent: true }),
+    ],
+  });
   client = await webhookClient(ts.baseUrl);
   mh = client.mh;
   receiver = await startReceiver();
   await setWebhook(ts.baseUrl, client.clientId, receiver.url);
   providerId = ts.server.catalog.all().find((p) => p.name === PROVIDER)?.id ?? '';
+  tppProviderId = ts.server.catalog.all().find((p) => p.name === TPP_PROVIDER)?.id ?? '';
 });
 afterAll(async () => {
   await receiver?.close();
@@ -72,9 +80,9 @@ const syncs = async (userId: string, connectionId: string): Promise<Sync[]> =>
 const attended = async (userId: string, connectionId: string): Promise<string> =>
   (await mh.syncUserConnection({ userId, connectionId, customerIpAddress: IP })).data.status;
 
-async function connectAs(username: string): Promise<{ userId: string; connectionId: string }> {
+async function connectAs(username: string, bankId = providerId): Promise<{ userId: string; connectionId: string }> {
   const { userId } = await mh.registerUser({ clientUserId: `gc-${username}-${Math.random().toString(36).slice(2)}` });
-  const { connectionId } = await connect(mh, userId, providerId, username);
+  const { connectionId } = await connect(mh, userId, bankId, username);
   return { userId, connectionId };
 }
 
@@ -278,5 +286,27 @@ describe('GoCardless through the official client', () => {
     expect(newRequisition).not.toBe(oldRequisition);
     expect(await requisitionOf(ts.testDb.db, oldRequisition)).toBeNull();
     expect((await requisitionOf(ts.testDb.db, newRequisition))?.status).toBe('LN');
+  });
+
+  it('reconsent of a tppConsent connection is a new agreement at GoCardless (through its consent page), never a local date change', async () => {
+    const { userId, connectionId } = await connectAs('user_ok', tppProviderId);
+    const before = await connection(userId, connectionId);
+    const wanted = new Date((await clockNow(ts.baseUrl)) + 60 * DAY_MS).toISOString();
+    const patched = await rejection(mh.updateUserConnection({ userId, connectionId, expiresAt: wanted }));
+    expect(patched.response?.statusCode).toBe(400);
+    expect((await connection(userId, connectionId)).expiresAt).toBe(before.expiresAt);
+
+    const url = await mh.getReconsentAuthorizeUrlForCreatedUser({ userId, connectionId, expiresAt: wanted, state: 'rc', nonce: 'nrc' });
+    const browser = new Browser();
+    const consent = await browser.follow(url, atRedirect);
+    const atBank = await browser.submit(consent, {}, { button: 'allow', stopAt: atRedirect });
+    expect(atBank.url).toContain('/sandbox/gocardless/link/');
+    const back = await browser.submit(atBank, { username: 'user_ok', password: 'x' }, { button: 'approve', stopAt: atRedirect });
+    expect(new URL(back.location ?? '').searchParams.get('code')).not.toBeNull();
+    const renewed = await connection(userId, connectionId);
+    // 60 days asked for: the new agreement runs 60 days from its acceptance, and that is expiresAt.
+    expect(Date.parse(renewed.expiresAt ?? '')).toBe(await agreementEnd(connectionId));
+    expect(Math.abs(Date.parse(renewed.expiresAt ?? '') - Date.parse(wanted))).toBeLessThan(DAY_MS);
+    expect(renewed.accountIds.sort()).toEqual([...before.accountIds].sort());
   });
 });
