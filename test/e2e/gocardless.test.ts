@@ -172,6 +172,16 @@ describe('GoCardless through the official client', () => {
     expect((await connection(userId, connectionId)).status).toBe('ok');
   });
 
+  it('the sandbox control switches a GoCardless connection\'s behaviour like any sandbox bank\'s', async () => {
+    const { userId, connectionId } = await connectAs('user_ok');
+    const res = await fetch(`${ts.baseUrl}/sandbox/connections/${encodeURIComponent(connectionId)}/behaviour`, {
+      method: 'POST', headers: { authorization: 'Bearer test-admin-token-0123456789abcdef', 'content-type': 'application/json' }, body: JSON.stringify({ username: 'user_revoked' }),
+    });
+    expect(res.status).toBe(200);
+    await attended(userId, connectionId);
+    expect(await connection(userId, connectionId)).toMatchObject({ status: 'error', error: 'credentials_error', remediation: { action: 'reauth' } });
+  });
+
   it('a bank that limits this customer (user_ratelimited) leaves the connection ok and waits for the reset it names', async () => {
     const { userId, connectionId } = await connectAs('user_ratelimited');
     const now = await clockNow(ts.baseUrl);
