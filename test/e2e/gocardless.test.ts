@@ -11,7 +11,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiClient } from '../helpers/api.ts';
 import { goCardlessEntry, pairsIssued, providerRefOf, requisitionOf } from '../helpers/gocardless.ts';
-import { atRedirect, connect, rejection, runJourney, type MoneyhubClient } from '../helpers/moneyhub.ts';
+import { atRedirect, connect, officialClientFor, rejection, runJourney, type MoneyhubClient } from '../helpers/moneyhub.ts';
 import { Browser } from '../helpers/browser.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { startReceiver, type Receiver } from '../helpers/webhook-receiver.ts';
@@ -263,8 +263,8 @@ describe('GoCardless through the official client', () => {
       const issued = await pairsIssued(ts.testDb.db);
       const { userId } = await mh.registerUser({ clientUserId: 'gc-second-server' });
       const { connectionId } = await connect(mh, userId, providerId, 'user_ok');
-      const other = (await import('../helpers/moneyhub.ts')).officialClientFor(second.baseUrl, { clientId: client.clientId, clientSecret: client.clientSecret });
-      const res = await (await other).syncUserConnection({ userId, connectionId, customerIpAddress: IP });
+      const other = await officialClientFor(second.baseUrl, { clientId: client.clientId, clientSecret: client.clientSecret });
+      const res = await other.syncUserConnection({ userId, connectionId, customerIpAddress: IP });
       expect(res.data.status).toBe('ok');
       expect(await pairsIssued(ts.testDb.db)).toBe(issued);
     } finally {
