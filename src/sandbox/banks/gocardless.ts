@@ -10,7 +10,8 @@
  * balances and transactions; the per-account, per-scope limit of 4 successful calls a day with
  * GoCardless's rate-limit headers and its 429 body; the agreement's expiry at accepted +
  * access_valid_for_days on the domain clock (401 EUA expired, requisition EX, account EXPIRED);
- * suspension (409, SU, SUSPENDED); DELETE of a requisition. Token lifetimes are real time.
+ * suspension (409, SU, SUSPENDED); DELETE of a requisition. Token lifetimes are real time. The
+ * account endpoints are in gocardless-accounts.ts, the consent page in gocardless-link.ts.
  */
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
