@@ -126,7 +126,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     const openbankingFor = (slug: string) => (sandboxPki === null ? undefined : sandboxOpenBankingSettings(sandboxPki, sandboxUrls, slug));
     // The operator's providers (the providers file), and the sandbox's in sandbox mode; loadConfig kept their names and ids apart.
     const catalog = createCatalog([...(config.sandbox ? sandboxCatalog(config.publicUrl, openbankingFor) : []), ...config.providers]);
-    const adapters = createProviderAdapters({ sandboxClientSecret, timeoutMs: timers.providerTimeoutMs });
+    const adapters = createProviderAdapters({ sandboxClientSecret, timeoutMs: timers.providerTimeoutMs, db, secrets });
     closers.push(() => adapters.close());
     // Fails start-up if a provider names an adapter this version lacks (the providers file check refuses those already).
     for (const p of catalog.all()) adapterFor(adapters, p);

@@ -4,8 +4,8 @@
  * - `check [file]` reads the file (default MOORING_PROVIDERS_FILE) exactly as start-up does and lists
  *   its providers and every problem;
  * - `probe <name>` reaches one provider (Open Banking: discovery, keys, a token over mutual TLS, the
- *   API; Enable Banking: the application JWT, the application, the bank) and says what works and
- *   what to fix;
+ *   API; Enable Banking: the application JWT, the application, the bank; GoCardless: a token pair
+ *   and the institution with its limits) and says what works and what to fix;
  * - `register <name> --ssa <file>` registers Mooring with an Open Banking bank (dynamic client
  *   registration) and prints the client id to put in the file.
  */
@@ -15,6 +15,7 @@ import { checkProvidersFile } from '../config.ts';
 import type { CatalogEntry } from '../providers/catalog.ts';
 import { probeEnableBanking } from '../providers/enablebanking/probe.ts';
 import { probeOpenBanking } from '../providers/openbanking/probe.ts';
+import { probeGoCardless } from '../providers/gocardless/probe.ts';
 import { registerWithBank } from '../providers/openbanking/registration.ts';
 import { DEFAULT_TIMERS } from '../timers.ts';
 import type { CommandOutput } from './keys.ts';
@@ -40,7 +41,7 @@ export const PROVIDERS_USAGE = `Usage: mooring providers <check|probe|register> 
 const CONSOLE: CommandOutput = { log: (line) => console.log(line), error: (line) => console.error(line) };
 
 /** The provider NAME of the providers file, or undefined after saying why not. */
-function providerNamed(name: string, file: string | undefined, out: CommandOutput, adapters: readonly string[] = ['openbanking']): CatalogEntry | undefined {
+function providerNamed(name: string, file: string | undefined, out: CommandOutput, kinds: readonly string[]): CatalogEntry | undefined {
   const { providers, problems } = checkProvidersFile(file);
   if (problems.length > 0 || providers === null) {
     out.error(`mooring providers: the providers file has problems; run \`mooring providers check\` first:`);
@@ -52,8 +53,8 @@ function providerNamed(name: string, file: string | undefined, out: CommandOutpu
     out.error(`mooring providers: no provider named "${name}" in ${providers.file} (it lists: ${providers.entries.map((p) => p.name).join(', ') || 'none'})`);
     return undefined;
   }
-  if (!adapters.includes(entry.adapter)) {
-    out.error(`mooring providers: "${entry.name}" uses the ${entry.adapter} adapter; this command knows ${adapters.join(' and ')} providers`);
+  if (!kinds.includes(entry.adapter)) {
+    out.error(`mooring providers: "${entry.name}" uses the ${entry.adapter} adapter; this command knows ${kinds.join(' and ')} providers`);
     return undefined;
   }
   return entry;
@@ -66,12 +67,15 @@ async function probe(args: string[], out: CommandOutput, publicUrl: string): Pro
     out.error(`mooring providers probe: name one provider\n\n${PROVIDERS_USAGE}`);
     return 2;
   }
-  const entry = providerNamed(name, values.file, out, ['openbanking', 'enablebanking']);
+  const entry = providerNamed(name, values.file, out, ['openbanking', 'enablebanking', 'gocardless']);
   if (entry === undefined) return 1;
   out.log(`mooring: probing ${entry.name} (${entry.adapter}) …`);
-  const steps = entry.adapter === 'enablebanking'
-    ? await probeEnableBanking(entry, { timeoutMs: DEFAULT_TIMERS.providerTimeoutMs, publicUrl })
-    : await probeOpenBanking(entry, { timeoutMs: DEFAULT_TIMERS.providerTimeoutMs });
+  const timeoutMs = DEFAULT_TIMERS.providerTimeoutMs;
+  const steps = entry.adapter === 'gocardless'
+    ? await probeGoCardless(entry, { timeoutMs })
+    : entry.adapter === 'enablebanking'
+      ? await probeEnableBanking(entry, { timeoutMs, publicUrl })
+      : await probeOpenBanking(entry, { timeoutMs });
   for (const s of steps) {
     out.log(`  ${s.ok ? 'ok  ' : 'FAIL'} ${s.step}: ${s.detail}`);
     if (!s.ok && s.hint !== undefined) out.log(`       → ${s.hint}`);
@@ -99,7 +103,7 @@ async function register(args: string[], out: CommandOutput, publicUrl: string): 
     out.error(`mooring providers register: cannot read ${values.ssa}: ${err instanceof Error ? err.message : String(err)}`);
     return 2;
   }
-  const entry = providerNamed(name, values.file, out);
+  const entry = providerNamed(name, values.file, out, ['openbanking']);
   if (entry === undefined) return 1;
   const redirectUri = `${publicUrl.replace(/\/+$/, '')}/connect/callback`;
   out.log(`mooring: registering with ${entry.name} (redirect URI ${redirectUri}) …`);

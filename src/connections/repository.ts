@@ -42,6 +42,9 @@ export interface ConnectionRow {
   next_sync_at: Date | null;
   /** No call for this connection goes to its provider before this time (the reset of its last 429). */
   rate_limited_until: Date | null;
+  /** What the upstream last said about its own per-connection limit (calls left, and when its window resets). */
+  upstream_budget_remaining: number | null;
+  upstream_budget_resets_at: Date | null;
   created_at: Date;
 }
 
@@ -54,7 +57,7 @@ export interface ConnectionView extends ConnectionRow {
 const SELECT_VIEW = `
   select c.id, c.user_id, c.provider_id, c.connected_on, c.last_updated, c.expires_at, c.user_consented_at,
     c.tpp_consent, c.provider_ref, c.last_fetch_status, c.consecutive_failures, c.state_since,
-    c.last_attempt_at, c.next_sync_at, c.rate_limited_until, c.created_at,
+    c.last_attempt_at, c.next_sync_at, c.rate_limited_until, c.upstream_budget_remaining, c.upstream_budget_resets_at, c.created_at,
     coalesce((select array_agg(a.id::text order by a.created_at, a.id) from accounts a where a.connection_id = c.id), '{}') as account_ids,
     coalesce((select array_agg(s.created_at order by s.created_at) from syncs s
               where s.connection_id = c.id and not s.attended and s.created_at > $2), '{}') as unattended_sync_times,
@@ -70,6 +73,8 @@ export interface DueConnection {
   retired_at: Date | null;
   outage_until: Date | null;
   rate_limited_until: Date | null;
+  upstream_budget_remaining: number | null;
+  upstream_budget_resets_at: Date | null;
   unattended_sync_times: Date[];
 }
 
@@ -205,12 +210,29 @@ export function connectionsRepository(db: Queryable, secrets?: SecretBox) {
     },
 
     /**
+     * Records what the upstream said about its own limit in a sync (null: it said nothing, and what
+     * it said before no longer holds). With none left, the next scheduled sync moves to its reset.
+     */
+    async recordUpstreamBudget(connectionId: string, b: { remaining: number; resetsAt: Date } | null): Promise<void> {
+      await db.query(
+        `update connections set
+           upstream_budget_remaining = $2::integer,
+           upstream_budget_resets_at = $3::timestamptz,
+           next_sync_at = case when next_sync_at is null or $2::integer is null or $2::integer > 0 then next_sync_at
+                               else greatest(next_sync_at, $3::timestamptz) end
+         where id = $1`,
+        [connectionId, b?.remaining ?? null, b?.resetsAt ?? null],
+      );
+    },
+
+    /**
      * Connections whose next sync is due, locked for this transaction (other schedulers skip them).
      * Served by the partial index on next_sync_at, so the cost follows the number due, not the total.
      */
     async lockDue(now: Date, limit: number): Promise<DueConnection[]> {
       const r = await db.query<DueConnection>(
         `select c.id, c.user_id, c.provider_id, c.expires_at, c.next_sync_at, c.rate_limited_until, po.retired_at, po.outage_until,
+                c.upstream_budget_remaining, c.upstream_budget_resets_at,
                 coalesce((select array_agg(s.created_at) from syncs s
                           where s.connection_id = c.id and not s.attended and s.created_at > $3), '{}') as unattended_sync_times
            from connections c left join provider_overrides po on po.provider_id = c.provider_id

@@ -4,8 +4,9 @@ import { badRequest, notFound } from '../errors.ts';
 import { isConnectionId, isUserId } from '../ids.ts';
 import type { Catalog, CatalogEntry } from '../providers/catalog.ts';
 import type { ProviderCallLog } from '../provider-calls/writer.ts';
+import { renewsConsentAtProvider } from '../providers/kinds.ts';
 import { adapterFor, type ProviderAdapter, type ProviderAdapters } from '../providers/provider.ts';
-import { LONGEST_WINDOW_MS, nextScheduledSync, syncBudget } from '../syncs/cadence.ts';
+import { LONGEST_WINDOW_MS, nextScheduledSync, syncBudget, upstreamBudgetOf } from '../syncs/cadence.ts';
 import type { ConnectionsRepository, ConnectionView } from './repository.ts';
 import type { ConnectionJson } from './schemas.ts';
 import { describeConnection, isRateLimited, latestRequestableExpiry, requestedExpiryProblem } from './status.ts';
@@ -42,7 +43,7 @@ export function toConnectionJson(c: ConnectionView, provider: CatalogEntry | und
     },
     now,
   );
-  const budget = syncBudget(p.type, c.unattended_sync_times, now);
+  const budget = syncBudget(p.type, c.unattended_sync_times, now, upstreamBudgetOf(c.upstream_budget_remaining, c.upstream_budget_resets_at));
   const rateLimitedUntil = isRateLimited(c.rate_limited_until, now) ? c.rate_limited_until : null;
   return {
     id: c.id,
@@ -124,6 +125,10 @@ export function connectionsService(deps: ConnectionsServiceDeps) {
       if (provider.consentDays === null) throw badRequest('no_consent_expiry', `${provider.name} sets no consent expiry, so there is nothing to renew`, { field: 'expiresAt' });
       if (!c.tpp_consent) {
         throw badRequest('reconsent_not_available', `Renewing this ${provider.name} connection needs the user to re-authenticate at the bank (tppConsent is false); use a reauth journey`, { field: 'connectionId' });
+      }
+      if (renewsConsentAtProvider(provider.adapter)) {
+        // The consent is an agreement at the provider with its own end: a new date at Mooring would not move it.
+        throw badRequest('reconsent_not_available', `Renewing this ${provider.name} connection needs a new agreement at the provider; use a reconsent or reauth journey`, { field: 'connectionId' });
       }
       const problem = requestedExpiryProblem(expiresAt, provider.consentDays, now);
       if (problem === 'not_in_future') throw badRequest('invalid_expires_at', 'expiresAt must be in the future', { field: 'expiresAt', now: now.toISOString() });

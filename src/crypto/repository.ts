@@ -8,6 +8,7 @@ import type { Queryable } from '../db/db.ts';
 import { grantContext } from '../connections/repository.ts';
 import { clientSecretContext, sessionIdContext } from '../oauth/adapter.ts';
 import { webhookSecretContext } from '../webhooks/repository.ts';
+import { tokenContext as goCardlessTokenContext } from '../providers/gocardless/tokens.ts';
 import { SEALED_SETTINGS, settingContext } from '../db/settings.ts';
 
 export interface SealedValue {
@@ -65,6 +66,20 @@ export function sealedColumns(db: Queryable): SealedColumn[] {
       },
       async replace(row, sealed) {
         const r = await db.query('update connections set provider_grant = $2::jsonb where id = $1 and provider_grant = $3::jsonb', [row.key, JSON.stringify(sealed), row.guard]);
+        return r.rowCount > 0;
+      },
+    },
+    {
+      name: 'gocardless_tokens.sealed',
+      async page(afterKey, keepPattern, limit) {
+        const r = await db.query<{ key: string; value: string }>(
+          'select provider_id as key, sealed as value from gocardless_tokens where sealed is not null and provider_id > $1 and sealed not like $2 order by provider_id limit $3',
+          [afterKey, keepPattern, limit],
+        );
+        return r.rows.map((row) => ({ ...row, guard: row.value, context: goCardlessTokenContext(row.key) }));
+      },
+      async replace(row, sealed) {
+        const r = await db.query('update gocardless_tokens set sealed = $2 where provider_id = $1 and sealed = $3', [row.key, sealed, row.guard]);
         return r.rowCount > 0;
       },
     },

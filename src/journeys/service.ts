@@ -13,7 +13,7 @@ import type { Db } from '../db/db.ts';
 import { connectionsRepository, type ConnectionsRepository } from '../connections/repository.ts';
 import { consentExpiry, requestedExpiryProblem } from '../connections/status.ts';
 import type { Catalog, CatalogEntry } from '../providers/catalog.ts';
-import { CONSENT_DAYS } from '../providers/kinds.ts';
+import { CONSENT_DAYS, renewsConsentAtProvider } from '../providers/kinds.ts';
 import { providersRepository } from '../providers/repository.ts';
 import type { ProviderCallLog } from '../provider-calls/writer.ts';
 import { adapterFor, ProviderError, type FormField, type Json, type JsonObject, type JourneyStep, type ProviderAdapters } from '../providers/provider.ts';
@@ -60,10 +60,12 @@ export interface JourneysDeps {
 
 /**
  * The `state` a provider's answer carries: a parameter, or inside a JARM response (a JWT, read
- * here only to find the journey; the adapter verifies it).
+ * here only to find the journey; the adapter verifies it), or — GoCardless, which has no `state` —
+ * the requisition's `reference`, sent back as `ref` (its adapter makes the reference the state).
  */
 export function callbackState(params: Record<string, string>): string | null {
   if (params.state !== undefined && params.state !== '') return params.state;
+  if (params.ref !== undefined && params.ref !== '' && params.response === undefined) return params.ref;
   if (params.response === undefined) return null;
   try {
     const state = decodeJwt(params.response).state;
@@ -99,10 +101,12 @@ export function journeysService(deps: JourneysDeps) {
   /** Consent runs from the moment it is given: the requested expiry, or the provider's length from now. */
   const expiryAt = (journey: JourneyRow, provider: CatalogEntry, now: Date): Date | null =>
     provider.consentDays === null ? null : (journey.consent_expires_at ?? consentExpiry(now, provider.consentDays));
-
-  /** A provider that ends the access itself (an Enable Banking session's valid_until) ends the consent no later. */
-  const grantedExpiry = (mooring: Date | null, provider: Date | undefined): Date | null =>
-    provider === undefined ? mooring : mooring === null || provider < mooring ? provider : mooring;
+  /**
+   * The expiry of a granted consent: the provider's own when it decides one (a GoCardless agreement's
+   * end, an Enable Banking session's valid_until: it may cap what was asked), else what was asked.
+   */
+  const grantedExpiry = (journey: JourneyRow, provider: CatalogEntry, step: JourneyStep & { kind: 'done' }, now: Date): Date | null =>
+    step.expiresAt ?? expiryAt(journey, provider, now);
 
   /** Runs adapter work of a journey with its provider calls recorded. */
   const recorded = <T>(journey: JourneyRow, provider: CatalogEntry, fn: () => Promise<T>): Promise<T> =>
@@ -158,11 +162,11 @@ export function journeysService(deps: JourneysDeps) {
       if (connection === null) {
         connection = `${provider.id}:${randomUUID()}`;
         await txConnections.insert({
-          id: connection, userId: user, providerId: provider.id, now, expiresAt: grantedExpiry(expiryAt(journey, provider, now), granted.grant.expiresAt),
+          id: connection, userId: user, providerId: provider.id, now, expiresAt: grantedExpiry(journey, provider, granted.grant, now),
           tppConsent: provider.tppConsent, providerRef: granted.grant.ref, grant: granted.grant.grant, nextSyncAt: nextScheduledSync(provider.type, now),
         });
       } else {
-        await txConnections.replaceGrant(connection, { grant: granted.grant.grant, providerRef: granted.grant.ref, expiresAt: grantedExpiry(expiryAt(journey, provider, now), granted.grant.expiresAt), now });
+        await txConnections.replaceGrant(connection, { grant: granted.grant.grant, providerRef: granted.grant.ref, expiresAt: grantedExpiry(journey, provider, granted.grant, now), now });
         await txConnections.scheduleIfIdle(connection, nextScheduledSync(provider.type, now));
       }
       await usersRepository(tx).touch(user, now);
@@ -266,7 +270,8 @@ export function journeysService(deps: JourneysDeps) {
         await journeys.update(uid, { step: 'failed', now: deps.clock.now() });
         return fail('access_denied', 'the user declined to share their data');
       }
-      if (journey.kind === 'reconsent') {
+      // Where the consent lives at the provider (renewsConsentAtProvider), reconsent is a new authorisation there, never a local date change.
+      if (journey.kind === 'reconsent' && !renewsConsentAtProvider(provider.adapter)) {
         const connectionId = journey.connection_id ?? '';
         const now = deps.clock.now();
         await deps.changeConnection(connectionId, async (txConnections) => {
@@ -280,11 +285,13 @@ export function journeysService(deps: JourneysDeps) {
       const existingGrant = journey.connection_id === null ? undefined : await connections.grantOf(journey.connection_id);
       try {
         const step = await recorded(journey, provider, () => adapterFor(deps.adapters, provider).startAuthorisation({
-          provider, callbackUrl, state, // For tppConsent providers renewal is only the user's consent to the client (reconsent, PATCH),
+          provider, callbackUrl, state,
+          // For tppConsent providers renewal is only the user's consent to the client (reconsent, PATCH),
           // so the grant at the provider must not lapse on its own: Mooring's expiresAt governs.
-          consentExpiresAt: provider.tppConsent ? null : expiryAt(journey, provider, deps.clock.now()),
-          now: deps.clock.now(),
+          // (Unless the consent is an agreement at the provider with its own end, renewed there: renewsConsentAtProvider.)
+          consentExpiresAt: provider.tppConsent && !renewsConsentAtProvider(provider.adapter) ? null : expiryAt(journey, provider, deps.clock.now()),
           ...(existingGrant !== undefined ? { existingGrant } : {}),
+          now: deps.clock.now(),
         }));
         return await handleStep({ ...journey, provider_state: state }, provider, step, ip);
       } catch (err) {

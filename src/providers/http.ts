@@ -39,7 +39,10 @@ const EPOCH_SECONDS_THRESHOLD = 1_000_000_000;
  * when it says nothing usable. Read in this order: `Retry-After` (RFC 9110: delta-seconds or an
  * HTTP-date), `RateLimit-Reset` (IETF draft: seconds until the reset), `X-RateLimit-Reset` and
  * GoCardless's `X-RateLimit-Account-Success-Reset` (seconds until the reset; a value that large
- * is a Unix time in seconds, as some providers send). A date is turned into a delta against the
+ * is a Unix time in seconds, as some providers send) — the last one first when its `…-Remaining`
+ * is 0 (the per-account daily limit, not the per-minute API limit, refused the call). The
+ * `X-RateLimit-*` names are also read as GoCardless documents them, `HTTP_X_RATELIMIT_*`
+ * (rateLimitHeader). A date is turned into a delta against the
  * answer's own `Date` header when it has one (the provider's clock on both sides), else against
  * `realNowMs`, the real time the answer arrived: provider clocks are real clocks, never
  * Mooring's domain clock, which is why the result is relative.
@@ -60,12 +63,29 @@ export function retryAfterMsOf(headers: { get(name: string): string | null }, re
     const at = Date.parse(retryAfter);
     if (!Number.isNaN(at)) return bounded(at - reference);
   }
+  // GoCardless: an exhausted per-account daily limit outlasts the per-minute API window named beside it.
+  if (rateLimitHeader(headers, 'x-ratelimit-account-success-remaining')?.trim() === '0') {
+    const raw = rateLimitHeader(headers, 'x-ratelimit-account-success-reset')?.trim();
+    const ms = raw === undefined ? undefined : seconds(raw);
+    if (ms !== undefined) return ms;
+  }
   for (const name of ['ratelimit-reset', 'x-ratelimit-reset', 'x-ratelimit-account-success-reset']) {
-    const raw = headers.get(name)?.trim();
+    const raw = rateLimitHeader(headers, name)?.trim();
     const ms = raw === undefined ? undefined : seconds(raw);
     if (ms !== undefined) return ms;
   }
   return undefined;
+}
+
+/**
+ * A rate-limit header under either spelling providers use: `x-ratelimit-…` (hyphens) or the
+ * `HTTP_X_RATELIMIT_…` names GoCardless documents (underscores, as its docs print them); header
+ * names are case-insensitive either way. `name` is given in the hyphenated form.
+ */
+export function rateLimitHeader(headers: { get(name: string): string | null }, name: string): string | null {
+  const hyphens = headers.get(name);
+  if (hyphens !== null) return hyphens;
+  return name.startsWith('x-') ? headers.get(`http_${name.replace(/-/g, '_')}`) : null;
 }
 
 /** The provider answered 2xx, but not with anything we can read. */
@@ -85,6 +105,8 @@ export interface HttpCall {
   timeoutMs: number;
   /** An undici dispatcher for the call (mutual TLS: the provider's transport certificate). */
   dispatcher?: Dispatcher;
+  /** Told the headers of every answer, 2xx or not (e.g. GoCardless's per-account rate-limit headers). */
+  onHeaders?: (headers: Headers) => void;
 }
 
 async function readLimited(res: Response, limitBytes: number): Promise<string> {
@@ -184,6 +206,7 @@ async function sendToProvider(call: HttpCall, answered: (status: number, headers
     ? await fetch(call.url, init)
     : ((await undiciFetch(call.url, { ...init, dispatcher: call.dispatcher })) as unknown as Response);
   answered(res.status, res.headers);
+  call.onHeaders?.(res.headers);
   const text = await readLimited(res, MAX_RESPONSE_BYTES);
   let parsed: unknown;
   let unreadable = false;

@@ -15,7 +15,7 @@ export type AdapterKind = 'openbanking' | 'legacy' | 'valuation' | 'enablebankin
 export const FILE_ADAPTER_KINDS = ['openbanking', 'enablebanking', 'gocardless'] as const satisfies readonly AdapterKind[];
 export type FileAdapterKind = (typeof FILE_ADAPTER_KINDS)[number];
 /** The adapter kinds this version implements (registry.ts must create each); the providers file may use only these. */
-export const IMPLEMENTED_ADAPTER_KINDS = ['openbanking', 'legacy', 'valuation', 'enablebanking'] as const satisfies readonly AdapterKind[];
+export const IMPLEMENTED_ADAPTER_KINDS = ['openbanking', 'legacy', 'valuation', 'enablebanking', 'gocardless'] as const satisfies readonly AdapterKind[];
 export type ImplementedAdapterKind = (typeof IMPLEMENTED_ADAPTER_KINDS)[number];
 
 export type ValuationType = Extract<ProviderType, 'zoopla' | 'mouseprice' | 'autotrader'>;
@@ -23,3 +23,9 @@ export const isValuationType = (t: ProviderType): t is ValuationType => t === 'z
 
 /** Consent length for providers that set one (the UK Open Banking 90-day rule). */
 export const CONSENT_DAYS = 90;
+
+/**
+ * Adapters whose consent is an agreement at the provider with its own end (GoCardless's end-user
+ * agreement, Enable Banking's session and its valid_until): renewing it (reconsent) means a new authorisation there, never only a new date at Mooring.
+ */
+export const renewsConsentAtProvider = (adapter: AdapterKind): boolean => adapter === 'gocardless' || adapter === 'enablebanking';

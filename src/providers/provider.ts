@@ -63,12 +63,15 @@ export type JourneyStep =
   /** Show the user a form on Mooring's page; its fields are posted back to `completeAuthorisation`. */
   | { kind: 'form'; fields: FormField[]; message?: string; pending: JsonObject }
   /** The provider granted access. `ref` is the provider's non-secret id of the grant. */
-  /**
-   * The provider granted access. `ref` is the provider's non-secret id of the grant. `expiresAt`:
-   * when the provider itself ends this access, when it says so (the connection's expiresAt is then
-   * the earlier of it and Mooring's consent expiry).
-   */
-  | { kind: 'done'; grant: JsonObject; ref: string; expiresAt?: Date };
+  | {
+    kind: 'done'; grant: JsonObject; ref: string;
+    /**
+     * When the grant lapses at the provider, when the provider decides it (GoCardless: the
+     * agreement's acceptance + its access_valid_for_days, capped by the institution). Absent: the
+     * consent Mooring asked for (consentExpiresAt) is what the provider granted.
+     */
+    expiresAt?: Date;
+  };
 
 export interface StartAuthorisationInput {
   provider: CatalogEntry;
@@ -147,6 +150,15 @@ export interface FetchResult {
   partial: boolean;
   /** Safe explanation of what was missing, when partial. */
   partialDetail?: string;
+  /**
+   * The upstream's own limit on calls for this connection, when it reports one (GoCardless's
+   * `HTTP_X_RATELIMIT_ACCOUNT_SUCCESS_*` headers: successful calls per account and scope per day):
+   * the fewest calls left for any account and scope seen in this fetch, and how long until that
+   * window resets, in ms from the answer (relative, as the provider's clock is not the domain
+   * clock). The runner stores it on the connection; the unattended budget and nextSyncAt respect it
+   * (syncs/cadence.ts `syncBudget`). Absent: the upstream said nothing.
+   */
+  upstreamBudget?: { remaining: number; resetsInMs: number };
 }
 
 export interface ProviderAdapter {

@@ -4,6 +4,9 @@
  * in this directory for adding a provider.
  */
 import { createEnableBankingAdapter } from './enablebanking/adapter.ts';
+import type { SecretBox } from '../crypto/secrets.ts';
+import type { Queryable } from '../db/db.ts';
+import { createGoCardlessAdapter } from './gocardless/adapter.ts';
 import { createLegacyAdapter } from './legacy/adapter.ts';
 import { createOpenBankingAdapter } from './openbanking/adapter.ts';
 import type { ProviderAdapters } from './provider.ts';
@@ -17,6 +20,12 @@ export interface ProviderAdapterOptions {
   /** Mooring's client secret at the sandbox banks (client id `mooring`). */
   sandboxClientSecret: string;
   timeoutMs?: number;
+  /**
+   * The database and key through which adapters share state between Mooring's processes (the
+   * GoCardless token pair, sealed). Absent (some tests): each process keeps its own.
+   */
+  db?: Queryable;
+  secrets?: SecretBox;
 }
 
 /** One adapter per kind this version implements (kinds.ts IMPLEMENTED_ADAPTER_KINDS), and a way to close their connections. */
@@ -28,6 +37,7 @@ export function createProviderAdapters(opts: ProviderAdapterOptions): ProviderAd
     legacy: createLegacyAdapter({ timeoutMs }),
     valuation: createValuationAdapter({ clientSecret: opts.sandboxClientSecret, timeoutMs }),
     enablebanking: createEnableBankingAdapter({ timeoutMs }),
+    gocardless: createGoCardlessAdapter({ timeoutMs, ...(opts.db !== undefined ? { db: opts.db } : {}), ...(opts.secrets !== undefined ? { secrets: opts.secrets } : {}) }),
     close: () => openbanking.close(),
   };
 }

@@ -34,16 +34,45 @@ export interface SyncBudget {
   resetsAt: string | null;
 }
 
-/** The unattended budget left, given the start times of the connection's recent unattended syncs. */
-export function syncBudget(type: ProviderType, unattendedSyncTimes: readonly Date[], now: Date): SyncBudget {
+/**
+ * What an upstream last said about its own limit for a connection (GoCardless's per-account daily
+ * limit, FetchResult.upstreamBudget placed on the domain clock): calls left until `resetsAt`.
+ */
+export interface UpstreamBudget {
+  remaining: number;
+  resetsAt: Date;
+}
+
+/** The connection's stored upstream budget, or null when the upstream said nothing. */
+export const upstreamBudgetOf = (remaining: number | null, resetsAt: Date | null): UpstreamBudget | null =>
+  remaining === null || resetsAt === null ? null : { remaining, resetsAt };
+
+/**
+ * The unattended budget left, given the start times of the connection's recent unattended syncs
+ * and what the upstream last said about its own limit: the smaller of Mooring's budget and the
+ * upstream's (until the upstream's window resets; after that the upstream's limit is whole again).
+ * When the upstream has none left, the budget frees up no earlier than its reset.
+ */
+export function syncBudget(type: ProviderType, unattendedSyncTimes: readonly Date[], now: Date, upstream: UpstreamBudget | null = null): SyncBudget {
   const { maxUnattended, windowMs } = cadenceFor(type);
   const inWindow = unattendedSyncTimes.filter((t) => t.getTime() > now.getTime() - windowMs && t.getTime() <= now.getTime()).sort((a, b) => a.getTime() - b.getTime());
   const oldest = inWindow[0];
-  return {
+  const own: SyncBudget = {
     remaining: Math.max(0, maxUnattended - inWindow.length),
     resetsAt: oldest === undefined ? null : new Date(oldest.getTime() + windowMs).toISOString(),
   };
+  if (upstream === null || upstream.resetsAt.getTime() <= now.getTime()) return own;
+  const theirs = Math.max(0, upstream.remaining);
+  if (theirs > own.remaining) return own;
+  if (theirs > 0) return { remaining: theirs, resetsAt: own.resetsAt ?? upstream.resetsAt.toISOString() };
+  // Nothing left upstream: the later of the two resets frees the next sync.
+  const ownReset = own.remaining === 0 && own.resetsAt !== null ? Date.parse(own.resetsAt) : 0;
+  return { remaining: 0, resetsAt: new Date(Math.max(ownReset, upstream.resetsAt.getTime())).toISOString() };
 }
+
+/** The upstream's budget once one more sync has used it (the scheduler plans the next sync with this). */
+export const afterOneSync = (upstream: UpstreamBudget | null): UpstreamBudget | null =>
+  upstream === null ? null : { remaining: Math.max(0, upstream.remaining - 1), resetsAt: upstream.resetsAt };
 
 /** Legacy providers are synced once a night, at this hour (UTC). */
 export const LEGACY_SYNC_HOUR_UTC = 2;

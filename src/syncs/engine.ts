@@ -17,7 +17,7 @@ import { AppError } from '../errors.ts';
 import { connectionsRepository } from '../connections/repository.ts';
 import { isConsentExpired, isRateLimited } from '../connections/status.ts';
 import type { Catalog } from '../providers/catalog.ts';
-import { LONGEST_WINDOW_MS, syncBudget } from './cadence.ts';
+import { LONGEST_WINDOW_MS, syncBudget, upstreamBudgetOf, type UpstreamBudget } from './cadence.ts';
 import { syncClaims } from './claim.ts';
 import { syncReaper } from './reaper.ts';
 import { syncsRepository, type SyncRow } from './repository.ts';
@@ -84,8 +84,8 @@ export function syncEngine(deps: SyncEngineDeps) {
     }
   }
 
-  async function unattendedBudget(connectionId: string, type: Parameters<typeof syncBudget>[0], now: Date) {
-    return syncBudget(type, await syncs.unattendedTimes(connectionId, new Date(now.getTime() - LONGEST_WINDOW_MS)), now);
+  async function unattendedBudget(connectionId: string, type: Parameters<typeof syncBudget>[0], now: Date, upstream: UpstreamBudget | null) {
+    return syncBudget(type, await syncs.unattendedTimes(connectionId, new Date(now.getTime() - LONGEST_WINDOW_MS)), now, upstream);
   }
 
   return {
@@ -114,7 +114,7 @@ export function syncEngine(deps: SyncEngineDeps) {
       }
       if (sync === undefined) {
         if (!req.attended && opts.enforceBudget) {
-          const budget = await unattendedBudget(conn.id, provider.type, now);
+          const budget = await unattendedBudget(conn.id, provider.type, now, upstreamBudgetOf(conn.upstream_budget_remaining, conn.upstream_budget_resets_at));
           if (budget.remaining === 0 && budget.resetsAt !== null) {
             const retryAfterSeconds = Math.max(1, Math.ceil((Date.parse(budget.resetsAt) - now.getTime()) / 1000));
             throw new AppError(429, 'sync_budget_exhausted', `${provider.name} allows a limited number of syncs without the user present; the next is possible at ${budget.resetsAt}. Send customerIpAddress when the user is present.`, {

@@ -283,13 +283,16 @@ export function syncRunner(deps: SyncRunnerDeps) {
       const txAccounts = accountsRepository(tx);
       const accountIds = await txAccounts.upsertAccounts(conn.id, conn.user_id, result.accounts, fetchedAt);
       const { added, updated, addedIds } = await txAccounts.upsertTransactions(conn.user_id, accountIds, result.transactions, fetchedAt);
-      await connectionsRepository(tx, deps.secrets).recordSyncOutcome(conn.id, {
+      const txConnections = connectionsRepository(tx, deps.secrets);
+      await txConnections.recordSyncOutcome(conn.id, {
         fetchStatus,
         lastUpdated: nextLastUpdated(conn.last_updated, result.asOf, fetchedAt),
         grant: result.grant,
         attemptAt: startedAt,
         failed: result.partial,
       });
+      const upstream = result.upstreamBudget;
+      await txConnections.recordUpstreamBudget(conn.id, upstream === undefined ? null : { remaining: upstream.remaining, resetsAt: new Date(fetchedAt.getTime() + upstream.resetsInMs) });
       const finished = await txSyncs.finish(sync.id, {
         fetchStatus,
         fetchedAt,

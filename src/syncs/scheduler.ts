@@ -12,7 +12,7 @@ import { providersRepository } from '../providers/repository.ts';
 import { isConsentExpired, isRateLimited } from '../connections/status.ts';
 import { connectionsRepository } from '../connections/repository.ts';
 import type { Catalog } from '../providers/catalog.ts';
-import { nextScheduledSync, syncBudget } from './cadence.ts';
+import { afterOneSync, nextScheduledSync, syncBudget, upstreamBudgetOf } from './cadence.ts';
 import { syncsRepository, type SyncRow } from './repository.ts';
 
 export const SCHEDULER_BATCH = 1000;
@@ -68,9 +68,10 @@ export function syncScheduler(deps: SyncSchedulerDeps) {
             updates.push({ id: c.id, next: new Date(now.getTime() + PROVIDER_BACKOFF_MS) });
             continue;
           }
-          const budget = syncBudget(provider.type, c.unattended_sync_times, now);
+          const upstream = upstreamBudgetOf(c.upstream_budget_remaining, c.upstream_budget_resets_at);
+          const budget = syncBudget(provider.type, c.unattended_sync_times, now, upstream);
           if (budget.remaining > 0) toQueue.push({ id: randomUUID(), connectionId: c.id, userId: c.user_id, providerId: c.provider_id });
-          const after = budget.remaining > 0 ? syncBudget(provider.type, [...c.unattended_sync_times, now], now) : budget;
+          const after = budget.remaining > 0 ? syncBudget(provider.type, [...c.unattended_sync_times, now], now, afterOneSync(upstream)) : budget;
           updates.push({ id: c.id, next: nextScheduledSync(provider.type, now, after) });
         }
         const created = await txSyncs.insertQueuedMany(toQueue, 'auto-update', now);

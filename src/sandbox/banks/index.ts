@@ -9,6 +9,8 @@
  *   /sandbox/enablebanking/…    the Enable Banking API's counterpart (enablebanking.ts: its API and
  *                               authorisation page; enablebanking-data.ts: banks and accounts), for
  *                               providers-file entries with `adapter: enablebanking`
+ *   /sandbox/gocardless/…       the GoCardless Bank Account Data counterpart (gocardless.ts), for
+ *                               providers-file entries whose apiUrl points at it
  * `:slug` is the catalog entry's bankRef; the catalog is read per request. Behaviours per sandbox
  * username are in behaviours.ts, generated data in generator.ts, bank state in store.ts.
  */
@@ -16,6 +18,7 @@ import type { FastifyInstance } from 'fastify';
 import formbody from '@fastify/formbody';
 import { enableBankingRoutes } from './enablebanking.ts';
 import type { SandboxBankDeps } from './http.ts';
+import { goCardlessRoutes } from './gocardless.ts';
 import { legacyRoutes } from './legacy.ts';
 import { openBankingWebRoutes } from './openbanking.ts';
 import { valuationRoutes } from './valuation.ts';
@@ -24,6 +27,8 @@ export type { SandboxBankDeps } from './http.ts';
 export { SANDBOX_USERNAMES, isSandboxUsername, type SandboxUsername } from './behaviours.ts';
 export { setSandboxBehaviour } from './store.ts';
 export { SANDBOX_ONE_TIME_CODE } from './legacy.ts';
+export { GC_SANDBOX_PREFIX } from './gocardless.ts';
+export { SANDBOX_GC_SECRET_ID, SANDBOX_GC_SECRET_KEY, GC_INSTITUTIONS } from './gocardless-data.ts';
 export { SandboxObBanks } from './fapi-provider.ts';
 export { sandboxOpenBankingSettings, sandboxMtlsUrl } from './fapi-settings.ts';
 export { startSandboxMtlsListener, type MtlsListener } from './mtls.ts';
@@ -42,5 +47,6 @@ export async function registerSandboxBanks(app: FastifyInstance, deps: SandboxBa
     await banks.register(async (valuation) => valuationRoutes(valuation, deps));
     const eb = deps.enableBanking;
     if (eb !== undefined) await banks.register(async (scope) => enableBankingRoutes(scope, { ...deps, enableBanking: eb }));
+    await banks.register(async (gocardless) => goCardlessRoutes(gocardless, deps));
   });
 }

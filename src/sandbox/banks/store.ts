@@ -260,7 +260,7 @@ export async function setSandboxBehaviour(db: Queryable, providerRef: string, us
   );
   if (consent.rowCount > 0) return true;
   if (await setSessionBehaviour(db, providerRef, username)) return true;
-  for (const table of ['sandbox_credentials', 'sandbox_valuation_assets'] as const) {
+  for (const table of ['sandbox_credentials', 'sandbox_valuation_assets', 'sandbox_gc_requisitions'] as const) {
     const r = await db.query(`update ${table} set behaviour = $2 where id = $1`, [providerRef, username]);
     if (r.rowCount > 0) return true;
   }
