@@ -1,6 +1,6 @@
 /**
  * `npx mooring providers check` and `probe <name>` for an Enable Banking entry written as
- * docs/readme-enablebanking.md shows, pointed at a running server's sandbox counterpart: every step
+ * README.md's Enable Banking section shows, pointed at a running server's sandbox counterpart: every step
  * works (the JWT, the application with the callback whitelisted, the bank and its maximum consent
  * validity); and what the probe says when the application id, the key or the bank name are wrong.
  */

@@ -1,5 +1,5 @@
 /**
- * The operator's side of a GoCardless entry: the README example (docs/readme-gocardless.md) passes
+ * The operator's side of a GoCardless entry: the README example (README.md's GoCardless section) passes
  * `npx mooring providers check`, and `npx mooring providers probe <name>` against the running
  * sandbox counterpart issues a token pair and reads the institution's limits, or says what to fix.
  */
@@ -25,9 +25,10 @@ afterAll(async () => {
 
 /** The README's example entry, with its settings changed as given. */
 function readmeExample(change: Record<string, string> = {}, consentDays?: number): string {
-  const doc = fs.readFileSync(path.join(import.meta.dirname, '../../docs/readme-gocardless.md'), 'utf8');
-  const yaml = /```yaml\n([\s\S]*?)```/.exec(doc)?.[1];
-  if (yaml === undefined) throw new Error('docs/readme-gocardless.md has no YAML example');
+  const readme = fs.readFileSync(path.join(import.meta.dirname, '../../README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('### GoCardless Bank Account Data'));
+  const yaml = /```yaml\n([\s\S]*?)```/.exec(section)?.[1];
+  if (yaml === undefined) throw new Error("README.md's GoCardless section has no YAML example");
   let text = yaml;
   for (const [k, v] of Object.entries(change)) {
     text = new RegExp(`^      ${k}:`, 'm').test(text) ? text.replace(new RegExp(`^      ${k}:.*$`, 'm'), `      ${k}: ${v}`) : text.replace('    settings:\n', `    settings:\n      ${k}: ${v}\n`);
