@@ -27,6 +27,7 @@ let client: ApiClient;
 let mh: MoneyhubClient;
 let gb: CatalogEntry;
 let fi: CatalogEntry;
+let tpp: CatalogEntry;
 
 beforeAll(async () => {
   ts = await startTestServer({}, {
@@ -35,6 +36,10 @@ beforeAll(async () => {
       enableBankingEntry(urls, { name: 'Enable Banking GB (sandbox)', applicationId: APPLICATION_ID, privateKey: KEY, consentDays: 120 }),
       enableBankingEntry(urls, {
         name: 'Enable Banking FI (sandbox)', applicationId: APPLICATION_ID, privateKey: KEY, aspsp: { name: 'Mock ASPSP', country: 'FI' }, accountTypes: ['cash:current', 'card'],
+      }),
+      // The Finnish bank allows 180 days; a tppConsent entry renews its consent by reconsent.
+      enableBankingEntry(urls, {
+        name: 'Enable Banking FI tpp (sandbox)', applicationId: APPLICATION_ID, privateKey: KEY, aspsp: { name: 'Mock ASPSP', country: 'FI' }, tppConsent: true, consentDays: 90,
       }),
     ],
   });
@@ -47,6 +52,7 @@ beforeAll(async () => {
   };
   gb = byName('Enable Banking GB (sandbox)');
   fi = byName('Enable Banking FI (sandbox)');
+  tpp = byName('Enable Banking FI tpp (sandbox)');
 });
 afterAll(async () => ts?.stop());
 
@@ -254,6 +260,28 @@ describe('what the bank says decides the connection', () => {
     expect((await syncsOf(userId, connectionId)).filter((s) => s.fetchStatus === 'success').length).toBeGreaterThanOrEqual(2);
     expect(later.lastUpdated).toBe(connected.lastUpdated);
     expect(later).toMatchObject({ status: 'error', error: 'resync', remediation: { action: 'sync' } });
+  });
+
+  it('reconsent of a tppConsent connection is a new session at Enable Banking (through its page), never a local date change', async () => {
+    const { userId, connectionId, sessionId } = await connect(tpp);
+    const before = await connectionOf(userId, connectionId);
+    const wanted = new Date((await clockNow(ts.baseUrl)) + 60 * DAY_MS).toISOString();
+    // The session's valid_until cannot move at the bank: a new date here alone would be untrue.
+    const patched = await mh.updateUserConnection({ userId, connectionId, expiresAt: wanted }).then(() => null, (e: { response?: { statusCode?: number } }) => e);
+    expect(patched?.response?.statusCode).toBe(400);
+    expect((await connectionOf(userId, connectionId)).expiresAt).toBe(before.expiresAt);
+
+    const url = await mh.getReconsentAuthorizeUrlForCreatedUser({ userId, connectionId, expiresAt: wanted, state: 'st-rc', nonce: 'nn-rc' });
+    const { params, history } = await journey(url, 'user_ok');
+    expect(params.get('error')).toBeNull();
+    const renewed = await connectionOf(userId, connectionId);
+    const newSession = await sessionIdOfAuthorization(ts, authorizationIdIn(history));
+    expect(newSession).not.toBe(sessionId);
+    expect(await sessionAtBank(newSession)).toBe('AUTHORIZED');
+    expect(await sessionAtBank(sessionId)).toBe('CLOSED');
+    // The new session runs to the date asked for (the bank allows it), and that is expiresAt.
+    expect(Math.abs(Date.parse(renewed.expiresAt ?? '') - Date.parse(wanted))).toBeLessThan(HOUR_MS);
+    expect(new Set(renewed.accountIds)).toEqual(new Set(before.accountIds));
   });
 
   it('deleting the connection closes the session at the bank', async () => {
