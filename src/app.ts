@@ -56,6 +56,7 @@ import { journeysService } from './journeys/service.ts';
 import { journeyRoutes } from './journeys/routes.ts';
 import { registerSandboxBanks, type SandboxBankDeps } from './sandbox/banks/index.ts';
 import type { Timers } from './timers.ts';
+import type { ProviderCallLog } from './provider-calls/writer.ts';
 
 export interface AppDeps {
   config: Config;
@@ -74,6 +75,8 @@ export interface AppDeps {
   events: ConnectionEvents;
   dispatcher: WebhookDispatcher;
   timers: Timers;
+  /** This process's provider call log (journeys and revocations record their provider calls). */
+  callLog?: ProviderCallLog;
   /** Real time for security timers (admin throttle and sessions); tests inject it. */
   securityNow?: () => number;
 }
@@ -146,10 +149,11 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
       await change(connectionsRepository(tx, deps.secrets));
       await recordStatusChange(tx, connectionId);
     });
-  const connections = connectionsService({ connections: connectionsRepository(db, deps.secrets), catalog, adapters, clock, log, changeConnection });
+  const callLog = deps.callLog === undefined ? {} : { callLog: deps.callLog };
+  const connections = connectionsService({ connections: connectionsRepository(db, deps.secrets), catalog, adapters, clock, log, changeConnection, ...callLog });
   const userSvc = usersService({ users, clock, sandbox: config.sandbox, deleteUserConnections: (userId) => connections.revokeAllOfUser(userId) });
   const syncs = syncsService({ syncs: syncsRepository(db), engine, clock });
-  const journeys = journeysService({ db, oidc, catalog, adapters, clock, engine, changeConnection, publicUrl: config.publicUrl, sandbox: config.sandbox, log, secrets: deps.secrets });
+  const journeys = journeysService({ db, oidc, catalog, adapters, clock, engine, changeConnection, publicUrl: config.publicUrl, sandbox: config.sandbox, log, secrets: deps.secrets, ...callLog });
 
   await mountOidc(fastify, oidc, { publicUrl: config.publicUrl, trustProxy: config.trustProxy, adminThrottle });
   catalogRoutes(app, { db, catalog, clock, publicUrl: config.publicUrl });

@@ -44,6 +44,10 @@ export interface Config {
   providersFile: string | null;
   /** The providers the file lists (SPEC section 10), checked, with their secrets read. */
   providers: CatalogEntry[];
+  /** MOORING_PROVIDER_CALL_LOG: record every call to a provider (the operator console's call log, provider health, call metrics). */
+  providerCallLog: boolean;
+  /** MOORING_PROVIDER_CALL_RETENTION_DAYS: recorded provider calls older than this (domain time) are pruned. */
+  providerCallRetentionDays: number;
 }
 
 const MAKE_KEY_HINT = 'make one with: openssl rand -base64 32';
@@ -194,6 +198,8 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     adminSessionIdleMinutes: intVar(env, 'MOORING_ADMIN_SESSION_IDLE_MINUTES', 720, 1, 7 * 24 * 60, problems),
     providersFile: null,
     providers: [],
+    providerCallLog: boolVar(env, 'MOORING_PROVIDER_CALL_LOG', true, problems),
+    providerCallRetentionDays: intVar(env, 'MOORING_PROVIDER_CALL_RETENTION_DAYS', 14, 1, 3650, problems),
     ...overrides,
   };
   const providersFile = nonEmpty(env.MOORING_PROVIDERS_FILE);

@@ -23,6 +23,7 @@ import { createProviderAdapters } from './providers/registry.ts';
 import { CLOCK_OFFSET_SETTING, usableClockOffset } from './sandbox/control.ts';
 import { syncEngine, type SyncEngine } from './syncs/engine.ts';
 import { syncRunner } from './syncs/runner.ts';
+import { providerCallLog, type ProviderCallLog } from './provider-calls/writer.ts';
 import { startWorker, type Worker } from './syncs/worker.ts';
 import { connectionEvents } from './webhooks/events.ts';
 import { webhookDispatcher } from './webhooks/dispatcher.ts';
@@ -43,6 +44,8 @@ export interface Server {
   clock: MovableClock;
   catalog: Catalog;
   engine: SyncEngine;
+  /** This process's provider call log (flush it to read its writes). */
+  callLog: ProviderCallLog;
   /** Sandbox mode: the sandbox PKI (Mooring's certificates and keys at the sandbox FAPI banks). */
   sandboxPki: SandboxPki | null;
   /** Sandbox mode, API processes: the URL of the sandbox banks' mutual-TLS listener. */
@@ -89,6 +92,9 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     if (sealedNow.resealed > 0) progress(`sealed ${sealedNow.resealed} secret(s) stored in plain text by an earlier version`);
     const keys = await loadOrCreateKeys(db, secrets);
     const clock = systemClock();
+    // Closed last (closers run in reverse): the calls of syncs and requests still finishing are written.
+    const callLog = providerCallLog({ db, clock, log, enabled: config.providerCallLog, retentionDays: config.providerCallRetentionDays });
+    closers.push(() => callLog.close());
     if (config.sandbox && config.sandboxClockStart !== null) {
       // First start of this database only: every later start (and every other process) follows the stored offset.
       const start = config.sandboxClockStart.getTime();
@@ -132,7 +138,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     closers.push(() => dispatcher.stop());
     const engine = syncEngine({
       db, catalog, clock, log, timers,
-      runClaimed: syncRunner({ db, secrets, catalog, adapters, clock, log, afterSync: events.afterSync }),
+      runClaimed: syncRunner({ db, secrets, catalog, adapters, clock, log, afterSync: events.afterSync, callLog }),
     });
 
     let worker: Worker | null = null;
@@ -148,6 +154,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
             run: async () => {
               await purgeExpiredOidcModels(db);
               await journeysRepository(db).purgeOlderThan(new Date(clock.now().getTime() - JOURNEY_RETENTION_MS));
+              await callLog.prune();
             },
           },
         ],
@@ -166,7 +173,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
       const sandboxBanks: SandboxBankDeps | null = config.sandbox
         ? { db, clock, catalog: sandboxOnly(catalog), sandboxClientSecret, latencyMs: config.sandboxLatencyMs, slowCallMs: timers.sandboxSlowCallMs, openBanking: banks }
         : null;
-      const built = await buildApp({ config, db, clock, logger: log, catalog, adapters, keys, secrets, adminToken: opts.adminToken, sandboxBanks, engine, events, dispatcher, timers, ...(opts.securityNow !== undefined ? { securityNow: opts.securityNow } : {}) });
+      const built = await buildApp({ config, db, clock, logger: log, catalog, adapters, keys, secrets, adminToken: opts.adminToken, sandboxBanks, engine, events, dispatcher, timers, callLog, ...(opts.securityNow !== undefined ? { securityNow: opts.securityNow } : {}) });
       app = built.app;
       oidc = built.oidc;
       const a = built.app;
@@ -187,7 +194,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
         progress(`sandbox banks' mutual-TLS listener on ${mtlsUrl}`);
       }
     }
-    return { app, oidc, db, clock, catalog, engine, sandboxPki, sandboxMtlsUrl: mtlsUrl, close: closeAll };
+    return { app, oidc, db, clock, catalog, engine, callLog, sandboxPki, sandboxMtlsUrl: mtlsUrl, close: closeAll };
   } catch (err) {
     await closeAll().catch(() => undefined);
     throw err;

@@ -3,6 +3,7 @@ import type { Clock } from '../clock.ts';
 import { badRequest, notFound } from '../errors.ts';
 import { isConnectionId, isUserId } from '../ids.ts';
 import type { Catalog, CatalogEntry } from '../providers/catalog.ts';
+import type { ProviderCallLog } from '../provider-calls/writer.ts';
 import { adapterFor, type ProviderAdapter, type ProviderAdapters } from '../providers/provider.ts';
 import { LONGEST_WINDOW_MS, nextScheduledSync, syncBudget } from '../syncs/cadence.ts';
 import type { ConnectionsRepository, ConnectionView } from './repository.ts';
@@ -73,6 +74,8 @@ export interface ConnectionsServiceDeps {
   log: { warn(obj: object, msg: string): void };
   /** Runs `change` and records the connection's status change (its events) in one transaction. */
   changeConnection(connectionId: string, change: (connections: ConnectionsRepository) => Promise<void>): Promise<void>;
+  /** Records the provider calls of a revocation (the provider call log). */
+  callLog?: ProviderCallLog;
 }
 
 export function connectionsService(deps: ConnectionsServiceDeps) {
@@ -89,7 +92,8 @@ export function connectionsService(deps: ConnectionsServiceDeps) {
     const provider = deps.catalog.get(providerId);
     if (provider === undefined) return;
     try {
-      await adapterFor(deps.adapters, provider).revoke(provider, grant);
+      const revoke = (): Promise<void> => adapterFor(deps.adapters, provider).revoke(provider, grant);
+      await (deps.callLog === undefined ? revoke() : deps.callLog.run({ providerId, connectionId }, revoke));
     } catch (err) {
       deps.log.warn({ connectionId, providerId, err: err instanceof Error ? err.message : String(err) }, 'could not revoke the grant at the provider; deleting the connection anyway');
     }

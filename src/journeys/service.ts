@@ -15,6 +15,7 @@ import { consentExpiry, requestedExpiryProblem } from '../connections/status.ts'
 import type { Catalog, CatalogEntry } from '../providers/catalog.ts';
 import { CONSENT_DAYS } from '../providers/kinds.ts';
 import { providersRepository } from '../providers/repository.ts';
+import type { ProviderCallLog } from '../provider-calls/writer.ts';
 import { adapterFor, ProviderError, type FormField, type Json, type JsonObject, type JourneyStep, type ProviderAdapters } from '../providers/provider.ts';
 import type { SyncEngine } from '../syncs/engine.ts';
 import { nextScheduledSync } from '../syncs/cadence.ts';
@@ -53,6 +54,8 @@ export interface JourneysDeps {
   log: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
   /** Opens and seals provider grants. */
   secrets: SecretBox;
+  /** Records the provider calls a journey makes (the provider call log). */
+  callLog?: ProviderCallLog;
 }
 
 /**
@@ -96,6 +99,10 @@ export function journeysService(deps: JourneysDeps) {
   /** Consent runs from the moment it is given: the requested expiry, or the provider's length from now. */
   const expiryAt = (journey: JourneyRow, provider: CatalogEntry, now: Date): Date | null =>
     provider.consentDays === null ? null : (journey.consent_expires_at ?? consentExpiry(now, provider.consentDays));
+
+  /** Runs adapter work of a journey with its provider calls recorded. */
+  const recorded = <T>(journey: JourneyRow, provider: CatalogEntry, fn: () => Promise<T>): Promise<T> =>
+    deps.callLog === undefined ? fn() : deps.callLog.run({ providerId: provider.id, connectionId: journey.connection_id, journeyId: journey.uid }, fn);
 
   /** Validates the request against stored data; answers the provider and the connection to repair, if any. */
   async function resolve(info: InteractionInfo, req: JourneyRequest): Promise<{ provider: CatalogEntry; connectionId: string | null } | JourneyResponse> {
@@ -268,12 +275,12 @@ export function journeysService(deps: JourneysDeps) {
       await journeys.update(uid, { step: 'provider', providerState: state, now: deps.clock.now() });
       const existingGrant = journey.connection_id === null ? undefined : await connections.grantOf(journey.connection_id);
       try {
-        const step = await adapterFor(deps.adapters, provider).startAuthorisation({
+        const step = await recorded(journey, provider, () => adapterFor(deps.adapters, provider).startAuthorisation({
           provider, callbackUrl, state, // For tppConsent providers renewal is only the user's consent to the client (reconsent, PATCH),
           // so the grant at the provider must not lapse on its own: Mooring's expiresAt governs.
           consentExpiresAt: provider.tppConsent ? null : expiryAt(journey, provider, deps.clock.now()),
           ...(existingGrant !== undefined ? { existingGrant } : {}),
-        });
+        }));
         return await handleStep({ ...journey, provider_state: state }, provider, step, ip);
       } catch (err) {
         return providerFailure(journey, provider, err);
@@ -321,7 +328,7 @@ export function journeysService(deps: JourneysDeps) {
       }
       try {
         const pending = journey.pending.adapter;
-        const step = await adapterFor(deps.adapters, provider).completeAuthorisation({ provider, pending: isJsonObject(pending) ? pending : {}, input, callbackUrl });
+        const step = await recorded(journey, provider, () => adapterFor(deps.adapters, provider).completeAuthorisation({ provider, pending: isJsonObject(pending) ? pending : {}, input, callbackUrl }));
         return await handleStep(journey, provider, step, ip);
       } catch (err) {
         return providerFailure(journey, provider, err);

@@ -4,7 +4,9 @@
  * into the closed set of ProviderErrors. Adapters add only a classifier for their provider's own
  * error bodies; nothing else decides error kinds.
  */
+import { performance } from 'node:perf_hooks';
 import { fetch as undiciFetch, type Dispatcher } from 'undici';
+import { currentCallContext, runInEdgeScope, type EdgeScope } from '../provider-calls/context.ts';
 import { ProviderError, type ProviderErrorKind } from './provider.ts';
 
 /** Providers that answer with more than this are not trusted. */
@@ -76,7 +78,7 @@ export interface HttpCall {
    * The endpoint as a path template of the provider's API, e.g. `/accounts/{accountId}/balances`:
    * no ids of the provider's, no query values (the provider call log records this, never the URL).
    */
-  endpoint?: string;
+  endpoint: string;
   headers?: Record<string, string>;
   json?: unknown;
   form?: Record<string, string>;
@@ -103,8 +105,70 @@ async function readLimited(res: Response, limitBytes: number): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/** The header of the UK Open Banking (FAPI) protocol that names one interaction on both sides. */
+const INTERACTION_HEADER = 'x-fapi-interaction-id';
+
+/** What a recorded call ended with. `failure`: the raw failure it threw (or the failure its answer means). */
+export interface CallEnd {
+  status: number | null;
+  interactionId: string | null;
+  failure?: unknown;
+}
+
+/**
+ * Starts timing one HTTP call to a provider for the provider call log; call `end` once it is
+ * over. Outside a call context (see ../provider-calls/context.ts) nothing is recorded. Inside an
+ * adapter operation (atEdge) the row waits for the operation's outcome, so that its error kind is
+ * the one the adapter finally decided; otherwise its failure is classified by HTTP status alone.
+ */
+export function startProviderCall(method: string, endpoint: string): { end(e: CallEnd): void } {
+  const ctx = currentCallContext();
+  if (ctx === undefined) return { end: () => undefined };
+  const at = ctx.sink.now();
+  const started = performance.now();
+  return {
+    end(e) {
+      const row = {
+        at, providerId: ctx.who.providerId, connectionId: ctx.who.connectionId, syncId: ctx.who.syncId ?? null, journeyId: ctx.who.journeyId ?? null,
+        method, endpoint, status: e.status, latencyMs: Math.max(0, Math.round(performance.now() - started)), errorKind: null, interactionId: e.interactionId,
+      };
+      const edge = ctx.edge;
+      if (e.failure === undefined) ctx.sink.record(row);
+      else if (edge?.open === true) edge.pending.push({ row, failure: e.failure });
+      else ctx.sink.record({ ...row, errorKind: edge === null ? toProviderError(e.failure, '').kind : edge.kindOf(e.failure) });
+    },
+  };
+}
+
+/** The raw failure a provider's non-2xx answer means (its JSON body read from a clone, size-limited), for calls made by libraries. */
+export async function failureOfAnswer(res: Response, what: string): Promise<HttpStatusFailure> {
+  let body: unknown;
+  try {
+    body = JSON.parse(await readLimited(res.clone(), 64 * 1024));
+  } catch {
+    body = undefined;
+  }
+  return new HttpStatusFailure(res.status, body, what);
+}
+
 /** Calls a provider and answers its parsed JSON body (undefined when empty). Throws raw failures; see toProviderError. */
 export async function callProvider(call: HttpCall): Promise<unknown> {
+  const recording = startProviderCall(call.method, call.endpoint);
+  const sentInteraction = call.headers?.[INTERACTION_HEADER] ?? null;
+  let end: CallEnd = { status: null, interactionId: sentInteraction };
+  try {
+    const answer = await sendToProvider(call, (status, headers) => {
+      end = { status, interactionId: headers.get(INTERACTION_HEADER) ?? sentInteraction };
+    });
+    recording.end(end);
+    return answer;
+  } catch (err) {
+    recording.end({ ...end, failure: err });
+    throw err;
+  }
+}
+
+async function sendToProvider(call: HttpCall, answered: (status: number, headers: Headers) => void): Promise<unknown> {
   const headers: Record<string, string> = { accept: 'application/json', ...call.headers };
   let body: string | undefined;
   if (call.json !== undefined) {
@@ -119,6 +183,7 @@ export async function callProvider(call: HttpCall): Promise<unknown> {
   const res = call.dispatcher === undefined
     ? await fetch(call.url, init)
     : ((await undiciFetch(call.url, { ...init, dispatcher: call.dispatcher })) as unknown as Response);
+  answered(res.status, res.headers);
   const text = await readLimited(res, MAX_RESPONSE_BYTES);
   let parsed: unknown;
   let unreadable = false;
@@ -210,12 +275,37 @@ export function toProviderError(err: unknown, providerName: string, classify?: F
   return new ProviderError('bad_response', safeDetail('bad_response', providerName), { cause: err });
 }
 
-/** Runs one adapter operation and translates any failure at the edge. */
+/**
+ * Runs one adapter operation and translates any failure at the edge. The provider calls it made
+ * are recorded once its outcome is known: the call whose failure the operation ended with gets
+ * the kind the operation's ProviderError has (a 401 that became `credentials` is logged so);
+ * every other failed call gets the kind the adapter's classifier gives its own failure.
+ */
 export async function atEdge<T>(providerName: string, classify: FailureClassifier | undefined, fn: () => Promise<T>): Promise<T> {
+  const ctx = currentCallContext();
+  if (ctx === undefined) {
+    try {
+      return await fn();
+    } catch (err) {
+      throw toProviderError(err, providerName, classify);
+    }
+  }
+  const scope: EdgeScope = { open: true, pending: [], kindOf: (failure) => toProviderError(failure, providerName, classify).kind };
+  const settle = (final: { raw: unknown; error: ProviderError } | undefined): void => {
+    scope.open = false;
+    for (const { row, failure } of scope.pending.splice(0)) {
+      const endedWithIt = final !== undefined && (failure === final.raw || failure === final.error.cause || failure === final.error);
+      ctx.sink.record({ ...row, errorKind: endedWithIt ? final.error.kind : scope.kindOf(failure) });
+    }
+  };
   try {
-    return await fn();
+    const out = await runInEdgeScope(ctx, scope, fn);
+    settle(undefined);
+    return out;
   } catch (err) {
-    throw toProviderError(err, providerName, classify);
+    const error = toProviderError(err, providerName, classify);
+    settle({ raw: err, error });
+    throw error;
   }
 }
 

@@ -17,6 +17,7 @@ import { connectionsRepository } from '../connections/repository.ts';
 import { isConsentExpired, isRateLimited, nextLastUpdated, type CountedFetchStatus } from '../connections/status.ts';
 import type { Catalog, CatalogEntry } from '../providers/catalog.ts';
 import { adapterFor, ProviderError, type FetchResult, type ProviderAdapters, type ProviderErrorKind } from '../providers/provider.ts';
+import type { ProviderCallLog } from '../provider-calls/writer.ts';
 import { rateLimitEnd } from './cadence.ts';
 import { syncsRepository, type SyncRow } from './repository.ts';
 import type { SyncJson } from './schemas.ts';
@@ -34,6 +35,8 @@ export interface SyncRunnerDeps {
   log: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
   /** Opens and seals provider grants. */
   secrets: SecretBox;
+  /** Records the provider calls of each sync and its outcome (call log, hourly health, metrics). */
+  callLog?: ProviderCallLog;
 }
 
 /** The run no longer owns its sync: it stalled past its lease and the sync was run again. */
@@ -231,42 +234,45 @@ export function syncRunner(deps: SyncRunnerDeps) {
     if (found === undefined) return; // deleted meanwhile; its syncs went with it
     const conn = found.connection;
     const provider = deps.catalog.get(conn.provider_id);
+    const ended = (outcome: string): void => deps.callLog?.syncFinished(conn.provider_id, outcome, startedAt);
     if (provider === undefined) {
       await finishFailed(sync, conn.id, startedAt, 'error', 'The provider is no longer available');
-      return;
+      return ended('error');
     }
     if (isConsentExpired(conn.expires_at, startedAt)) {
       await finishFailed(sync, conn.id, startedAt, 'credentials-error', 'Consent expired before the sync ran');
-      return;
+      return ended('credentials-error');
     }
     if (isRateLimited(conn.rate_limited_until, startedAt) && conn.rate_limited_until !== null) {
       // Queued before the 429 landed (or re-queued): the provider is not called before its reset.
       const detail = `Not sent to ${provider.name}: it limited how often Mooring may ask, and Mooring does not call it for this connection before ${conn.rate_limited_until.toISOString()}`;
       await storeWithRetries(() => finishRateLimited(sync, conn.id, { detail, attemptAt: startedAt, until: null, grantVersion: null }));
-      return;
+      return ended('rate-limited');
     }
     const grant = found.openGrant();
     const grantVersion = found.grantVersion;
     let result: FetchResult;
+    const fetchInput = {
+      provider,
+      grant,
+      attended: sync.attended,
+      ...(sync.customer_ip !== null ? { customerIpAddress: sync.customer_ip } : {}),
+      since: conn.last_updated === null ? null : new Date(conn.last_updated.getTime() - OVERLAP_MS),
+      now: startedAt,
+    };
+    const fetch = (): Promise<FetchResult> => adapterFor(deps.adapters, provider).fetch(fetchInput);
     try {
-      result = await adapterFor(deps.adapters, provider).fetch({
-        provider,
-        grant,
-        attended: sync.attended,
-        ...(sync.customer_ip !== null ? { customerIpAddress: sync.customer_ip } : {}),
-        since: conn.last_updated === null ? null : new Date(conn.last_updated.getTime() - OVERLAP_MS),
-        now: startedAt,
-      });
+      result = await (deps.callLog === undefined ? fetch() : deps.callLog.run({ providerId: provider.id, connectionId: conn.id, syncId: sync.id }, fetch));
     } catch (err) {
       if (!(err instanceof ProviderError)) throw err;
       if (err.kind === 'rate_limited') {
         const { until, detail } = rateLimitOf(provider, deps.clock.now(), err.retryAfterMs, conn.next_sync_at);
         await storeWithRetries(() => finishRateLimited(sync, conn.id, { detail, attemptAt: startedAt, until, grantVersion }));
-        return;
+        return ended(err.kind);
       }
       const kind = err.kind;
       await storeWithRetries(() => finishFailed(sync, conn.id, startedAt, FETCH_STATUS_BY_ERROR[kind], err.safeDetail, grantVersion));
-      return;
+      return ended(kind);
     }
     const fetchedAt = deps.clock.now();
     const fetchStatus: CountedFetchStatus = result.partial ? 'partial' : 'success';
@@ -296,6 +302,7 @@ export function syncRunner(deps: SyncRunnerDeps) {
       for (const t of addedIds) byAccount.set(t.accountId, [...(byAccount.get(t.accountId) ?? []), t.transactionId]);
       await deps.afterSync?.(tx, finished, [...byAccount].map(([accountId, transactionIds]) => ({ accountId, transactionIds })));
     }));
+    ended(fetchStatus);
   }
 }
 export type RunClaimed = ReturnType<typeof syncRunner>;

@@ -156,7 +156,7 @@ describe('rate-limit headers at the provider edge', () => {
 
   const failureOf = async (path: string): Promise<ProviderError> => {
     try {
-      await atEdge('Example Bank', undefined, () => callProvider({ method: 'GET', url: `${base}${path}`, timeoutMs: 5_000 }));
+      await atEdge('Example Bank', undefined, () => callProvider({ method: 'GET', url: `${base}${path}`, endpoint: path, timeoutMs: 5_000 }));
     } catch (err) {
       if (err instanceof ProviderError) return err;
       throw err;

@@ -66,7 +66,7 @@ const classifyJourney = (name: string): FailureClassifier => (f) => {
 const classifyData: FailureClassifier = (f) => (errorOf(f) === 'otp_required' ? 'mfa_required' : undefined);
 
 export function createLegacyAdapter(opts: LegacyAdapterOptions): ProviderAdapter {
-  const post = (url: string, json: unknown): Promise<unknown> => callProvider({ method: 'POST', url, json, timeoutMs: opts.timeoutMs });
+  const post = (baseUrl: string, endpoint: string, json: unknown): Promise<unknown> => callProvider({ method: 'POST', url: `${baseUrl}${endpoint}`, endpoint, json, timeoutMs: opts.timeoutMs });
 
   const loggedIn = (answer: unknown): JourneyStep => {
     const login = checkShape(LoginAnswer, answer, 'the login answer');
@@ -89,12 +89,12 @@ export function createLegacyAdapter(opts: LegacyAdapterOptions): ProviderAdapter
         if (pending.step === 'otp') {
           const otp = (input.input.otp ?? '').trim();
           if (otp === '') throw new ProviderError('invalid_input', 'Enter the one-time code');
-          return loggedIn(await post(`${provider.baseUrl}/login/otp`, { challenge: pending.challenge, otp }));
+          return loggedIn(await post(provider.baseUrl, '/login/otp', { challenge: pending.challenge, otp }));
         }
         const username = (input.input.username ?? '').trim();
         if (username === '') throw new ProviderError('invalid_input', 'Enter your username');
         try {
-          return loggedIn(await post(`${provider.baseUrl}/login`, { username, password: input.input.password ?? '' }));
+          return loggedIn(await post(provider.baseUrl, '/login', { username, password: input.input.password ?? '' }));
         } catch (err) {
           if (!(err instanceof HttpStatusFailure && err.status === 401 && errorOf(err) === 'otp_required')) throw err;
           const challenge = (err.body as { challenge?: unknown }).challenge;
@@ -111,7 +111,7 @@ export function createLegacyAdapter(opts: LegacyAdapterOptions): ProviderAdapter
         const url = new URL(`${provider.baseUrl}/portfolio`);
         if (input.since !== null) url.searchParams.set('from', input.since.toISOString());
         const answer = await callProvider({
-          method: 'GET', url: url.toString(), timeoutMs: opts.timeoutMs,
+          method: 'GET', url: url.toString(), endpoint: '/portfolio', timeoutMs: opts.timeoutMs,
           headers: {
             authorization: `Bearer ${input.grant.credentialToken}`,
             ...(input.attended ? { [LEGACY_CUSTOMER_IP_HEADER]: input.customerIpAddress ?? UNKNOWN_CUSTOMER_IP } : {}),
@@ -148,7 +148,7 @@ export function createLegacyAdapter(opts: LegacyAdapterOptions): ProviderAdapter
       atEdge(provider.name, classifyData, async () => {
         if (!Grant.Check(grant)) return;
         try {
-          await callProvider({ method: 'POST', url: `${provider.baseUrl}/logout`, headers: { authorization: `Bearer ${grant.credentialToken}` }, timeoutMs: opts.timeoutMs });
+          await callProvider({ method: 'POST', url: `${provider.baseUrl}/logout`, endpoint: '/logout', headers: { authorization: `Bearer ${grant.credentialToken}` }, timeoutMs: opts.timeoutMs });
         } catch (err) {
           // Already logged out, or the provider is gone: nothing left to revoke.
           if (err instanceof HttpStatusFailure && [401, 404, 410].includes(err.status)) return;

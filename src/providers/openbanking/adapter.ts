@@ -134,7 +134,7 @@ export function createOpenBankingAdapter(opts: OpenBankingAdapterOptions): Provi
   async function readConsent(c: ObClient, provider: CatalogEntry, consentId: string) {
     const token = await clientToken(c, provider);
     const body = await callProvider({
-      method: 'GET', url: consentUrl(c, consentId), headers: { authorization: `Bearer ${token}`, ...fapiHeaders(c) },
+      method: 'GET', url: consentUrl(c, consentId), endpoint: '/account-access-consents/{consentId}', headers: { authorization: `Bearer ${token}`, ...fapiHeaders(c) },
       timeoutMs: opts.timeoutMs, dispatcher: c.dispatcher,
     });
     return checkShape(ConsentResponse, body, 'the consent').Data;
@@ -144,7 +144,7 @@ export function createOpenBankingAdapter(opts: OpenBankingAdapterOptions): Provi
     try {
       const token = await clientToken(c, provider);
       await callProvider({
-        method: 'DELETE', url: consentUrl(c, consentId), headers: { authorization: `Bearer ${token}`, ...fapiHeaders(c) },
+        method: 'DELETE', url: consentUrl(c, consentId), endpoint: '/account-access-consents/{consentId}', headers: { authorization: `Bearer ${token}`, ...fapiHeaders(c) },
         timeoutMs: opts.timeoutMs, dispatcher: c.dispatcher,
       });
     } catch (err) {
@@ -180,7 +180,7 @@ export function createOpenBankingAdapter(opts: OpenBankingAdapterOptions): Provi
         const c = await clients.get(provider);
         const token = await clientToken(c, provider);
         const answer = await callProvider({
-          method: 'POST', url: consentUrl(c), headers: { authorization: `Bearer ${token}`, ...fapiHeaders(c) },
+          method: 'POST', url: consentUrl(c), endpoint: '/account-access-consents', headers: { authorization: `Bearer ${token}`, ...fapiHeaders(c) },
           json: {
             Data: { Permissions: c.settings.permissions, ...(input.consentExpiresAt === null ? {} : { ExpirationDateTime: input.consentExpiresAt.toISOString() }) },
             Risk: {},
@@ -283,8 +283,8 @@ export function createOpenBankingAdapter(opts: OpenBankingAdapterOptions): Provi
           authorization: `Bearer ${grant.accessToken}`,
           ...fapiHeaders(c, { authTime: grant.authTime ?? null, ...(input.attended ? { customerIp: input.customerIpAddress ?? UNKNOWN_CUSTOMER_IP } : {}) }),
         });
-        const get = async (url: string): Promise<unknown> => {
-          const attempt = (): Promise<unknown> => callProvider({ method: 'GET', url, timeoutMs: opts.timeoutMs, headers: headers(), dispatcher: c.dispatcher });
+        const get = async (url: string, endpoint: string): Promise<unknown> => {
+          const attempt = (): Promise<unknown> => callProvider({ method: 'GET', url, endpoint, timeoutMs: opts.timeoutMs, headers: headers(), dispatcher: c.dispatcher });
           try {
             return await attempt();
           } catch (err) {
@@ -302,12 +302,12 @@ export function createOpenBankingAdapter(opts: OpenBankingAdapterOptions): Provi
         }
 
         async function fetchAll(): Promise<FetchResult> {
-          const list = checkShape(AccountsResponse, await get(`${base}/accounts`), 'the accounts list');
+          const list = checkShape(AccountsResponse, await get(`${base}/accounts`, '/accounts'), 'the accounts list');
           const obAccounts = list.Data.Account ?? [];
           if (new Set(obAccounts.map((a) => a.AccountId)).size !== obAccounts.length) throw new ResponseShapeFailure('the accounts list repeats an account');
 
           const balancesOf = async (a: ObAccount) => {
-            const body = checkShape(BalancesResponse, await get(`${base}/accounts/${encodeURIComponent(a.AccountId)}/balances`), 'the balances');
+            const body = checkShape(BalancesResponse, await get(`${base}/accounts/${encodeURIComponent(a.AccountId)}/balances`, '/accounts/{accountId}/balances'), 'the balances');
             return toProviderAccount(a, body.Data.Balance, provider.accountTypes.map((t) => t.name));
           };
           const transactionsOf = async (a: ObAccount): Promise<ProviderTransaction[]> => {
@@ -318,7 +318,7 @@ export function createOpenBankingAdapter(opts: OpenBankingAdapterOptions): Provi
             for (let page = 0; next !== undefined; page += 1) {
               if (page >= MAX_TRANSACTION_PAGES) throw new ResponseShapeFailure('too many transaction pages');
               if (new URL(next).origin !== new URL(base).origin) throw new ResponseShapeFailure('a next-page link leaves the bank');
-              const answer: unknown = await get(next);
+              const answer: unknown = await get(next, '/accounts/{accountId}/transactions');
               const body = checkShape(TransactionsResponse, answer, 'a transactions page');
               found.push(...(body.Data.Transaction ?? []));
               next = body.Links?.Next;

@@ -13,7 +13,7 @@ import tls from 'node:tls';
 import * as oidc from 'openid-client';
 import { Agent, fetch as undiciFetch, type Dispatcher } from 'undici';
 import type { CatalogEntry } from '../catalog.ts';
-import { HttpStatusFailure, ResponseShapeFailure } from '../http.ts';
+import { failureOfAnswer, HttpStatusFailure, ResponseShapeFailure, startProviderCall } from '../http.ts';
 import { ProviderError } from '../provider.ts';
 import type { OpenBankingSettings } from '../settings.ts';
 
@@ -55,9 +55,27 @@ async function ps256Key(pem: string): Promise<oidc.CryptoKey> {
   return crypto.subtle.importKey('pkcs8', der, { name: 'RSA-PSS', hash: 'SHA-256' }, false, ['sign']);
 }
 
-/** Fetch through undici with the bank's agent (openid-client's customFetch). */
+/**
+ * Fetch through undici with the bank's agent (openid-client's customFetch), recorded in the
+ * provider call log. openid-client calls only the endpoints the bank's discovery document names
+ * (discovery, keys, token, PAR): their paths carry no ids of a user or a consent, so the path is
+ * the endpoint template.
+ */
 const fetchWith = (dispatcher: Dispatcher): oidc.CustomFetch =>
-  (url, options) => undiciFetch(url, { ...options, dispatcher } as Parameters<typeof undiciFetch>[1]) as unknown as Promise<Response>;
+  async (url, options) => {
+    const endpoint = new URL(url).pathname;
+    const recording = startProviderCall(options.method ?? 'GET', endpoint);
+    let res: Response;
+    try {
+      res = (await undiciFetch(url, { ...options, dispatcher } as Parameters<typeof undiciFetch>[1])) as unknown as Response;
+    } catch (err) {
+      recording.end({ status: null, interactionId: null, failure: err });
+      throw err;
+    }
+    const interactionId = res.headers.get('x-fapi-interaction-id');
+    recording.end(res.ok ? { status: res.status, interactionId } : { status: res.status, interactionId, failure: await failureOfAnswer(res, endpoint) });
+    return res;
+  };
 
 /**
  * Turns what openid-client throws into the raw failures every adapter throws (toProviderError then

@@ -76,7 +76,7 @@ export function createValuationAdapter(opts: ValuationAdapterOptions): ProviderA
           if (field('postcode') === '' || field('houseNumber') === '') throw new ProviderError('invalid_input', 'Enter the house number and postcode');
           body = { postcode: field('postcode'), houseNumber: field('houseNumber') };
         }
-        const answer = await callProvider({ method: 'POST', url: `${provider.baseUrl}/assets`, headers: { authorization: basic }, json: body, timeoutMs: opts.timeoutMs });
+        const answer = await callProvider({ method: 'POST', url: `${provider.baseUrl}/assets`, endpoint: '/assets', headers: { authorization: basic }, json: body, timeoutMs: opts.timeoutMs });
         const asset = checkShape(AssetAnswer, answer, 'the asset');
         return { kind: 'done', grant: { assetId: asset.assetId, description: asset.description }, ref: asset.assetId };
       }),
@@ -85,7 +85,7 @@ export function createValuationAdapter(opts: ValuationAdapterOptions): ProviderA
       atEdge(input.provider.name, classifyData, async () => {
         const { provider } = input;
         const grant = readGrant(provider, input.grant);
-        const answer = await callProvider({ method: 'GET', url: `${assetUrl(provider, grant.assetId)}/valuation`, headers: { authorization: basic }, timeoutMs: opts.timeoutMs });
+        const answer = await callProvider({ method: 'GET', url: `${assetUrl(provider, grant.assetId)}/valuation`, endpoint: '/assets/{assetId}/valuation', headers: { authorization: basic }, timeoutMs: opts.timeoutMs });
         const valuation = checkShape(Valuation, answer, 'the valuation');
         const valuedAt = providerDate(valuation.valuationDate, 'the valuation date');
         const valueMinor = decimalToMinor(valuation.value, valuation.currency);
@@ -111,7 +111,7 @@ export function createValuationAdapter(opts: ValuationAdapterOptions): ProviderA
       atEdge(provider.name, classifyData, async () => {
         if (!Grant.Check(grant)) return;
         try {
-          await callProvider({ method: 'DELETE', url: assetUrl(provider, grant.assetId), headers: { authorization: basic }, timeoutMs: opts.timeoutMs });
+          await callProvider({ method: 'DELETE', url: assetUrl(provider, grant.assetId), endpoint: '/assets/{assetId}', headers: { authorization: basic }, timeoutMs: opts.timeoutMs });
         } catch (err) {
           if (err instanceof HttpStatusFailure && (err.status === 404 || err.status === 410)) return;
           throw err;
