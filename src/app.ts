@@ -172,6 +172,8 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   registerConsole(app, {
     db, catalog, clock, connections, users: userSvc, engine, sessions, adminToken: deps.adminToken, throttle: adminThrottle, publicUrl: config.publicUrl,
     overview: adminOverview({ db, catalog, clock }),
+    // The timeline shows this process's provider calls up to now, not up to its call log's last flush.
+    flushCallLog: async () => deps.callLog?.flush(),
     deliverSoon: () => void dispatcher.pump().catch((err: unknown) => log.warn({ err }, 'could not start webhook deliveries')),
     sandbox: config.sandbox ? {
       usernames: SANDBOX_USERNAMES,

@@ -26,6 +26,8 @@ export interface ConsoleDeps {
   users: UsersService;
   engine: SyncEngine;
   deliverSoon(): void;
+  /** Writes this process's buffered provider calls (before a timeline is read). */
+  flushCallLog(): Promise<void>;
   sessions: AdminSessions;
   overview(): Promise<OverviewJson>;
   adminToken: string;
@@ -40,7 +42,10 @@ export function registerConsole(app: App, deps: ConsoleDeps): void {
   consolePageRoutes(app, {
     db: deps.db, catalog: deps.catalog, service, sessions: deps.sessions, overview: deps.overview, sandbox: deps.sandbox,
     now: () => deps.clock.now(),
-    providerHealth: (providerId, hours) => providerHealthBuckets(deps.db, providerId, deps.clock.now(), hours),
+    providerHealth: async (providerId, hours) => {
+      await deps.flushCallLog();
+      return providerHealthBuckets(deps.db, providerId, deps.clock.now(), hours);
+    },
     hasWebhook: async (clientId) => (await webhooksRepository(deps.db).endpoint(clientId)) !== undefined,
   });
 }

@@ -238,13 +238,3 @@ export function consoleRepository(db: Queryable) {
 }
 export type ConsoleRepository = ReturnType<typeof consoleRepository>;
 
-/** Finished syncs of a provider per hour (epoch hours) and fetch status since `since`: the health chart's source. */
-export async function providerSyncHours(db: Queryable, providerId: string, since: Date): Promise<{ hour: number; fetch_status: string; n: number }[]> {
-  const r = await db.query<{ hour: number; fetch_status: string; n: number }>(
-    `select floor(extract(epoch from finished_at) / 3600)::int as hour, fetch_status, count(*)::int as n from syncs
-      where provider_id = $1 and finished_at > $2 and state = 'done' and not internal_failure and fetch_status is distinct from 'rate-limited'
-      group by 1, 2`,
-    [providerId, since],
-  );
-  return r.rows;
-}

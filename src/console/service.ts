@@ -48,6 +48,8 @@ export interface ConsoleServiceDeps {
   engine: SyncEngine;
   /** Starts delivering what is due in this process (the webhook dispatcher's pump). */
   deliverSoon(): void;
+  /** Writes this process's buffered provider calls (before a timeline is read). */
+  flushCallLog(): Promise<void>;
 }
 
 export function consoleService(deps: ConsoleServiceDeps) {
@@ -101,6 +103,7 @@ export function consoleService(deps: ConsoleServiceDeps) {
       const user = await deps.users.get((await repo.userById(hit.user_id))?.client_id ?? '', hit.user_id);
       const [connection, client] = await Promise.all([deps.connections.get(hit.user_id, connectionId), repo.clientById(user.clientId)]);
       const provider = deps.catalog.get(hit.provider_id);
+      if (page.kinds.includes('provider_call')) await deps.flushCallLog();
       const sources = timelineSources(repo);
       // One more than a page of each source: enough to know whether another page follows.
       const read = await Promise.all(page.kinds.map((k) => sources[k](connectionId, boundFor(k, page.cursor), page.limit + 1)));
