@@ -27,7 +27,7 @@ export function syncEntry(r: SyncSourceRow): TimelineEntry {
   const how = `${r.action}${r.attended ? ', attended' : ''}`;
   const outcome = r.state !== 'done' ? r.state : (r.fetch_status ?? 'unknown');
   const error = r.state === 'done' && r.fetch_status !== 'success' && r.error_detail !== null ? `: ${r.error_detail}` : '';
-  const counts = r.state === 'done' && r.fetch_status !== 'error' ? ` (${r.counts.accounts} accounts, ${r.counts.transactionsAdded} new transactions)` : '';
+  const counts = r.state === 'done' && (r.fetch_status === 'success' || r.fetch_status === 'partial') ? ` (${r.counts.accounts} accounts, ${r.counts.transactionsAdded} new transactions)` : '';
   return {
     at: r.at, kind: 'sync', id: r.id,
     summary: `Sync (${how}) ${outcome}${counts}${error}`,

@@ -12,8 +12,8 @@ import type { App } from '../http/types.ts';
 import type { Catalog } from '../providers/catalog.ts';
 import type { SyncEngine } from '../syncs/engine.ts';
 import type { UsersService } from '../users/service.ts';
-import { webhooksRepository } from '../webhooks/repository.ts';
 import { providerHealthBuckets } from './health.ts';
+import { consoleRepository } from './repository.ts';
 import { consolePageRoutes, type ConsoleSandbox } from './page-routes.ts';
 import { consoleApiRoutes } from './routes.ts';
 import { consoleService } from './service.ts';
@@ -46,6 +46,6 @@ export function registerConsole(app: App, deps: ConsoleDeps): void {
       await deps.flushCallLog();
       return providerHealthBuckets(deps.db, providerId, deps.clock.now(), hours);
     },
-    hasWebhook: async (clientId) => (await webhooksRepository(deps.db).endpoint(clientId)) !== undefined,
+    hasWebhook: (clientId) => consoleRepository(deps.db).hasWebhook(clientId),
   });
 }

@@ -108,7 +108,7 @@ function entryDetail(entry: TimelineEntry, csrf: string, canReplay: boolean): st
     const list = deliveries.length === 0 ? '<span class="muted">No delivery attempt yet.</span>'
       : `<ol>${deliveries.map((x) => `<li>${e(x.at)}: ${e(x.status)}${x.responseCode === null ? '' : ` (${x.responseCode})`}${x.error === null ? '' : ` — ${e(x.error)}`}</li>`).join('')}</ol>`;
     const replay = canReplay ? actionForm(`/admin/webhook-events/${encodeURIComponent(entry.id)}/replay`, `Replay ${String(d.eventType)}`, csrf, {}, 'secondary') : '';
-    return `<code>${e(entry.id)}</code>${list}${replay}`;
+    return `<code>${e(entry.id)}</code><br>${list}${replay}`;
   }
   if (entry.kind === 'sync') return `<code>${e(entry.id)}</code>${d.errorDetail === null ? '' : `<br><span class="error">${e(String(d.errorDetail))}</span>`}`;
   if (entry.kind === 'provider_call') {

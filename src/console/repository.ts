@@ -99,6 +99,10 @@ export function consoleRepository(db: Queryable) {
       return r.rows;
     },
 
+    async hasWebhook(clientId: string): Promise<boolean> {
+      return (await db.query('select 1 from webhook_endpoints where client_id = $1', [clientId])).rowCount > 0;
+    },
+
     /** A webhook event's client and connection (for a replay), if it exists. */
     async webhookEvent(eventId: string): Promise<{ client_id: string; connection_id: string | null } | undefined> {
       const r = await db.query<{ client_id: string; connection_id: string | null }>(
