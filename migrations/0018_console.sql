@@ -28,3 +28,18 @@ create index webhook_events_connection on webhook_events ((payload->>'connection
 -- Search: users by clientUserId (exact or prefix), API clients by name prefix (case-insensitive).
 create index users_client_user_id on users ((client_user_id collate "C")) where client_user_id is not null;
 create index oidc_models_client_name on oidc_models ((lower(payload->>'client_name') collate "C")) where kind = 'Client';
+
+-- Journeys are purged a day after their last step (server.ts); the purge keeps, for the
+-- console's timeline, what an operator needs of those that concern a connection: kind, outcome
+-- (the last step) and times. Nothing of the journey's pending state or provider state is kept.
+create table journey_history (
+  uid text primary key,
+  connection_id text not null references connections (id) on delete cascade,
+  client_id text not null,
+  kind text not null,
+  step text not null,
+  provider_id text,
+  created_at timestamptz not null,
+  updated_at timestamptz not null
+);
+create index journey_history_connection on journey_history (connection_id, created_at desc);

@@ -40,10 +40,17 @@ export interface ClientHit { id: string; name: string | null }
 export function consoleRepository(db: Queryable) {
   return {
     async journeysOf(connectionId: string, b: SourceBound, limit: number): Promise<JourneySourceRow[]> {
+      // Recent journeys, and those the purge kept in journey_history (a journey is in one or the other).
       const r = await db.query<JourneySourceRow>(
-        `select uid as id, created_at as at, kind, step, provider_id, updated_at from journeys
-          where connection_id = $1 and ${after('created_at', 'uid')}
-          order by created_at desc, uid collate "C" desc limit $5`,
+        `select * from (
+           (select uid as id, created_at as at, kind, step, provider_id, updated_at from journeys
+             where connection_id = $1 and ${after('created_at', 'uid')}
+             order by created_at desc, uid collate "C" desc limit $5)
+           union all
+           (select uid as id, created_at as at, kind, step, provider_id, updated_at from journey_history
+             where connection_id = $1 and ${after('created_at', 'uid')}
+             order by created_at desc, uid collate "C" desc limit $5)
+         ) j order by at desc, id collate "C" desc limit $5`,
         [connectionId, ...boundParams(b), limit],
       );
       return r.rows;

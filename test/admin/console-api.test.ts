@@ -244,3 +244,28 @@ describe('the console admin API', () => {
     }
   });
 });
+
+describe('the console timeline after journeys are purged', () => {
+  let ts: TestServer;
+  beforeAll(async () => {
+    ts = await startTestServer({}, { jobs: true, timers: { purgeEveryMs: 100 } });
+  });
+  afterAll(async () => ts?.stop());
+
+  it("keeps a connection's connect journey (kind and outcome) once the journey itself is purged a day later", async () => {
+    const client = await apiClient(ts.baseUrl, { scope: ALL_API_SCOPES });
+    const userId = (await client.mh.registerUser({ clientUserId: 'purged-journey' })).userId;
+    const connectionId = await connectBank(client, userId, MODELO_ID, 'user_ok');
+    const journeys = async (): Promise<Entry[]> =>
+      ((await adminCall(ts.baseUrl, 'GET', `/admin/api/connections/${encodeURIComponent(connectionId)}?kind=journey`)).body as Detail).data.timeline;
+    const before = await journeys();
+    expect(before).toEqual([expect.objectContaining({ kind: 'journey', summary: 'Connect journey completed' })]);
+
+    const res = await adminCall(ts.baseUrl, 'POST', '/sandbox/clock', { advance: 'P2D' });
+    expect(res.status).toBe(200);
+    const live = async (): Promise<number> => Number((await ts.server.db.query<{ n: string }>('select count(*) as n from journeys')).rows[0]?.n);
+    for (let i = 0; i < 200 && (await live()) > 0; i += 1) await new Promise((r) => setTimeout(r, 50));
+    expect(await live()).toBe(0);
+    expect(await journeys()).toEqual(before);
+  });
+});
