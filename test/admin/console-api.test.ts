@@ -7,6 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ALL_API_SCOPES, apiClient, connectBank, MODELO_ID, type ApiClient, type Res } from '../helpers/api.ts';
+import { Browser } from '../helpers/browser.ts';
 import { ADMIN_TOKEN, startTestServer, type TestServer } from '../helpers/server.ts';
 import { startReceiver, type Receiver } from '../helpers/webhook-receiver.ts';
 import { adminCall, runScheduler, setBehaviour, setWebhook } from '../helpers/webhooks.ts';
@@ -235,6 +236,18 @@ describe('the console admin API', () => {
     expect((second.body as { code: string }).code).toBe('provider_rate_limited');
     expect(Number(second.headers.get('retry-after'))).toBeGreaterThan(0);
     expect((await detail(connectionId, '?kind=provider_call')).data.timeline.length).toBe(callsBefore);
+  });
+
+  it('escapes what users and clients typed on the console pages', async () => {
+    const hostile = `<img src=x onerror=alert(1)>"'&`;
+    const userId = (await harbour.mh.registerUser({ clientUserId: hostile })).userId;
+    const browser = new Browser();
+    await browser.submit(await browser.follow(`${ts.baseUrl}/admin`), { token: ADMIN_TOKEN });
+    const page = await browser.follow(`${ts.baseUrl}/admin/search?${new URLSearchParams({ q: hostile }).toString()}`);
+    expect(page.status).toBe(200);
+    expect(page.html).toContain(userId);
+    expect(page.html).toContain('&lt;img src=x onerror=alert(1)&gt;&quot;&#39;&amp;');
+    expect(page.html).not.toContain('<img');
   });
 
   it('is in the OpenAPI document', async () => {
