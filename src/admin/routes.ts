@@ -33,6 +33,11 @@ const Overview = Type.Object({
     connections: Type.Integer(), syncsLastHour: Type.Integer(), failuresLastHour: Type.Integer(),
     retired: Type.Boolean(), outageUntil: Type.Union([Type.String(), Type.Null()]),
   })),
+  attention: Type.Array(Type.Object({
+    state: Type.String({ description: 'status:error:extendedStatus, as last told to the client' }),
+    status: Type.String(), error: Type.Union([Type.String(), Type.Null()]), extendedStatus: Type.Union([Type.String(), Type.Null()]),
+    providerId: Type.String(), providerName: Type.String(), connections: Type.Integer(),
+  }), { description: 'Connections in error or never, grouped by state and provider, largest groups first' }),
   connections: Type.Object({ total: Type.Integer(), byLastFetchStatus: Type.Record(Type.String(), Type.Integer()), consentExpired: Type.Integer() }),
   syncs: Type.Object({ queued: Type.Integer(), running: Type.Integer() }),
   webhooks: Type.Object({ pending: Type.Integer(), abandoned: Type.Integer() }),
@@ -46,7 +51,7 @@ export function adminOverview(deps: Pick<AdminRoutesDeps, 'db' | 'catalog' | 'cl
     const now = deps.clock.now();
     const since = new Date(now.getTime() - HEALTH_WINDOW_MS);
     const overviewCounts = adminOverviewRepository(deps.db);
-    const [providers, connectionsPerProvider, byStatus, expired, syncStates, hooks, clients] = await Promise.all([
+    const [providers, connectionsPerProvider, byStatus, expired, syncStates, hooks, clients, notOk] = await Promise.all([
       providersRepository(deps.db).healthCounts(deps.catalog.all().map((e) => e.id), since),
       overviewCounts.connectionsPerProvider(),
       overviewCounts.connectionsByLastFetchStatus(),
@@ -54,6 +59,7 @@ export function adminOverview(deps: Pick<AdminRoutesDeps, 'db' | 'catalog' | 'cl
       overviewCounts.unfinishedSyncsByState(),
       overviewCounts.webhookBacklog(),
       overviewCounts.clients(),
+      overviewCounts.connectionsNotOk(),
     ]);
     const byId = new Map(providers.map((p) => [p.providerId, p]));
     return {
@@ -69,6 +75,13 @@ export function adminOverview(deps: Pick<AdminRoutesDeps, 'db' | 'catalog' | 'cl
           sync: availability({ retired, outageUntil, attempts, successes }, now),
           connections: connectionsPerProvider.get(e.id) ?? 0, syncsLastHour: attempts, failuresLastHour: attempts - successes,
           retired, outageUntil: outageUntil?.toISOString() ?? null,
+        };
+      }),
+      attention: notOk.map((g) => {
+        const [status = '', error = '', ext = ''] = g.state.split(':');
+        return {
+          state: g.state, status, error: error === '' ? null : error, extendedStatus: ext === '' ? null : ext,
+          providerId: g.provider_id, providerName: deps.catalog.get(g.provider_id)?.name ?? 'Unknown provider', connections: g.n,
         };
       }),
       connections: {

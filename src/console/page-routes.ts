@@ -81,8 +81,7 @@ export function consolePageRoutes(app: App, deps: ConsolePageDeps): void {
   app.get('/admin', { schema: hidden }, async (req, reply) => {
     const session = await deps.sessions.current(req);
     if (session === null) return html(reply, signInPage());
-    const [o, groups] = await Promise.all([deps.overview(), repo.notOkGroups()]);
-    return html(reply, overviewPage(o, groups, providerName, session.csrf));
+    return html(reply, overviewPage(await deps.overview(), session.csrf));
   });
 
   app.get('/admin/search', { schema: { ...hidden, querystring: Type.Object({ q: Type.Optional(Type.String({ maxLength: 1000 })) }) } }, async (req, reply) => {

@@ -58,12 +58,12 @@ export function signInPage(): string {
   });
 }
 
-export function overviewPage(o: OverviewJson, groups: { state: string; provider_id: string; n: number }[], providerName: (id: string) => string, csrf: string): string {
-  const attention = groups.length === 0
+export function overviewPage(o: OverviewJson, csrf: string): string {
+  const attention = o.attention.length === 0
     ? '<p class="ok">No connection is in error.</p>'
-    : table(['State', 'Provider', 'Connections'], groups.map((g) => [
-      e(stateText(g.state)), link(providerHref(g.provider_id), providerName(g.provider_id)),
-      link(`/admin/errors?${new URLSearchParams({ state: g.state, provider: g.provider_id }).toString()}`, `${g.n} connection${g.n === 1 ? '' : 's'}`),
+    : table(['State', 'Provider', 'Connections'], o.attention.map((g) => [
+      e(stateText(g.state)), link(providerHref(g.providerId), g.providerName),
+      link(`/admin/errors?${new URLSearchParams({ state: g.state, provider: g.providerId }).toString()}`, `${g.connections} connection${g.connections === 1 ? '' : 's'}`),
     ]));
   const providers = table(['Provider', 'Type', 'Sync health', 'Connections', 'Syncs (1 h)', 'Failures (1 h)'], o.providers.map((p) => [
     link(providerHref(p.id), p.name), e(p.type), e(p.sync), String(p.connections), String(p.syncsLastHour), String(p.failuresLastHour),

@@ -163,15 +163,6 @@ export function consoleRepository(db: Queryable) {
       return r.rows;
     },
 
-    /** Connections not ok, counted by state (as encoded in notified_state) and provider: the partial index connections_not_ok. */
-    async notOkGroups(): Promise<{ state: string; provider_id: string; n: number }[]> {
-      const r = await db.query<{ state: string; provider_id: string; n: number }>(
-        `select notified_state as state, provider_id, count(*)::int as n from connections
-          where notified_state <> 'ok::' group by notified_state, provider_id order by n desc, notified_state, provider_id`,
-      );
-      return r.rows;
-    },
-
     /** The connections of one error group, by id after `afterId`. */
     async notOkGroupMembers(state: string, providerId: string, afterId: string, limit: number): Promise<{ id: string; user_id: string; client_id: string; client_user_id: string | null; last_attempt_at: Date | null }[]> {
       const r = await db.query<{ id: string; user_id: string; client_id: string; client_user_id: string | null; last_attempt_at: Date | null }>(

@@ -169,6 +169,13 @@ describe('the console admin API', () => {
     expect(changed?.detail.deliveries).toEqual([expect.objectContaining({ status: 'delivered', responseCode: 200 })]);
     expect(hooks.filter((e) => e.detail.eventType === 'syncCompleted')).toHaveLength(2);
 
+    // The overview counts it among the connections needing attention.
+    const overview = (await get('/admin/api/overview')).body as { attention: Record<string, unknown>[] };
+    expect(overview.attention).toEqual([{
+      state: 'error:credentials_error:', status: 'error', error: 'credentials_error', extendedStatus: null,
+      providerId: MODELO_ID, providerName: 'Modelo Open Banking Mock', connections: 1,
+    }]);
+
     const onlySyncs = await detail(revokedConnection, '?kind=sync');
     expect(onlySyncs.data.timeline.map((e) => e.id)).toEqual(syncs.map((e) => e.id));
   });
