@@ -16,6 +16,8 @@ export interface QueryStat {
   sql: string;
   count: number;
   totalMs: number;
+  /** The parameters of its latest execution (the console section EXPLAINs statements with them). */
+  params?: unknown[];
 }
 
 export type FromChild =

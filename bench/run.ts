@@ -10,11 +10,12 @@
  *   memory     a worker process's memory over many syncs (section-sync.ts)
  *   backlog    queue claims per sync while one worker drains 100,000 syncs queued at once (section-sync.ts)
  *   webhooks   webhook delivery throughput and latency against a bare POST loop (section-webhooks.ts)
+ *   console    the operator console's admin API with 1,000,000 connections and 20,000,000 provider calls (section-console.ts)
  *
  * Every server and worker runs in its own child process; the load generators run here.
  *
  * Environment:
- *   BENCH_ONLY          comma-separated sections (api, sync, scheduler, memory, backlog, webhooks) and/or API scenarios
+ *   BENCH_ONLY          comma-separated sections (api, sync, scheduler, memory, backlog, webhooks, console) and/or API scenarios
  *                       (baseline, connections, token, x-*); default: every section. Sections not run keep their
  *                       previous text in BENCHMARKS.md.
  *   BENCH_DATABASE_URL  admin connection (default postgres://postgres@127.0.0.1:5432/postgres)
@@ -44,6 +45,9 @@
  *  webhooks:
  *   BENCH_WEBHOOK_EVENTS (10000)  BENCH_WEBHOOK_CLIENTS (50)  BENCH_WEBHOOK_REPEATS (BENCH_REPEATS)
  *   BENCH_WEBHOOK_RATE (50/s)  BENCH_WEBHOOK_TRICKLE_S (15)
+ *  console:
+ *   BENCH_SCALE (1: 1,000,000 connections, 20,000,000 calls; 0.01 for a quick check)  BENCH_CONSOLE_SAMPLES (200)
+ *   BENCH_CONSOLE_SEARCH_PATH (/admin/api/search?q={q})  BENCH_CONSOLE_CONNECTION_PATH (/admin/api/connections/{connectionId})
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -61,6 +65,7 @@ import { httpRequest, runLoad, type LoadResult } from './load.ts';
 import { SCHED_DB, runSchedulerSection } from './section-scheduler.ts';
 import { closeSyncLab, runBacklogSection, runMemorySection, runSyncSection, SYNC_DB, type SectionResult } from './section-sync.ts';
 import { runWebhooksSection, WEBHOOK_DB } from './section-webhooks.ts';
+import { CONSOLE_DB, runConsoleSection } from './section-console.ts';
 import { seed, type SeedCounts } from './seed.ts';
 
 const OUTPUT = path.join(ROOT, 'BENCHMARKS.md');
@@ -112,7 +117,7 @@ const EXPERIMENTS: ScenarioDef[] = [
   x('x-token-both', 'token endpoint, client cached + synchronous_commit off', 'cache-client,async-token', 'mooring', 'token'),
 ];
 const ALL_SCENARIOS = [...MAIN, ...EXPERIMENTS];
-const SECTIONS = ['api', 'sync', 'scheduler', 'memory', 'backlog', 'webhooks'] as const;
+const SECTIONS = ['api', 'sync', 'scheduler', 'memory', 'backlog', 'webhooks', 'console'] as const;
 type Section = (typeof SECTIONS)[number];
 const isSection = (n: string): n is Section => (SECTIONS as readonly string[]).includes(n);
 
@@ -497,6 +502,7 @@ const SECTION_TITLES: Record<Section, string> = {
   memory: 'Worker memory',
   backlog: 'Queue claims in a long backlog',
   webhooks: 'Webhook delivery',
+  console: 'Operator console queries at scale',
 };
 const begin = (s: Section): string => `<!-- bench:${s} -->`;
 const end = (s: Section): string => `<!-- /bench:${s} -->`;
@@ -553,12 +559,12 @@ async function main(): Promise<void> {
   const cleanup = async (): Promise<void> => {
     await stopAllChildren();
     await closeSyncLab();
-    for (const db of [DB_NAME, SYNC_DB, SCHED_DB, WEBHOOK_DB]) await dropDatabase(db);
+    for (const db of [DB_NAME, SYNC_DB, SCHED_DB, WEBHOOK_DB, CONSOLE_DB]) await dropDatabase(db);
   };
   process.on('SIGINT', () => {
     void cleanup().finally(() => process.exit(130));
   });
-  const order: Section[] = ['api', 'sync', 'memory', 'backlog', 'scheduler', 'webhooks'];
+  const order: Section[] = ['api', 'sync', 'memory', 'backlog', 'scheduler', 'webhooks', 'console'];
   const run = order.filter((s) => SELECTED_SECTIONS.has(s));
   log(`sections: ${run.join(', ')}`);
   const results = new Map<Section, SectionResult>();
@@ -569,6 +575,7 @@ async function main(): Promise<void> {
     backlog: runBacklogSection,
     scheduler: runSchedulerSection,
     webhooks: runWebhooksSection,
+    console: runConsoleSection,
   };
   const failed: Section[] = [];
   try {

@@ -124,6 +124,7 @@ export function withVariants(base: Db, variants: Set<Variant>, opts: { databaseU
           const s = opts.stats.get(sql) ?? { sql, count: 0, totalMs: 0 };
           s.count += 1;
           s.totalMs += performance.now() - t;
+          s.params = params === undefined ? [] : [...params];
           opts.stats.set(sql, s);
         }
       };

@@ -14,6 +14,7 @@
  *
  * Instrumentation, by environment:
  *   BENCH_TIME_JOBS=1          time every sync run a worker claims (`jobs` answers the durations in ms)
+ *   MOORING_PROVIDER_CALL_LOG=off  no provider call log (the baseline of the call log's overhead; on by default)
  */
 import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/logger.ts';
@@ -40,6 +41,7 @@ try {
     dataDir: BENCH_DATA_DIR,
     encryptionKey: BENCH_ENCRYPTION_KEY,
     workerConcurrency: Number(concurrencyRaw),
+    providerCallLog: !['off', 'false', '0', 'no'].includes((process.env.MOORING_PROVIDER_CALL_LOG ?? 'on').toLowerCase()),
     // The banks' mutual-TLS listener of the API process this worker calls (each API process has its own port).
     ...(mtlsPortRaw === '' ? {} : { sandboxMtlsPort: Number(mtlsPortRaw) }),
   });

@@ -42,3 +42,6 @@ create table provider_call_hours (
   primary key (provider_id, hour, subject, outcome)
 );
 create index provider_call_hours_hour on provider_call_hours (hour);
+
+-- The age of the oldest webhook event awaiting delivery (a /metrics gauge) without a scan.
+create index webhook_events_pending_created on webhook_events (created_at) where next_attempt_at is not null;

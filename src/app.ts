@@ -13,7 +13,7 @@ import type { Config } from './config.ts';
 import { ping, type Db } from './db/db.ts';
 import type { SecretBox } from './crypto/secrets.ts';
 import { frameworkErrors, registerErrorHandling } from './http/errors.ts';
-import { registerMetrics } from './http/metrics.ts';
+import { createMetrics, registerMetrics, type Metrics } from './metrics/metrics.ts';
 import { registerBodyParsing } from './http/body-parsing.ts';
 import { registerBrowserSafety } from './http/browser-safety.ts';
 import { validatorCompiler } from './http/validation.ts';
@@ -57,6 +57,8 @@ import { journeyRoutes } from './journeys/routes.ts';
 import { registerSandboxBanks, type SandboxBankDeps } from './sandbox/banks/index.ts';
 import type { Timers } from './timers.ts';
 import type { ProviderCallLog } from './provider-calls/writer.ts';
+import { providerCallsService } from './provider-calls/service.ts';
+import { providerCallsRoutes } from './provider-calls/routes.ts';
 
 export interface AppDeps {
   config: Config;
@@ -77,6 +79,8 @@ export interface AppDeps {
   timers: Timers;
   /** This process's provider call log (journeys and revocations record their provider calls). */
   callLog?: ProviderCallLog;
+  /** This process's Prometheus counters (default: a registry of its own). */
+  metrics?: Metrics;
   /** Real time for security timers (admin throttle and sessions); tests inject it. */
   securityNow?: () => number;
 }
@@ -119,7 +123,7 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
-  registerMetrics(fastify);
+  registerMetrics(fastify, deps.metrics ?? createMetrics(), { db, clock, log: deps.logger });
 
   const log = deps.logger;
   const adminThrottle = createAdminThrottle(deps.securityNow === undefined ? {} : { now: deps.securityNow });
@@ -182,6 +186,7 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
       runDue: () => runSandboxScheduler(sandboxControls),
     } : null,
   });
+  providerCallsRoutes(app, { service: providerCallsService({ db, catalog, clock, ...callLog }), adminToken: deps.adminToken, throttle: adminThrottle, publicUrl: config.publicUrl });
   await requestObjectRoutes(fastify, { oidc, issuer: `${config.publicUrl}${OIDC_PREFIX}` });
   authRequestRoutes(app, { authRequests: authRequestsService({ db, oidc, clock, catalog, issuer: `${config.publicUrl}${OIDC_PREFIX}` }), publicUrl: config.publicUrl });
   webhookRoutes(app, { db, secrets: deps.secrets, oidc, clock, adminToken: deps.adminToken, adminThrottle, publicUrl: config.publicUrl, policy: { allowPrivate: config.webhookAllowPrivate, allowLoopback: config.sandbox } });

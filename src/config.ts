@@ -48,6 +48,8 @@ export interface Config {
   providerCallLog: boolean;
   /** MOORING_PROVIDER_CALL_RETENTION_DAYS: recorded provider calls older than this (domain time) are pruned. */
   providerCallRetentionDays: number;
+  /** MOORING_METRICS_PORT: where a worker-only process (`mooring worker`) serves /metrics; null: it serves none. API processes serve /metrics on PORT. */
+  metricsPort: number | null;
 }
 
 const MAKE_KEY_HINT = 'make one with: openssl rand -base64 32';
@@ -200,6 +202,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     providers: [],
     providerCallLog: boolVar(env, 'MOORING_PROVIDER_CALL_LOG', true, problems),
     providerCallRetentionDays: intVar(env, 'MOORING_PROVIDER_CALL_RETENTION_DAYS', 14, 1, 3650, problems),
+    metricsPort: nonEmpty(env.MOORING_METRICS_PORT) === null ? null : intVar(env, 'MOORING_METRICS_PORT', 9464, 0, 65535, problems),
     ...overrides,
   };
   const providersFile = nonEmpty(env.MOORING_PROVIDERS_FILE);

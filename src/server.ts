@@ -24,6 +24,7 @@ import { CLOCK_OFFSET_SETTING, usableClockOffset } from './sandbox/control.ts';
 import { syncEngine, type SyncEngine } from './syncs/engine.ts';
 import { syncRunner } from './syncs/runner.ts';
 import { providerCallLog, type ProviderCallLog } from './provider-calls/writer.ts';
+import { createMetrics, serveWorkerMetrics } from './metrics/metrics.ts';
 import { startWorker, type Worker } from './syncs/worker.ts';
 import { connectionEvents } from './webhooks/events.ts';
 import { webhookDispatcher } from './webhooks/dispatcher.ts';
@@ -93,7 +94,8 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     const keys = await loadOrCreateKeys(db, secrets);
     const clock = systemClock();
     // Closed last (closers run in reverse): the calls of syncs and requests still finishing are written.
-    const callLog = providerCallLog({ db, clock, log, enabled: config.providerCallLog, retentionDays: config.providerCallRetentionDays });
+    const metrics = createMetrics();
+    const callLog = providerCallLog({ db, clock, log, enabled: config.providerCallLog, retentionDays: config.providerCallRetentionDays, observer: metrics.callLog });
     closers.push(() => callLog.close());
     if (config.sandbox && config.sandboxClockStart !== null) {
       // First start of this database only: every later start (and every other process) follows the stored offset.
@@ -134,6 +136,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
       db, secrets, clock, log, concurrency: WEBHOOK_CONCURRENCY,
       policy: { allowPrivate: config.webhookAllowPrivate, allowLoopback: config.sandbox },
       deliveryTimeoutMs: timers.webhookDeliveryTimeoutMs,
+      onAttempt: (outcome) => metrics.webhookAttempt(outcome),
     });
     closers.push(() => dispatcher.stop());
     const engine = syncEngine({
@@ -161,6 +164,11 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
       });
       const w = worker;
       closers.push(() => w.stop());
+      if (role === 'worker' && config.metricsPort !== null) {
+        const served = await serveWorkerMetrics(metrics, { db, clock, log }, config.host, config.metricsPort);
+        closers.push(() => served.close());
+        progress(`worker metrics at http://${config.host}:${served.port}/metrics`);
+      }
     }
 
     let app: FastifyInstance | null = null;
@@ -173,7 +181,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
       const sandboxBanks: SandboxBankDeps | null = config.sandbox
         ? { db, clock, catalog: sandboxOnly(catalog), sandboxClientSecret, latencyMs: config.sandboxLatencyMs, slowCallMs: timers.sandboxSlowCallMs, openBanking: banks }
         : null;
-      const built = await buildApp({ config, db, clock, logger: log, catalog, adapters, keys, secrets, adminToken: opts.adminToken, sandboxBanks, engine, events, dispatcher, timers, callLog, ...(opts.securityNow !== undefined ? { securityNow: opts.securityNow } : {}) });
+      const built = await buildApp({ config, db, clock, logger: log, catalog, adapters, keys, secrets, adminToken: opts.adminToken, sandboxBanks, engine, events, dispatcher, timers, callLog, metrics, ...(opts.securityNow !== undefined ? { securityNow: opts.securityNow } : {}) });
       app = built.app;
       oidc = built.oidc;
       const a = built.app;

@@ -73,7 +73,11 @@ export interface HealthBucket {
 /** One bucket per hour from `from` (an hour) for `hours` hours, oldest first, empty hours included. */
 export function healthBuckets(rows: readonly HourRow[], from: Date, hours: number): HealthBucket[] {
   const byHour = new Map<number, HourRow[]>();
-  for (const r of rows) byHour.set(r.hour.getTime(), [...(byHour.get(r.hour.getTime()) ?? []), r]);
+  for (const r of rows) {
+    const list = byHour.get(r.hour.getTime());
+    if (list === undefined) byHour.set(r.hour.getTime(), [r]);
+    else list.push(r);
+  }
   return Array.from({ length: hours }, (_, i) => {
     const hour = new Date(from.getTime() + i * HOUR_MS);
     const bucket: HealthBucket = { hour: hour.toISOString(), syncs: 0, successes: 0, failures: {}, calls: 0, callErrors: {}, p50LatencyMs: null, p95LatencyMs: null };

@@ -4,9 +4,9 @@
  * upsert — every FLUSH_EVERY_MS, once FLUSH_AT_ROWS are waiting, and on close. Never on a sync's
  * transaction, never one insert per call.
  *
- * The log is an observer: a database failure while writing it is logged and the batch kept for
- * one more try (up to MAX_BUFFERED_ROWS, beyond which rows are dropped); it never fails a sync,
- * and nothing about it is ever blamed on a provider.
+ * The log is an observer: a database failure while writing it is logged and the rows kept for the
+ * next flushes (while fewer than MAX_BUFFERED_ROWS wait; beyond that the failed batch is dropped);
+ * it never fails a sync, and nothing about it is ever blamed on a provider.
  */
 import type { Clock } from '../clock.ts';
 import type { Db } from '../db/db.ts';

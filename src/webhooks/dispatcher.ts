@@ -42,6 +42,8 @@ export interface DispatcherDeps {
   realNowMs?: () => number;
   /** How long one attempt may take, in real time, before it fails (default DELIVERY_TIMEOUT_MS, SPEC: 10 s). */
   deliveryTimeoutMs?: number;
+  /** Told the outcome of every attempt (Prometheus counters). */
+  onAttempt?: (outcome: 'delivered' | 'failed' | 'abandoned') => void;
 }
 
 export function webhookDispatcher(deps: DispatcherDeps) {
@@ -121,6 +123,7 @@ export function webhookDispatcher(deps: DispatcherDeps) {
     const gaveUp = !result.ok && expired;
     if (gaveUp) deps.log.warn({ eventId: e.id, clientId: e.client_id }, 'webhook delivery abandoned after 24 hours of failures');
     attemptsMade += 1;
+    deps.onAttempt?.(result.ok ? 'delivered' : gaveUp ? 'abandoned' : 'failed');
     pending.push({
       eventId: e.id, at, ok: result.ok, responseCode: result.responseCode, error: result.error, durationMs: realNow() - started,
       nextAttemptAt: result.ok || gaveUp ? null : new Date(at.getTime() + retryDelaySeconds(e.attempts + 1) * 1000),

@@ -59,6 +59,8 @@ const classifyJourney = (name: string): FailureClassifier => (f) => {
   if (error === 'invalid_otp') return { kind: 'invalid_input', detail: 'That one-time code was not accepted; check it and try again' };
   if (error === 'invalid_credentials') return { kind: 'invalid_input', detail: `${name} did not accept that username and password` };
   if (error === 'challenge_expired') return { kind: 'journey_rejected', detail: `The login at ${name} expired; start again` };
+  // Asked for below (the journey continues with the code form); named so, the call log does not show it as refused credentials.
+  if (error === 'otp_required') return 'mfa_required';
   if (f.status === 400) return { kind: 'invalid_input', detail: `${name} did not accept what was entered` };
   return undefined;
 };
