@@ -42,7 +42,11 @@ export function healthChartSvg(buckets: ChartBucket[], title: string): string {
     return ok + bad;
   }).join('');
   const points = buckets.map((b, i) => (b.p95LatencyMs === null ? null : `${f(PAD.left + (i + 0.5) * colW)},${f(yLat(b.p95LatencyMs))}`)).filter((p): p is string => p !== null);
-  const latency = points.length === 0 ? '' : `<polyline points="${points.join(' ')}" fill="none" stroke="#1f5fa8" stroke-width="1.5"/>`;
+  const dots = points.map((p) => {
+    const [cx, cy] = p.split(',');
+    return `<circle cx="${cx}" cy="${cy}" r="2" fill="#1f5fa8"/>`;
+  }).join('');
+  const latency = points.length === 0 ? '' : `<polyline points="${points.join(' ')}" fill="none" stroke="#1f5fa8" stroke-width="1.5"/>${dots}`;
   // A date label at each day's start (UTC midnight).
   const days = buckets.map((b, i) => ({ b, i })).filter(({ b }) => b.hour.slice(11, 13) === '00')
     .map(({ b, i }) => `<text x="${f(PAD.left + i * colW)}" y="${H - 8}" font-size="11" fill="#5b6773">${escapeHtml(b.hour.slice(5, 10))}</text>`).join('');
