@@ -11,7 +11,8 @@ const prefixEnd = (prefix: string): string => `${prefix}\u{10FFFF}`;
 
 /**
  * The rows of one source after a timeline cursor, newest first: `at <= before` is the index range;
- * rows at exactly `before` pass by the bound's tie rule. Parameters $2..$4 are the bound.
+ * rows at exactly `before` pass by the bound's tie rule. Parameters $2..$4 are the bound. Every
+ * timeline time is written from Mooring's clock (milliseconds), so a cursor's time compares exactly.
  */
 const after = (at: string, id: string): string =>
   `${at} <= coalesce($2::timestamptz, 'infinity') and ($2::timestamptz is null or ${at} < $2::timestamptz or $3::text = 'all' or ($3::text = 'smaller_id' and ${id} collate "C" < $4::text))`;
