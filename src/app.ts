@@ -36,11 +36,14 @@ import { statusChangeRecorder } from './connections/status-change.ts';
 import { connectionsRoutes } from './connections/routes.ts';
 import { syncsRepository } from './syncs/repository.ts';
 import type { SyncEngine } from './syncs/engine.ts';
-import { sandboxControlRoutes } from './sandbox/control.ts';
+import { advanceSandboxClock, runSandboxScheduler, sandboxControlRoutes, switchSandboxBehaviour } from './sandbox/control.ts';
+import { SANDBOX_USERNAMES } from './sandbox/banks/index.ts';
 import type { ConnectionEvents } from './webhooks/events.ts';
 import type { WebhookDispatcher } from './webhooks/dispatcher.ts';
 import { webhookRoutes } from './webhooks/routes.ts';
-import { adminRoutes } from './admin/routes.ts';
+import { adminOverview, adminRoutes } from './admin/routes.ts';
+import { adminSessions } from './admin/session.ts';
+import { registerConsole } from './console/index.ts';
 import { createAdminThrottle } from './admin/auth.ts';
 import { requestObjectRoutes } from './oauth/request-routes.ts';
 import { authRequestsService } from './auth-requests/service.ts';
@@ -164,9 +167,24 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   resourceSyncRoutes(app, { syncs, connections });
   accountsRoutes(app, { db, catalog, publicUrl: config.publicUrl });
   journeyRoutes(app, { journeys, oidc });
-  adminRoutes(app, {
-    db, catalog, clock, adminToken: deps.adminToken, secureCookies: config.publicUrl.startsWith('https:'),
-    throttle: adminThrottle, sessionIdleMs: config.adminSessionIdleMinutes * 60_000, ...(deps.securityNow !== undefined ? { securityNow: deps.securityNow } : {}),
+  const sessions = adminSessions({
+    db, adminToken: deps.adminToken, secureCookies: config.publicUrl.startsWith('https:'),
+    idleMs: config.adminSessionIdleMinutes * 60_000, ...(deps.securityNow !== undefined ? { securityNow: deps.securityNow } : {}),
+  });
+  adminRoutes(app, { db, catalog, clock, adminToken: deps.adminToken, sessions, throttle: adminThrottle });
+  const sandboxControls = { db, clock, engine, events, dispatcher, concurrency: config.workerConcurrency };
+  registerConsole(app, {
+    db, catalog, clock, connections, users: userSvc, engine, sessions, adminToken: deps.adminToken, throttle: adminThrottle, publicUrl: config.publicUrl,
+    overview: adminOverview({ db, catalog, clock }),
+    // The timeline shows this process's provider calls up to now, not up to its call log's last flush.
+    flushCallLog: async () => deps.callLog?.flush(),
+    deliverSoon: () => void dispatcher.pump().catch((err: unknown) => log.warn({ err }, 'could not start webhook deliveries')),
+    sandbox: config.sandbox ? {
+      usernames: SANDBOX_USERNAMES,
+      switchBehaviour: (connectionId, username) => switchSandboxBehaviour(db, connectionId, username),
+      advanceClock: (advance) => advanceSandboxClock(sandboxControls, advance),
+      runDue: () => runSandboxScheduler(sandboxControls),
+    } : null,
   });
   providerCallsRoutes(app, { service: providerCallsService({ db, catalog, clock, ...callLog }), adminToken: deps.adminToken, throttle: adminThrottle, publicUrl: config.publicUrl });
   await requestObjectRoutes(fastify, { oidc, issuer: `${config.publicUrl}${OIDC_PREFIX}` });

@@ -37,6 +37,18 @@ export function adminOverviewRepository(db: Queryable) {
       const r = await db.query<{ status: string | null; n: string }>('select last_fetch_status as status, count(*) as n from connections group by last_fetch_status');
       return r.rows.map((x) => ({ status: x.status, n: Number(x.n) }));
     },
+    /**
+     * Connections not ok (error or never), counted by state as last told to their client
+     * (notified_state, `status:error:extendedStatus`) and provider: the partial index connections_not_ok,
+     * so the cost follows the connections in error, not the whole table.
+     */
+    async connectionsNotOk(): Promise<{ state: string; provider_id: string; n: number }[]> {
+      const r = await db.query<{ state: string; provider_id: string; n: number }>(
+        `select notified_state as state, provider_id, count(*)::int as n from connections
+          where notified_state <> 'ok::' group by notified_state, provider_id order by n desc, notified_state, provider_id`,
+      );
+      return r.rows;
+    },
     async connectionsWithConsentExpired(now: Date): Promise<number> {
       const r = await db.query<{ n: string }>('select count(*) as n from connections where expires_at <= $1', [now]);
       return Number(r.rows[0]?.n ?? 0);

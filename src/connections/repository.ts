@@ -278,6 +278,14 @@ export function connectionsRepository(db: Queryable, secrets?: SecretBox) {
       await db.query('update connections set notified_state = $2, notify_check_at = $3 where id = $1', [connectionId, encoded, checkAt]);
     },
 
+    /** Appends to the connection's status history (`from` null: its first state); states are encoded as in notified_state. */
+    async insertStatusChange(c: { connectionId: string; at: Date; from: string | null; to: string; remediationAction: string }): Promise<void> {
+      await db.query(
+        'insert into connection_status_changes (connection_id, at, from_state, to_state, remediation_action) values ($1, $2, $3, $4, $5)',
+        [c.connectionId, c.at, c.from, c.to, c.remediationAction],
+      );
+    },
+
     /** Locks (skipping those locked elsewhere) connections whose status should be checked by now. */
     async lockDueStatusChecks(now: Date, limit: number): Promise<string[]> {
       const r = await db.query<{ id: string }>(

@@ -47,7 +47,10 @@ export function statusChangeRecorder(deps: { catalog: Catalog; clock: Clock }): 
     // The next moment time alone could change the status: consent expiry or data going stale.
     const checkAt = nextTimeDrivenChange(provider?.type ?? null, view.expires_at, view.last_updated, view.connected_on, now);
     await txConnections.setNotifiedState(connectionId, encoded, checkAt);
-    if (h.notified_state === null || h.notified_state === encoded) return;
+    if (h.notified_state === encoded) return;
+    // The operator's history of this connection (the console's timeline), the first state included.
+    await txConnections.insertStatusChange({ connectionId, at: now, from: h.notified_state, to: encoded, remediationAction: json.remediation.action });
+    if (h.notified_state === null) return;
 
     const previous = decode(h.notified_state);
     const events = webhooksRepository(tx);

@@ -70,8 +70,23 @@ export function journeysRepository(db: Queryable) {
       return row === undefined ? undefined : { connectionId: row.connection_id, syncId: row.sync_id };
     },
 
+    /**
+     * Deletes journeys untouched since `cutoff`; those of a connection that still exists go to
+     * journey_history (kind, last step, times: the console's timeline), in the same statement.
+     */
     async purgeOlderThan(cutoff: Date): Promise<number> {
-      return (await db.query('delete from journeys where updated_at < $1', [cutoff])).rowCount;
+      const r = await db.query<{ n: number }>(
+        `with gone as (delete from journeys where updated_at < $1 returning uid, connection_id, client_id, kind, step, provider_id, created_at, updated_at),
+         kept as (
+           insert into journey_history (uid, connection_id, client_id, kind, step, provider_id, created_at, updated_at)
+           select g.uid, g.connection_id, g.client_id, g.kind, g.step, g.provider_id, g.created_at, g.updated_at from gone g
+            where g.connection_id is not null and exists (select 1 from connections c where c.id = g.connection_id)
+           on conflict (uid) do nothing
+         )
+         select count(*)::int as n from gone`,
+        [cutoff],
+      );
+      return r.rows[0]?.n ?? 0;
     },
   };
 }

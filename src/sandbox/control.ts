@@ -15,6 +15,7 @@ import { connectionsRepository } from '../connections/repository.ts';
 import { toSyncJson } from '../syncs/runner.ts';
 import { Sync } from '../syncs/schemas.ts';
 import type { SyncEngine } from '../syncs/engine.ts';
+import type { SyncRow } from '../syncs/repository.ts';
 import type { ConnectionEvents } from '../webhooks/events.ts';
 import type { WebhookDispatcher } from '../webhooks/dispatcher.ts';
 import { adminGuard, type AdminThrottle } from '../admin/auth.ts';
@@ -47,6 +48,36 @@ export interface SandboxControlDeps {
   concurrency: number;
 }
 
+/** Switches an existing connection's sandbox behaviour; false when there is no such sandbox connection. */
+export async function switchSandboxBehaviour(db: Db, connectionId: string, username: string): Promise<boolean> {
+  const ref = await connectionsRepository(db).providerRefOf(connectionId);
+  return ref != null && (await setSandboxBehaviour(db, ref, username));
+}
+
+/** Moves the domain clock forward by an ISO 8601 duration (kept across restarts); a bad or too far move is a 400 that changes nothing. */
+export async function advanceSandboxClock(deps: Pick<SandboxControlDeps, 'db' | 'clock'>, advance: string): Promise<{ now: string; offsetMs: number }> {
+  const now = deps.clock.now();
+  const target = addDuration(now, advance);
+  if (target === null || target.getTime() <= now.getTime()) {
+    throw badRequest('invalid_duration', 'advance must be a positive ISO 8601 duration such as P30D, PT6H or P1DT6H', { field: 'advance' });
+  }
+  const offset = deps.clock.offsetMs() + (target.getTime() - now.getTime());
+  if (offset > MAX_CLOCK_OFFSET_MS) {
+    throw badRequest('clock_too_far', 'The sandbox clock cannot run more than ten years ahead of real time; DELETE /sandbox/clock returns it to real time', { field: 'advance', offsetMs: deps.clock.offsetMs() });
+  }
+  await writeSetting(deps.db, CLOCK_OFFSET_SETTING, offset);
+  deps.clock.setOffsetMs(offset);
+  return { now: deps.clock.now().toISOString(), offsetMs: offset };
+}
+
+/** Runs every sync due now, then the time-driven events and due webhook deliveries; answers when all have finished. */
+export async function runSandboxScheduler(deps: Pick<SandboxControlDeps, 'db' | 'engine' | 'events' | 'dispatcher' | 'concurrency'>): Promise<{ ran: number; syncs: SyncRow[]; events: number; deliveries: number }> {
+  const done = await deps.engine.runDue(deps.concurrency);
+  const events = await deps.events.sweep(deps.db);
+  const deliveries = await deps.dispatcher.deliverDue();
+  return { ran: done.length, syncs: done, events, deliveries };
+}
+
 export function sandboxControlRoutes(app: App, deps: SandboxControlDeps): void {
   const tags = ['sandbox'];
   const security = [{ admin: [] }];
@@ -68,8 +99,7 @@ export function sandboxControlRoutes(app: App, deps: SandboxControlDeps): void {
       response: { 200: Type.Object({ connectionId: Type.String(), username: Type.String() }), ...errors },
     },
   }, async (req) => {
-    const ref = await connectionsRepository(deps.db).providerRefOf(req.params.connectionId);
-    if (ref == null || !(await setSandboxBehaviour(deps.db, ref, req.body.username))) throw notFound('Connection');
+    if (!(await switchSandboxBehaviour(deps.db, req.params.connectionId, req.body.username))) throw notFound('Connection');
     return { connectionId: req.params.connectionId, username: req.body.username };
   });
 
@@ -114,20 +144,7 @@ export function sandboxControlRoutes(app: App, deps: SandboxControlDeps): void {
       body: Type.Object({ advance: Type.String({ maxLength: 100 }) }, { additionalProperties: false }),
       response: { 200: ClockBody, ...errors },
     },
-  }, async (req) => {
-    const now = deps.clock.now();
-    const target = addDuration(now, req.body.advance);
-    if (target === null || target.getTime() <= now.getTime()) {
-      throw badRequest('invalid_duration', 'advance must be a positive ISO 8601 duration such as P30D, PT6H or P1DT6H', { field: 'advance' });
-    }
-    const offset = deps.clock.offsetMs() + (target.getTime() - now.getTime());
-    if (offset > MAX_CLOCK_OFFSET_MS) {
-      throw badRequest('clock_too_far', 'The sandbox clock cannot run more than ten years ahead of real time; DELETE /sandbox/clock returns it to real time', { field: 'advance', offsetMs: deps.clock.offsetMs() });
-    }
-    await writeSetting(deps.db, CLOCK_OFFSET_SETTING, offset);
-    deps.clock.setOffsetMs(offset);
-    return { now: deps.clock.now().toISOString(), offsetMs: offset };
-  });
+  }, async (req) => advanceSandboxClock(deps, req.body.advance));
 
   app.delete('/sandbox/clock', {
     onRequest,
@@ -146,9 +163,7 @@ export function sandboxControlRoutes(app: App, deps: SandboxControlDeps): void {
       response: { 200: Type.Object({ ran: Type.Integer(), syncs: Type.Array(Sync), events: Type.Integer(), deliveries: Type.Integer() }), 401: ErrorBody },
     },
   }, async () => {
-    const done = await deps.engine.runDue(deps.concurrency);
-    const events = await deps.events.sweep(deps.db);
-    const deliveries = await deps.dispatcher.deliverDue();
-    return { ran: done.length, syncs: done.map(toSyncJson), events, deliveries };
+    const r = await runSandboxScheduler(deps);
+    return { ...r, syncs: r.syncs.map(toSyncJson) };
   });
 }
