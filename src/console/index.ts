@@ -2,32 +2,17 @@
  * The operator console (SPEC sections 1 and 9; "why is this user's connection broken, and since
  * when?"): its admin API and its pages, over one service. app.ts registers it with one call.
  */
-import type { Clock } from '../clock.ts';
-import type { Db } from '../db/db.ts';
 import type { AdminThrottle } from '../admin/auth.ts';
 import type { OverviewJson } from '../admin/routes.ts';
 import type { AdminSessions } from '../admin/session.ts';
-import type { ConnectionsService } from '../connections/service.ts';
 import type { App } from '../http/types.ts';
-import type { Catalog } from '../providers/catalog.ts';
-import type { SyncEngine } from '../syncs/engine.ts';
-import type { UsersService } from '../users/service.ts';
 import { providerHealthBuckets } from './health.ts';
 import { consoleRepository } from './repository.ts';
 import { consolePageRoutes, type ConsoleSandbox } from './page-routes.ts';
 import { consoleApiRoutes } from './routes.ts';
-import { consoleService } from './service.ts';
+import { consoleService, type ConsoleServiceDeps } from './service.ts';
 
-export interface ConsoleDeps {
-  db: Db;
-  catalog: Catalog;
-  clock: Clock;
-  connections: ConnectionsService;
-  users: UsersService;
-  engine: SyncEngine;
-  deliverSoon(): void;
-  /** Writes this process's buffered provider calls (before a timeline is read). */
-  flushCallLog(): Promise<void>;
+export interface ConsoleDeps extends ConsoleServiceDeps {
   sessions: AdminSessions;
   overview(): Promise<OverviewJson>;
   adminToken: string;

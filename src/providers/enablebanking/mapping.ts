@@ -5,10 +5,10 @@
  * `credit_debit_indicator`; booked (BOOK) and pending (PDNG) transactions are kept, the others
  * (cancelled, rejected, scheduled, on hold) are not money that moved.
  */
-import { createHash } from 'node:crypto';
 import { decimalToMinor, providerDate, ResponseShapeFailure } from '../http.ts';
 import type { ProviderAccount, ProviderTransaction } from '../provider.ts';
 import type { EbAccount, EbBalance, EbTransaction } from './schemas.ts';
+import { transactionIdAssigner } from '../transaction-ids.ts';
 
 const MONEYHUB_TYPE: Record<string, string> = {
   CACC: 'cash:current',
@@ -77,7 +77,7 @@ const dateOf = (t: EbTransaction): Date => {
  * occurrence suffix for identical twins; an id repeated across pages is kept once.
  */
 export function toProviderTransactions(accountKey: string, transactions: EbTransaction[]): ProviderTransaction[] {
-  const seen = new Map<string, number>();
+  const idOf = transactionIdAssigner('eb');
   const out: ProviderTransaction[] = [];
   for (const t of transactions) {
     const status = STATUS[t.status];
@@ -88,20 +88,10 @@ export function toProviderTransactions(accountKey: string, transactions: EbTrans
     const remittance = (t.remittance_information ?? []).filter((x) => x.trim() !== '');
     const counterparty = (t.credit_debit_indicator === 'DBIT' ? t.creditor?.name : t.debtor?.name) ?? undefined;
     const date = dateOf(t);
-    let id = t.entry_reference ?? undefined;
-    if (id === undefined || id === '') {
-      const base = `eb-${createHash('sha256')
-        .update([accountKey, status, date.toISOString(), t.transaction_amount.amount, t.transaction_amount.currency, t.credit_debit_indicator, remittance.join(' '), counterparty ?? ''].join('|'))
-        .digest('hex')
-        .slice(0, 32)}`;
-      const n = (seen.get(base) ?? 0) + 1;
-      seen.set(base, n);
-      id = n === 1 ? base : `${base}-${n}`;
-    } else if (seen.has(id)) {
-      continue;
-    } else {
-      seen.set(id, 1);
-    }
+    const id = idOf(t.entry_reference ?? undefined, [
+      accountKey, status, date.toISOString(), t.transaction_amount.amount, t.transaction_amount.currency, t.credit_debit_indicator, remittance.join(' '), counterparty ?? '',
+    ]);
+    if (id === undefined) continue;
     const short = counterparty ?? remittance[0] ?? (amountMinor < 0 ? 'Payment' : 'Credit');
     out.push({
       providerAccountId: accountKey,

@@ -28,6 +28,7 @@ import {
   type GcAccountDetails, type GcBalance, type GcTransaction,
 } from './schemas.ts';
 import { goCardlessTokens } from './tokens.ts';
+import { mapLimit } from '../map-limit.ts';
 
 export interface GoCardlessAdapterOptions {
   timeoutMs: number;
@@ -73,19 +74,6 @@ export function agreementTerms(
     accessValidForDays: Math.max(1, Math.min(asked, maxAccess)),
     maxHistoricalDays: Math.max(1, Math.min(s.maxHistoricalDays, institution.transactionTotalDays, GC_MAX_HISTORICAL_DAYS)),
   };
-}
-
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
 }
 
 /** The fewest per-account successful calls left among the answers seen, and when that window resets. */

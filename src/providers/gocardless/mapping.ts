@@ -3,10 +3,10 @@
  * closed set of ProviderErrors. Pure functions: amounts become integer minor units exactly;
  * transactions without an upstream id get one derived from their stable fields.
  */
-import { createHash } from 'node:crypto';
 import { decimalToMinor, ResponseShapeFailure, type FailureClassifier } from '../http.ts';
 import { ProviderError, type ProviderAccount, type ProviderTransaction } from '../provider.ts';
 import type { GcAccountDetails, GcAccountMetadata, GcBalance, GcTransaction } from './schemas.ts';
+import { transactionIdAssigner } from '../transaction-ids.ts';
 
 const DAY_MS = 86_400_000;
 
@@ -88,17 +88,13 @@ const descriptionOf = (t: GcTransaction): string =>
  */
 export function toProviderTransactions(accountId: string, booked: readonly GcTransaction[], pending: readonly GcTransaction[], now: Date): ProviderTransaction[] {
   const out: ProviderTransaction[] = [];
-  const seen = new Map<string, number>();
+  const idOf = transactionIdAssigner('gc');
   const add = (t: GcTransaction, status: 'posted' | 'pending'): void => {
     const date = dateOf(t, now);
     const long = descriptionOf(t);
-    let id = t.transactionId ?? t.internalTransactionId;
-    if (id === undefined || id === '') {
-      const key = createHash('sha256').update([status, accountId, date.toISOString().slice(0, 10), t.transactionAmount.amount, t.transactionAmount.currency, long].join('|')).digest('hex').slice(0, 32);
-      const n = (seen.get(key) ?? 0) + 1;
-      seen.set(key, n);
-      id = `h-${key}${n > 1 ? `-${n}` : ''}`;
-    }
+    const given = t.transactionId ?? t.internalTransactionId;
+    const id = idOf(given === '' ? undefined : given, [status, accountId, date.toISOString().slice(0, 10), t.transactionAmount.amount, t.transactionAmount.currency, long]);
+    if (id === undefined) return;
     out.push({
       providerAccountId: accountId,
       providerTransactionId: id,

@@ -17,6 +17,7 @@ import type { CatalogEntry } from '../catalog.ts';
 import {
   atEdge, callProvider, checkShape, HttpStatusFailure, ResponseShapeFailure, toProviderError, type FailureClassifier,
 } from '../http.ts';
+import { mapLimit } from '../map-limit.ts';
 import { ProviderError, type FetchResult, type JsonObject, type ProviderAccount, type ProviderAdapter, type ProviderTransaction } from '../provider.ts';
 import { fromOidcError, obClientCache, type ObClient } from './client.ts';
 import { toProviderAccount, toProviderTransactions } from './mapping.ts';
@@ -81,19 +82,6 @@ function consentRefusal(provider: CatalogEntry, status: string, expiresAt: strin
       }
       return undefined;
   }
-}
-
-async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
 }
 
 export function createOpenBankingAdapter(opts: OpenBankingAdapterOptions): ProviderAdapter & { close(): Promise<void> } {

@@ -3,10 +3,10 @@
  * integer minor units; transactions without a bank id get one derived from their content, so ids
  * stay stable across fetches either way.
  */
-import { createHash } from 'node:crypto';
 import { decimalToMinor, providerDate, ResponseShapeFailure } from '../http.ts';
 import type { ProviderAccount, ProviderTransaction } from '../provider.ts';
 import type { ObAccount, ObBalance, ObTransaction } from './schemas.ts';
+import { transactionIdAssigner } from '../transaction-ids.ts';
 
 const MONEYHUB_TYPE: Record<string, string> = {
   CurrentAccount: 'cash:current',
@@ -63,25 +63,12 @@ export function toProviderAccount(account: ObAccount, balances: ObBalance[], pro
 
 /** Maps one account's transactions; repeated ids (across pages) are kept once. */
 export function toProviderTransactions(accountId: string, transactions: ObTransaction[]): ProviderTransaction[] {
-  const seen = new Map<string, number>();
+  const idOf = transactionIdAssigner('ob');
   const out: ProviderTransaction[] = [];
   for (const t of transactions) {
     const amountMinor = signed(t.Amount, t.CreditDebitIndicator);
-    let id = t.TransactionId;
-    if (id === undefined) {
-      // No bank id: derive one from the content; identical twins get an occurrence suffix.
-      const base = `ob-${createHash('sha256')
-        .update([accountId, t.BookingDateTime, t.Amount.Amount, t.Amount.Currency, t.CreditDebitIndicator, t.TransactionInformation ?? '', t.TransactionReference ?? ''].join('|'))
-        .digest('hex')
-        .slice(0, 32)}`;
-      const n = (seen.get(base) ?? 0) + 1;
-      seen.set(base, n);
-      id = n === 1 ? base : `${base}-${n}`;
-    } else if (seen.has(id)) {
-      continue;
-    } else {
-      seen.set(id, 1);
-    }
+    const id = idOf(t.TransactionId, [accountId, t.BookingDateTime, t.Amount.Amount, t.Amount.Currency, t.CreditDebitIndicator, t.TransactionInformation ?? '', t.TransactionReference ?? '']);
+    if (id === undefined) continue;
     const short = t.TransactionInformation ?? t.MerchantDetails?.MerchantName ?? t.TransactionReference ?? (amountMinor < 0 ? 'Payment' : 'Credit');
     out.push({
       providerAccountId: accountId,

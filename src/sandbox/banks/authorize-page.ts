@@ -1,12 +1,11 @@
 /**
  * The Open Banking sandbox bank's login and approval page: a plain HTML form, no JavaScript.
  */
+import { escapeHtml } from '../../web/html.ts';
 import { SANDBOX_USERNAMES } from './behaviours.ts';
 
-const escapeHtml = (s: string): string =>
-  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c);
-
-const layout = (title: string, body: string): string => `<!doctype html>
+/** The frame of every sandbox bank's own pages (their look, not Mooring's). */
+export const bankPageLayout = (title: string, body: string): string => `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -65,9 +64,9 @@ ${SANDBOX_USERNAMES.map((u) => `<code>${u}</code>`).join(', ')}.</p>
 <button type="submit" name="decision" value="cancel">Cancel</button>
 </div>
 </form>`;
-  return layout(`${p.bankName}: log in`, body);
+  return bankPageLayout(`${p.bankName}: log in`, body);
 }
 
 export function errorPage(title: string, message: string): string {
-  return layout(title, `<h1>${escapeHtml(title)}</h1>\n<p>${escapeHtml(message)}</p>`);
+  return bankPageLayout(title, `<h1>${escapeHtml(title)}</h1>\n<p>${escapeHtml(message)}</p>`);
 }

@@ -2,32 +2,9 @@
  * The GoCardless sandbox counterpart's consent and bank login page (what a requisition's `link`
  * opens): a plain HTML form, no JavaScript. The username picks how the bank behaves.
  */
+import { escapeHtml } from '../../web/html.ts';
+import { bankPageLayout } from './authorize-page.ts';
 import { GC_SANDBOX_USERNAMES } from './gocardless-data.ts';
-
-const escapeHtml = (s: string): string =>
-  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c);
-
-const layout = (title: string, body: string): string => `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${escapeHtml(title)}</title>
-<style>
-body { font-family: system-ui, sans-serif; max-width: 32rem; margin: 2rem auto; padding: 0 1rem; color: #1b1f24; }
-label { display: block; margin-top: 1rem; font-weight: 600; }
-input { width: 100%; padding: .5rem; font-size: 1rem; box-sizing: border-box; }
-.buttons { margin-top: 1.5rem; display: flex; gap: 1rem; }
-button { padding: .6rem 1.2rem; font-size: 1rem; }
-.error { color: #b00020; }
-.hint { color: #57606a; font-size: .9rem; }
-</style>
-</head>
-<body>
-${body}
-</body>
-</html>
-`;
 
 const SCOPE_TEXT: Record<string, string> = { balances: 'your balances', details: 'your account details', transactions: 'your transactions' };
 
@@ -59,9 +36,9 @@ ${GC_SANDBOX_USERNAMES.map((u) => `<code>${u}</code>`).join(', ')}.</p>
 <button type="submit" name="decision" value="cancel">Cancel</button>
 </div>
 </form>`;
-  return layout(`${p.institutionName}: connect your account`, body);
+  return bankPageLayout(`${p.institutionName}: connect your account`, body);
 }
 
 export function gcErrorPage(title: string, message: string): string {
-  return layout(title, `<h1>${escapeHtml(title)}</h1>\n<p>${escapeHtml(message)}</p>`);
+  return bankPageLayout(title, `<h1>${escapeHtml(title)}</h1>\n<p>${escapeHtml(message)}</p>`);
 }
