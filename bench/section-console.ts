@@ -94,6 +94,23 @@ async function seed(c: pg.Client): Promise<void> {
             'bench-' || c.id, now() - interval '3 hours', 1, now() - interval '3 hours'
      from connections c join users u on u.id = c.user_id`,
   ));
+  await timed(`${fmtInt(CONNECTIONS)} connect journeys (history) and status changes`, async () => {
+    await c.query(
+      `insert into journey_history (uid, connection_id, client_id, kind, step, provider_id, created_at, updated_at)
+       select 'bench-j-' || c.id, c.id, u.client_id, 'connect', 'done', c.provider_id, c.connected_on, c.connected_on
+       from connections c join users u on u.id = c.user_id`,
+    );
+    await c.query(
+      `insert into connection_status_changes (connection_id, at, from_state, to_state, remediation_action)
+       select c.id, c.connected_on, null, 'ok::', 'none' from connections c`,
+    );
+  });
+  // Live journeys (the purge keeps a day of them): a reauth for one connection in 256.
+  await timed(`${fmtInt(Math.ceil(CONNECTIONS / 256))} live journeys`, () => c.query(
+    `insert into journeys (uid, client_id, user_id, kind, scope, provider_id, connection_id, step, created_at, updated_at)
+     select 'bench-live-' || c.id, u.client_id, c.user_id, 'reauth', 'openid', c.provider_id, c.id, 'done', now() - interval '2 hours', now() - interval '2 hours'
+     from connections c join users u on u.id = c.user_id where right(c.id, 2) = '00'`,
+  ));
 
   // The call log: rows first, indexes after (as a restore would build them); `at` rises with g over the retention window.
   const indexes = (await c.query<{ indexname: string; indexdef: string }>(
@@ -136,8 +153,10 @@ async function seed(c: pg.Client): Promise<void> {
 interface Scenario {
   name: string;
   label: string;
-  /** The path of request i. */
+  /** The path of request i (a console page when not under /admin/api/: sent with the session cookie). */
   path: (i: number) => string;
+  /** A console HTML page (documentation only; request() tells by the path). */
+  page?: boolean;
 }
 
 interface Timing {
@@ -164,6 +183,18 @@ function scenarios(cursorOf: (p: string) => string): Scenario[] {
     {
       name: 'connection', label: 'Connection detail (console)',
       path: (i) => CONNECTION_PATH.replace('{connectionId}', encodeURIComponent(connectionId(pick(i)))),
+    },
+    {
+      name: 'page-search', label: 'Console page: search (signed in, HTML)', page: true,
+      path: (i) => `/admin/search?q=${encodeURIComponent(i % 2 === 0 ? userId(pick(i)) : connectionId(pick(i)))}`,
+    },
+    {
+      name: 'page-connection', label: 'Console page: connection with its timeline (HTML)', page: true,
+      path: (i) => `/admin/connections/${encodeURIComponent(connectionId(pick(i)))}`,
+    },
+    {
+      name: 'page-provider', label: 'Console page: provider (7-day health chart, failures, latency; HTML)', page: true,
+      path: (i) => `/admin/providers/${provider(i)}`,
     },
     {
       name: 'calls-connection', label: 'Provider calls of one connection (newest 50)',
@@ -214,10 +245,27 @@ async function plansOf(c: pg.Client, traced: Child, path: string): Promise<{ sql
   return out;
 }
 
+/** The console session cookie of a signed-in operator (pages), set once by signIn. */
+let sessionCookie = '';
+
+/** Signs in at /admin/login with the admin token, as the sign-in form does; the session lives in the database, so every API process accepts it. */
+async function signIn(api: Child): Promise<void> {
+  const origin = `http://127.0.0.1:${api.port}`;
+  const res = await fetch(`${origin}/admin/login`, {
+    method: 'POST', redirect: 'manual',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', origin, 'sec-fetch-site': 'same-origin' },
+    body: new URLSearchParams({ token: ADMIN_TOKEN }).toString(),
+  });
+  const cookie = res.headers.get('set-cookie')?.split(';')[0] ?? '';
+  if (res.status !== 303 || cookie === '') throw new Error(`signing in to the console answered ${res.status}`);
+  sessionCookie = cookie;
+}
+
 async function request(api: Child, path: string): Promise<{ status: number; body: unknown; ms: number }> {
   const t = performance.now();
-  const res = await fetch(`http://127.0.0.1:${api.port}${path}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
-  const body = (await res.json().catch(() => null)) as unknown;
+  const page = !path.startsWith('/admin/api/');
+  const res = await fetch(`http://127.0.0.1:${api.port}${path}`, { headers: page ? { cookie: sessionCookie } : { authorization: `Bearer ${ADMIN_TOKEN}` }, redirect: 'manual' });
+  const body = page ? await res.text() : ((await res.json().catch(() => null)) as unknown);
   return { status: res.status, body, ms: performance.now() - t };
 }
 
@@ -234,6 +282,7 @@ export async function runConsoleSection(): Promise<SectionResult> {
     const seedSeconds = (performance.now() - seedStart) / 1000;
 
     // A cursor deep enough to be a real "next page": the 50th call of each provider.
+    await signIn(api);
     const cursors = new Map<string, string>();
     for (const p of PROVIDERS) {
       const r = await request(api, `/admin/api/provider-calls?providerId=${p}&limit=50`);
@@ -298,7 +347,7 @@ ${SAMPLES} requests per row with varied connections and providers, after one unm
 process that records every statement it sends answered each request once more; every SELECT it ran is explained below
 with the parameters it ran with.
 
-| Admin API request | p50 | p95 | max | Plan |
+| Console page or admin API request | p50 | p95 | max | Plan |
 |---|---:|---:|---:|---|
 ${rows.join('\n')}
 
