@@ -73,7 +73,7 @@ afterAll(() => {
 });
 
 /** Starts `command args` in a process group of its own, as a shell would for a job. */
-function launch(command: string, args: string[], port: number, mtlsPort: number): { child: ChildProcess; output: () => string } {
+function launch(command: string, args: string[], port: number, mtlsPort: number): { child: ChildProcess; output: () => string; closed: Promise<void> } {
   provideTestPki(dataDir);
   const child = spawn(command, args, {
     cwd: PROJECT_ROOT,
@@ -95,7 +95,10 @@ function launch(command: string, args: string[], port: number, mtlsPort: number)
   let out = '';
   child.stdout?.on('data', (b: Buffer) => (out += b.toString('utf8')));
   child.stderr?.on('data', (b: Buffer) => (out += b.toString('utf8')));
-  return { child, output: () => out };
+  // 'close' comes once the launcher has exited and every process holding its output pipes (the
+  // server, which inherited them) has closed them: only then has all they wrote been read here.
+  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  return { child, output: () => out, closed };
 }
 
 interface Case {
@@ -119,7 +122,7 @@ describe.skipIf(process.platform !== 'linux')('stopping the documented launch co
   it.each(cases)('$command $args.0 on $signal to its $to: every process it started exits and the port is free', async ({ command, args, signal, to }) => {
     const label = [command, ...args].join(' ');
     const port = await freePort();
-    const { child, output } = launch(command, args, port, await freePort());
+    const { child, output, closed } = launch(command, args, port, await freePort());
     const pgid = child.pid;
     if (pgid === undefined) throw new Error(`could not start ${label}`);
     await waitUntil(`${label} answering /health`, START_TIMEOUT_MS, () => healthy(port), { diagnose: async () => output().slice(-3000) });
@@ -131,6 +134,8 @@ describe.skipIf(process.platform !== 'linux')('stopping the documented launch co
       diagnose: async () => `still running: ${liveMembers(pgid).join(', ')}\n${output().slice(-3000)}`,
     });
     expect(await portIsFree(port)).toBe(true);
+    // Every process has exited; what they wrote may still be in the pipe until it is read.
+    await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, STOP_TIMEOUT_MS))]);
     expect(output()).toMatch(/received, finishing requests in flight and closing/);
     expect(output()).not.toMatch(/shutdown took longer/);
   }, START_TIMEOUT_MS + STOP_TIMEOUT_MS + 10_000);
