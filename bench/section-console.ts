@@ -94,6 +94,10 @@ async function seed(c: pg.Client): Promise<void> {
             'bench-' || c.id, now() - interval '3 hours', 1, now() - interval '3 hours'
      from connections c join users u on u.id = c.user_id`,
   ));
+  await timed(`${fmtInt(CONNECTIONS)} webhook deliveries`, () => c.query(
+    `insert into webhook_deliveries (id, event_id, at, status, response_code, duration_ms)
+     select gen_random_uuid(), e.id, e.created_at, 'delivered', 200, 40 from webhook_events e`,
+  ));
   await timed(`${fmtInt(CONNECTIONS)} connect journeys (history) and status changes`, async () => {
     await c.query(
       `insert into journey_history (uid, connection_id, client_id, kind, step, provider_id, created_at, updated_at)

@@ -192,7 +192,7 @@ export function providerPage(p: ProviderPageInput): string {
 <p>${total} syncs, ${ok} succeeded${total === 0 ? '' : ` (${Math.round((ok / total) * 1000) / 10}%)`}. Failures by kind: ${byKind.size === 0 ? 'none' : [...byKind].map(([k, n]) => `${e(k)}: ${n}`).join(', ')}.</p>
 ${healthChartSvg(p.buckets, `Syncs per hour at ${p.provider.name} (green: succeeded, red: failed), p95 latency (blue)`)}
 <h2>Latency (last 24 hours)</h2><p>p50 up to ${p50s.length === 0 ? '—' : `${Math.max(...p50s)} ms`}, p95 up to ${p95s.length === 0 ? '—' : `${Math.max(...p95s)} ms`} (per hour).</p>
-<h2>Recent failures (24 hours), by error</h2>${failures}`,
+<h2>Recent failures (24 hours, the latest 10,000 at most), by error</h2>${failures}`,
   });
 }
 

@@ -38,6 +38,9 @@ export interface UserHit { id: string; client_id: string; client_user_id: string
 export interface ConnectionHit { id: string; user_id: string; provider_id: string; notified_state: string | null }
 export interface ClientHit { id: string; name: string | null }
 
+/** The provider page groups at most this many of a provider's newest failed syncs. */
+export const PROVIDER_FAILURES_SCANNED = 10_000;
+
 export function consoleRepository(db: Queryable) {
   return {
     async journeysOf(connectionId: string, b: SourceBound, limit: number): Promise<JourneySourceRow[]> {
@@ -227,13 +230,20 @@ export function consoleRepository(db: Queryable) {
       };
     },
 
-    /** A provider's failed syncs since `since`, grouped by outcome and detail. */
+    /**
+     * A provider's failed syncs since `since`, grouped by outcome and detail: at most the newest
+     * PROVIDER_FAILURES_SCANNED of them (read along the failures-only index, migration 0019), so a
+     * provider-wide outage at a million connections costs no more than a quiet day.
+     */
     async providerFailures(providerId: string, since: Date, limit: number): Promise<{ fetch_status: string; error_detail: string | null; n: number; last: Date }[]> {
       const r = await db.query<{ fetch_status: string; error_detail: string | null; n: number; last: Date }>(
-        `select fetch_status, error_detail, count(*)::int as n, max(finished_at) as last from syncs
-          where provider_id = $1 and finished_at > $2 and state = 'done' and fetch_status <> 'success'
+        `select fetch_status, error_detail, count(*)::int as n, max(finished_at) as last from (
+           select fetch_status, error_detail, finished_at from syncs
+            where provider_id = $1 and finished_at > $2 and state = 'done' and fetch_status <> 'success'
+            order by finished_at desc limit $4
+         ) recent
           group by fetch_status, error_detail order by n desc, last desc limit $3`,
-        [providerId, since, limit],
+        [providerId, since, limit, PROVIDER_FAILURES_SCANNED],
       );
       return r.rows;
     },
