@@ -89,7 +89,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     await migrate(db, progress);
     const { box: secrets } = resolveSecretBox(config);
     // Secrets stored before they were sealed (an upgrade) are sealed now; afterwards this finds nothing.
-    const sealedNow = await resealSecrets(db, secrets, { plaintextOnly: true });
+    const sealedNow = await resealSecrets(db, secrets, { plaintextOnly: true, progress: (m) => progress(`sealing secrets stored in plain text: ${m}`) });
     if (sealedNow.resealed > 0) progress(`sealed ${sealedNow.resealed} secret(s) stored in plain text by an earlier version`);
     const keys = await loadOrCreateKeys(db, secrets);
     const clock = systemClock();

@@ -21,12 +21,28 @@ export interface SealedValue {
   context: string;
 }
 
+export interface ResealedValue {
+  row: SealedValue;
+  sealed: string;
+}
+
+/** The three parallel arrays a batched replace unnests: keys, new sealed values, guards. */
+const arrays = (items: readonly ResealedValue[]): [string[], string[], string[]] => [
+  items.map((i) => i.row.key),
+  items.map((i) => i.sealed),
+  items.map((i) => i.row.guard),
+];
+const keysOf = (rows: { key: string }[]): Set<string> => new Set(rows.map((r) => r.key));
+
 export interface SealedColumn {
   name: string;
   /** Values after `afterKey` not matching `keepPattern`, in key order. */
   page(afterKey: string, keepPattern: string, limit: number): Promise<SealedValue[]>;
-  /** Writes the re-sealed value if the stored one is still `row.guard`; false when it changed. */
-  replace(row: SealedValue, sealed: string): Promise<boolean>;
+  /**
+   * Writes each re-sealed value whose stored one is still its `row.guard`, in one statement; returns
+   * the keys written (a key missing from the answer changed meanwhile).
+   */
+  replace(items: readonly ResealedValue[]): Promise<Set<string>>;
 }
 
 export function sealedColumns(db: Queryable): SealedColumn[] {
@@ -45,9 +61,15 @@ export function sealedColumns(db: Queryable): SealedColumn[] {
         );
         return r.rows.map((row) => ({ ...row, context: settingContext(row.key) }));
       },
-      async replace(row, sealed) {
-        const r = await db.query('update settings set value = $2::jsonb where key = $1 and value = $3::jsonb', [row.key, JSON.stringify(sealed), row.guard]);
-        return r.rowCount > 0;
+      async replace(items) {
+        const r = await db.query<{ key: string }>(
+          `update settings s set value = to_jsonb(v.sealed), updated_at = now()
+             from unnest($1::text[], $2::text[], $3::text[]) as v(key, sealed, guard)
+            where s.key = v.key and s.value = v.guard::jsonb
+           returning s.key`,
+          arrays(items),
+        );
+        return keysOf(r.rows);
       },
     },
     {
@@ -64,9 +86,15 @@ export function sealedColumns(db: Queryable): SealedColumn[] {
         );
         return r.rows.map((row) => ({ ...row, context: grantContext(row.key) }));
       },
-      async replace(row, sealed) {
-        const r = await db.query('update connections set provider_grant = $2::jsonb where id = $1 and provider_grant = $3::jsonb', [row.key, JSON.stringify(sealed), row.guard]);
-        return r.rowCount > 0;
+      async replace(items) {
+        const r = await db.query<{ key: string }>(
+          `update connections c set provider_grant = to_jsonb(v.sealed)
+             from unnest($1::text[], $2::text[], $3::text[]) as v(key, sealed, guard)
+            where c.id = v.key and c.provider_grant = v.guard::jsonb
+           returning c.id as key`,
+          arrays(items),
+        );
+        return keysOf(r.rows);
       },
     },
     {
@@ -78,9 +106,15 @@ export function sealedColumns(db: Queryable): SealedColumn[] {
         );
         return r.rows.map((row) => ({ ...row, guard: row.value, context: goCardlessTokenContext(row.key) }));
       },
-      async replace(row, sealed) {
-        const r = await db.query('update gocardless_tokens set sealed = $2 where provider_id = $1 and sealed = $3', [row.key, sealed, row.guard]);
-        return r.rowCount > 0;
+      async replace(items) {
+        const r = await db.query<{ key: string }>(
+          `update gocardless_tokens t set sealed = v.sealed
+             from unnest($1::text[], $2::text[], $3::text[]) as v(key, sealed, guard)
+            where t.provider_id = v.key and t.sealed = v.guard
+           returning t.provider_id as key`,
+          arrays(items),
+        );
+        return keysOf(r.rows);
       },
     },
     {
@@ -92,9 +126,15 @@ export function sealedColumns(db: Queryable): SealedColumn[] {
         );
         return r.rows.map((row) => ({ ...row, guard: row.value, context: webhookSecretContext(row.key) }));
       },
-      async replace(row, sealed) {
-        const r = await db.query('update webhook_endpoints set secret = $2 where client_id = $1 and secret = $3', [row.key, sealed, row.guard]);
-        return r.rowCount > 0;
+      async replace(items) {
+        const r = await db.query<{ key: string }>(
+          `update webhook_endpoints w set secret = v.sealed
+             from unnest($1::text[], $2::text[], $3::text[]) as v(key, sealed, guard)
+            where w.client_id = v.key and w.secret = v.guard
+           returning w.client_id as key`,
+          arrays(items),
+        );
+        return keysOf(r.rows);
       },
     },
     {
@@ -107,13 +147,15 @@ export function sealedColumns(db: Queryable): SealedColumn[] {
         );
         return r.rows.map((row) => ({ ...row, guard: row.value, context: clientSecretContext(row.key) }));
       },
-      async replace(row, sealed) {
-        const r = await db.query(
-          `update oidc_models set payload = jsonb_set(payload, '{client_secret}', to_jsonb($2::text))
-            where kind = 'Client' and id = $1 and payload->>'client_secret' = $3`,
-          [row.key, sealed, row.guard],
+      async replace(items) {
+        const r = await db.query<{ key: string }>(
+          `update oidc_models m set payload = jsonb_set(m.payload, '{client_secret}', to_jsonb(v.sealed))
+             from unnest($1::text[], $2::text[], $3::text[]) as v(key, sealed, guard)
+            where m.kind = 'Client' and m.id = v.key and m.payload->>'client_secret' = v.guard
+           returning m.id as key`,
+          arrays(items),
         );
-        return r.rowCount > 0;
+        return keysOf(r.rows);
       },
     },
     {
@@ -126,13 +168,15 @@ export function sealedColumns(db: Queryable): SealedColumn[] {
         );
         return r.rows.map((row) => ({ key: row.key, value: row.value, guard: row.value, context: sessionIdContext(row.uid) }));
       },
-      async replace(row, sealed) {
-        const r = await db.query(
-          `update oidc_models set payload = jsonb_set(payload, '{jti}', to_jsonb($2::text))
-            where kind = 'Session' and id = $1 and payload->>'jti' = $3`,
-          [row.key, sealed, row.guard],
+      async replace(items) {
+        const r = await db.query<{ key: string }>(
+          `update oidc_models m set payload = jsonb_set(m.payload, '{jti}', to_jsonb(v.sealed))
+             from unnest($1::text[], $2::text[], $3::text[]) as v(key, sealed, guard)
+            where m.kind = 'Session' and m.id = v.key and m.payload->>'jti' = v.guard
+           returning m.id as key`,
+          arrays(items),
         );
-        return r.rowCount > 0;
+        return keysOf(r.rows);
       },
     },
   ];
