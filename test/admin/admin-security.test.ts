@@ -137,3 +137,30 @@ describe('admin sign-in and throttling', () => {
     expect((await fetch(`${ts.baseUrl}/admin/api/overview`, { headers: right })).status).toBe(200);
   });
 });
+
+describe('admin-token throttling at client registration', () => {
+  let ts: TestServer;
+  beforeAll(async () => {
+    ts = await startTestServer();
+  });
+  afterAll(async () => ts.stop());
+
+  const register = async (path: string, token: string): Promise<Response> => fetch(`${ts.baseUrl}${path}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ redirect_uris: ['http://127.0.0.1:1/cb'] }),
+  });
+
+  it('counts wrong tokens at every spelling of the registration path the provider routes (trailing slash, any case)', async () => {
+    const wrong = 'not-the-admin-token-but-long-enough-000';
+    const paths = ['/oidc/reg/', '/oidc/REG', '/oidc/Reg/', '/oidc/reg'];
+    const statuses: number[] = [];
+    for (let i = 0; i < 10; i++) statuses.push((await register(paths[i % paths.length] ?? '/oidc/reg', wrong)).status);
+    expect(statuses).toEqual(Array(10).fill(401));
+    for (const path of paths) {
+      const res = await register(path, ADMIN_TOKEN);
+      expect(res.status, path).toBe(429);
+      expect(Number(res.headers.get('retry-after')), path).toBeGreaterThanOrEqual(1);
+    }
+  });
+});
