@@ -134,7 +134,6 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
     db,
     secrets: deps.secrets,
     issuer: `${config.publicUrl}${OIDC_PREFIX}`,
-    trustProxy: config.trustProxy,
     keys: deps.keys,
     adminToken: deps.adminToken,
     bankScopes: catalog.all().map((e) => `${BANK_SCOPE_PREFIX}${e.id}`),
@@ -159,7 +158,7 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   const syncs = syncsService({ syncs: syncsRepository(db), engine, clock });
   const journeys = journeysService({ db, oidc, catalog, adapters, clock, engine, changeConnection, publicUrl: config.publicUrl, sandbox: config.sandbox, log, secrets: deps.secrets, ...callLog });
 
-  await mountOidc(fastify, oidc, { publicUrl: config.publicUrl, trustProxy: config.trustProxy, adminThrottle });
+  await mountOidc(fastify, oidc, { publicUrl: config.publicUrl, adminThrottle });
   catalogRoutes(app, { db, catalog, clock, publicUrl: config.publicUrl });
   usersRoutes(app, { users: userSvc, publicUrl: config.publicUrl });
   connectionsRoutes(app, { users: userSvc, connections, publicUrl: config.publicUrl });

@@ -19,7 +19,7 @@ function isRegistrationUrl(url: string): boolean {
   return path.toUpperCase() === `${OIDC_PREFIX}/reg`.toUpperCase();
 }
 
-export async function mountOidc(app: FastifyInstance, provider: Provider, opts: { publicUrl: string; trustProxy: boolean; adminThrottle?: AdminThrottle }): Promise<void> {
+export async function mountOidc(app: FastifyInstance, provider: Provider, opts: { publicUrl: string; adminThrottle?: AdminThrottle }): Promise<void> {
   const callback = provider.callback();
   const base = new URL(opts.publicUrl);
   await app.register(async (scope) => {
@@ -44,7 +44,8 @@ export async function mountOidc(app: FastifyInstance, provider: Provider, opts: 
       raw.headers.host = base.host;
       raw.headers['x-forwarded-host'] = base.host;
       raw.headers['x-forwarded-proto'] = base.protocol.slice(0, -1);
-      if (!opts.trustProxy) raw.headers['x-forwarded-for'] = req.ip;
+      // The client address as Fastify judged it under TRUST_PROXY, never X-Forwarded-For entries it did not trust.
+      raw.headers['x-forwarded-for'] = req.ip;
       // The provider's own pages (errors, form_post) must not be framed by other sites either.
       reply.raw.setHeader('x-frame-options', 'DENY');
       reply.raw.setHeader('content-security-policy', "frame-ancestors 'none'");

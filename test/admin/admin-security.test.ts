@@ -164,3 +164,43 @@ describe('admin-token throttling at client registration', () => {
     }
   });
 });
+
+describe('TRUST_PROXY', () => {
+  const trustProxy = (value: string): unknown => loadConfig({ TRUST_PROXY: value }).trustProxy;
+
+  it('takes a hop count or a list of proxy addresses, keeps true, and stops start-up on anything else naming the variable', () => {
+    expect(loadConfig({}).trustProxy).toBe(false);
+    expect(trustProxy('false')).toBe(false);
+    expect(trustProxy('0')).toBe(false);
+    expect(trustProxy('1')).toBe(1);
+    expect(trustProxy('2')).toBe(2);
+    expect(trustProxy('true')).toBe(true);
+    expect(trustProxy('10.0.0.0/8, 192.168.1.7,::1,fd00::/8')).toEqual(['10.0.0.0/8', '192.168.1.7', '::1', 'fd00::/8']);
+    for (const bad of ['-1', '1.5', 'maybe', '10.0.0.0/33', '10.0.0.300', 'proxy.example.com', ',', '10.0.0.1/8/1']) {
+      expect(() => loadConfig({ TRUST_PROXY: bad }), bad).toThrow(/TRUST_PROXY/);
+    }
+  });
+});
+
+describe('the admin lockout behind one trusted proxy (TRUST_PROXY=1)', () => {
+  let ts: TestServer;
+  beforeAll(async () => {
+    ts = await startTestServer({ trustProxy: loadConfig({ TRUST_PROXY: '1' }).trustProxy });
+  });
+  afterAll(async () => ts.stop());
+
+  const overview = async (token: string, forwardedFor: string): Promise<number> =>
+    (await fetch(`${ts.baseUrl}/admin/api/overview`, { headers: { authorization: `Bearer ${token}`, 'x-forwarded-for': forwardedFor } })).status;
+
+  it('is not escaped by forging the left-most X-Forwarded-For entries: the address the proxy saw is the one counted', async () => {
+    const wrong = 'not-the-admin-token-but-long-enough-000';
+    const statuses: number[] = [];
+    // The proxy appends the address it saw (203.0.113.9); everything left of it is the client's to write.
+    for (let i = 0; i < 10; i++) statuses.push(await overview(wrong, `198.51.100.${i + 1}, 203.0.113.9`));
+    expect(statuses).toEqual(Array(10).fill(401));
+    expect(await overview(ADMIN_TOKEN, '198.51.100.77, 203.0.113.9')).toBe(429);
+    expect(await overview(ADMIN_TOKEN, '203.0.113.9')).toBe(429);
+    // Another client behind the same proxy is not locked out.
+    expect(await overview(ADMIN_TOKEN, '203.0.113.10')).toBe(200);
+  });
+});

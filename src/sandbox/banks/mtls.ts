@@ -9,6 +9,7 @@ import Fastify, { type FastifyBaseLogger } from 'fastify';
 import { openBankingApiRoutes } from './openbanking-api.ts';
 import type { SandboxObBanks } from './fapi-provider.ts';
 import type { SandboxBankDeps } from './http.ts';
+import type { TrustProxy } from '../../config.ts';
 
 export interface MtlsListener {
   /** The port it listens on (the configured one, or the one the system chose for 0). */
@@ -25,7 +26,7 @@ export async function startSandboxMtlsListener(opts: {
   port: number;
   logger: FastifyBaseLogger;
   bodyLimitBytes: number;
-  trustProxy: boolean;
+  trustProxy: TrustProxy;
   /** Told how long each answer took, in ms (benchmarks count and time bank calls). */
   onCall?: (elapsedMs: number) => void;
 }): Promise<MtlsListener> {
