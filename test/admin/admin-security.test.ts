@@ -11,6 +11,7 @@ import { ConfigError, loadConfig } from '../../src/config.ts';
 import { resolveAdminToken } from '../../src/admin/token.ts';
 import { ADMIN_TOKEN, startTestServer, type TestServer } from '../helpers/server.ts';
 import { Browser } from '../helpers/browser.ts';
+import { createTestDb } from '../helpers/db.ts';
 
 const HOUR_MS = 3_600_000;
 
@@ -202,5 +203,46 @@ describe('the admin lockout behind one trusted proxy (TRUST_PROXY=1)', () => {
     expect(await overview(ADMIN_TOKEN, '203.0.113.9')).toBe(429);
     // Another client behind the same proxy is not locked out.
     expect(await overview(ADMIN_TOKEN, '203.0.113.10')).toBe(200);
+  });
+});
+
+describe('a change of the admin token', () => {
+  it('signs out the sessions signed in under the old token: after a restart with a new token the old cookie opens no /admin page', async () => {
+    const testDb = await createTestDb();
+    try {
+      const before = await startTestServer({}, { testDb });
+      const browser = new Browser();
+      let cookie = '';
+      try {
+        const page = await browser.submit(await browser.follow(`${before.baseUrl}/admin`), { token: ADMIN_TOKEN });
+        expect(page.html).toContain('Mooring operations');
+        cookie = (browser as unknown as { cookieHeader(): string }).cookieHeader();
+        expect((await (await fetch(`${before.baseUrl}/admin`, { headers: { cookie } })).text())).toContain('Mooring operations');
+      } finally {
+        await before.stop();
+      }
+      const stored = await testDb.db.query<{ token_fingerprint: string }>('select token_fingerprint from admin_sessions');
+      expect(stored.rows).toHaveLength(1);
+      expect(stored.rows[0]?.token_fingerprint).not.toContain(ADMIN_TOKEN);
+
+      const newToken = 'a-new-admin-token-ZYXWVUTSRQ9876543210';
+      const after = await startTestServer({}, { testDb, adminToken: newToken });
+      try {
+        for (const path of ['/admin', '/admin/search?q=x']) {
+          const res = await fetch(`${after.baseUrl}${path}`, { headers: { cookie } });
+          const html = await res.text();
+          expect(html, path).not.toContain('Mooring operations');
+          expect(html, path).toContain('Admin token');
+        }
+        expect((await testDb.db.query('select 1 from admin_sessions')).rows).toHaveLength(0);
+        // The new token signs in as usual.
+        const again = new Browser();
+        expect((await again.submit(await again.follow(`${after.baseUrl}/admin`), { token: newToken })).html).toContain('Mooring operations');
+      } finally {
+        await after.stop();
+      }
+    } finally {
+      await testDb.drop();
+    }
   });
 });
