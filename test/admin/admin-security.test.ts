@@ -246,3 +246,32 @@ describe('a change of the admin token', () => {
     }
   });
 });
+
+describe('cross-site posts to the console', () => {
+  let ts: TestServer;
+  beforeAll(async () => {
+    ts = await startTestServer();
+  });
+  afterAll(async () => ts.stop());
+
+  const signIn = (path: string, headers: Record<string, string>): Promise<Response> => fetch(`${ts.baseUrl}${path}`, {
+    method: 'POST',
+    redirect: 'manual',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+    body: `token=${encodeURIComponent(ADMIN_TOKEN)}`,
+  });
+
+  it('are refused on a percent-encoded spelling of an admin path as on the plain one', async () => {
+    for (const path of ['/admin/login', '/%61dmin/login', '/%61%64%6D%69%6E/login', '/admin/%6Cogin']) {
+      const forged = await signIn(path, { origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' });
+      expect(forged.status, path).toBe(403);
+      expect(forged.headers.get('set-cookie'), path).toBeNull();
+      expect(await forged.text(), path).toContain('another website');
+      expect((await signIn(path, { origin: 'https://evil.example' })).status, path).toBe(403);
+    }
+    // The same spellings do reach the sign-in route: from Mooring's own page it signs in.
+    const own = await signIn('/%61dmin/login', { origin: new URL(ts.baseUrl).origin, 'sec-fetch-site': 'same-origin' });
+    expect(own.status).toBe(303);
+    expect(own.headers.get('set-cookie')).toMatch(/^mooring_admin=/);
+  });
+});
