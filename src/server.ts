@@ -183,7 +183,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
       });
       const sandboxBanks: SandboxBankDeps | null = config.sandbox
         ? {
-          db, clock, catalog: sandboxOnly(catalog), sandboxClientSecret, latencyMs: config.sandboxLatencyMs, slowCallMs: timers.sandboxSlowCallMs, openBanking: banks,
+          db, clock, catalog: sandboxOnly(catalog), sandboxClientSecret, publicUrl: config.publicUrl, latencyMs: config.sandboxLatencyMs, slowCallMs: timers.sandboxSlowCallMs, openBanking: banks,
           // The operator's Enable Banking entries register their applications with the sandbox counterpart.
           enableBanking: { publicUrl: config.publicUrl, applications: catalog },
         }
