@@ -16,6 +16,7 @@ import { frameworkErrors, registerErrorHandling } from './http/errors.ts';
 import { createMetrics, registerMetrics, type Metrics } from './metrics/metrics.ts';
 import { registerBodyParsing } from './http/body-parsing.ts';
 import { registerBrowserSafety } from './http/browser-safety.ts';
+import { registerNoStore } from './http/no-store.ts';
 import { validatorCompiler } from './http/validation.ts';
 import type { App } from './http/types.ts';
 import { registerBearerAuth } from './oauth/bearer.ts';
@@ -103,6 +104,7 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   app.setValidatorCompiler(validatorCompiler());
   registerErrorHandling(fastify);
   registerBodyParsing(fastify, config.bodyLimitBytes);
+  registerNoStore(fastify);
   registerBrowserSafety(fastify, config.publicUrl);
   await app.register(formbody, { bodyLimit: config.bodyLimitBytes });
   await app.register(swagger, {
