@@ -17,6 +17,7 @@ import { createMetrics, registerMetrics, type Metrics } from './metrics/metrics.
 import { registerBodyParsing } from './http/body-parsing.ts';
 import { registerBrowserSafety } from './http/browser-safety.ts';
 import { registerNoStore } from './http/no-store.ts';
+import { fastifyTrustProxy } from './http/trust-proxy.ts';
 import { validatorCompiler } from './http/validation.ts';
 import type { App } from './http/types.ts';
 import { registerBearerAuth } from './oauth/bearer.ts';
@@ -96,7 +97,7 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   const fastify = Fastify({
     loggerInstance: deps.logger,
     bodyLimit: config.bodyLimitBytes,
-    trustProxy: config.trustProxy,
+    trustProxy: fastifyTrustProxy(config.trustProxy),
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1000 },
     frameworkErrors,
   });

@@ -10,6 +10,7 @@ import { openBankingApiRoutes } from './openbanking-api.ts';
 import type { SandboxObBanks } from './fapi-provider.ts';
 import type { SandboxBankDeps } from './http.ts';
 import type { TrustProxy } from '../../config.ts';
+import { fastifyTrustProxy } from '../../http/trust-proxy.ts';
 
 export interface MtlsListener {
   /** The port it listens on (the configured one, or the one the system chose for 0). */
@@ -34,7 +35,7 @@ export async function startSandboxMtlsListener(opts: {
   const app = Fastify({
     loggerInstance: opts.logger,
     bodyLimit: opts.bodyLimitBytes,
-    trustProxy: opts.trustProxy,
+    trustProxy: fastifyTrustProxy(opts.trustProxy),
     keepAliveTimeout: KEEP_ALIVE_MS,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1000 },
     https: { key: pki.serverKey, cert: pki.serverCert, ca: pki.caCert, requestCert: true, rejectUnauthorized: false },
