@@ -21,7 +21,7 @@ describe('Cache-Control: no-store', () => {
     const token = await accessToken(ts.baseUrl, client, 'user:read');
     const user = await call(ts.baseUrl, 'GET', `/users/${userId}`, { token });
     expect(user.status).toBe(200);
-    expect((user.body as { data: { clientUserId: string } }).data.clientUserId).toBe('cache-check');
+    expect((user.body as { clientUserId: string }).clientUserId).toBe('cache-check');
     expect(user.headers.get('cache-control')).toBe('no-store');
     expect((await call(ts.baseUrl, 'GET', '/users/00000000-0000-4000-8000-000000000000', { token })).headers.get('cache-control')).toBe('no-store');
 
