@@ -16,6 +16,8 @@ import { frameworkErrors, registerErrorHandling } from './http/errors.ts';
 import { createMetrics, registerMetrics, type Metrics } from './metrics/metrics.ts';
 import { registerBodyParsing } from './http/body-parsing.ts';
 import { registerBrowserSafety } from './http/browser-safety.ts';
+import { registerNoStore } from './http/no-store.ts';
+import { fastifyTrustProxy } from './http/trust-proxy.ts';
 import { validatorCompiler } from './http/validation.ts';
 import type { App } from './http/types.ts';
 import { registerBearerAuth } from './oauth/bearer.ts';
@@ -95,7 +97,7 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   const fastify = Fastify({
     loggerInstance: deps.logger,
     bodyLimit: config.bodyLimitBytes,
-    trustProxy: config.trustProxy,
+    trustProxy: fastifyTrustProxy(config.trustProxy),
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1000 },
     frameworkErrors,
   });
@@ -103,6 +105,7 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   app.setValidatorCompiler(validatorCompiler());
   registerErrorHandling(fastify);
   registerBodyParsing(fastify, config.bodyLimitBytes);
+  registerNoStore(fastify);
   registerBrowserSafety(fastify, config.publicUrl);
   await app.register(formbody, { bodyLimit: config.bodyLimitBytes });
   await app.register(swagger, {
@@ -134,7 +137,6 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
     db,
     secrets: deps.secrets,
     issuer: `${config.publicUrl}${OIDC_PREFIX}`,
-    trustProxy: config.trustProxy,
     keys: deps.keys,
     adminToken: deps.adminToken,
     bankScopes: catalog.all().map((e) => `${BANK_SCOPE_PREFIX}${e.id}`),
@@ -159,7 +161,7 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
   const syncs = syncsService({ syncs: syncsRepository(db), engine, clock });
   const journeys = journeysService({ db, oidc, catalog, adapters, clock, engine, changeConnection, publicUrl: config.publicUrl, sandbox: config.sandbox, log, secrets: deps.secrets, ...callLog });
 
-  await mountOidc(fastify, oidc, { publicUrl: config.publicUrl, trustProxy: config.trustProxy, adminThrottle });
+  await mountOidc(fastify, oidc, { publicUrl: config.publicUrl, adminThrottle });
   catalogRoutes(app, { db, catalog, clock, publicUrl: config.publicUrl });
   usersRoutes(app, { users: userSvc, publicUrl: config.publicUrl });
   connectionsRoutes(app, { users: userSvc, connections, publicUrl: config.publicUrl });

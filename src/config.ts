@@ -2,6 +2,7 @@
  * The one schema for every setting. This is the only module that reads process.env;
  * everything else receives a Config. Invalid values stop start-up with every problem listed.
  */
+import net from 'node:net';
 import path from 'node:path';
 import { decodeKey } from './crypto/secrets.ts';
 import { sandboxCatalog, type CatalogEntry } from './providers/catalog.ts';
@@ -30,8 +31,12 @@ export interface Config {
   sandboxLatencyMs: number;
   /** Sandbox only: the port of the sandbox banks' mutual-TLS listener (token, consents, resources). 0: any free port. */
   sandboxMtlsPort: number;
-  /** Believe X-Forwarded-* headers (only behind a reverse proxy that sets them). */
-  trustProxy: boolean;
+  /**
+   * TRUST_PROXY: which proxies' X-Forwarded-For entries to believe for the client address. false: none;
+   * a number: that many hops next to Mooring; a list: proxies at these addresses/CIDRs; true: every hop
+   * (the client can forge its address; kept for compatibility, warned about at start-up).
+   */
+  trustProxy: TrustProxy;
   /** Sandbox only: where the domain clock starts on the first start of a new database (null: real time). */
   sandboxClockStart: Date | null;
   /** MOORING_ENCRYPTION_KEY (base64 of 32 bytes): seals secrets at rest. Null: embedded mode keeps one in dataDir. */
@@ -77,6 +82,38 @@ export class ConfigError extends Error {
 }
 
 type Env = Record<string, string | undefined>;
+
+/** What Fastify's trustProxy option takes, as TRUST_PROXY may set it. */
+export type TrustProxy = boolean | number | string[];
+
+/** proxy-addr's names for address ranges (Fastify's trustProxy accepts them in a list). */
+const PROXY_RANGE_NAMES = ['loopback', 'linklocal', 'uniquelocal'];
+
+function proxyAddressProblem(entry: string): boolean {
+  if (PROXY_RANGE_NAMES.includes(entry)) return false;
+  const [addr = '', prefix, ...extra] = entry.split('/');
+  const family = net.isIP(addr);
+  if (family === 0 || extra.length > 0) return true;
+  if (prefix === undefined) return false;
+  const bits = /^\d{1,3}$/.test(prefix) ? Number(prefix) : -1;
+  return bits < 0 || bits > (family === 4 ? 32 : 128);
+}
+
+function trustProxyVar(env: Env, problems: string[]): TrustProxy {
+  const raw = (env.TRUST_PROXY ?? '').trim();
+  const v = raw.toLowerCase();
+  if (v === '' || ['false', 'no', 'off'].includes(v)) return false;
+  if (['true', 'yes', 'on'].includes(v)) return true;
+  if (/^\d+$/.test(v)) {
+    const hops = Number(v);
+    if (hops <= 100) return hops === 0 ? false : hops;
+  } else {
+    const entries = raw.split(',').map((e) => e.trim()).filter((e) => e !== '');
+    if (entries.length > 0 && !entries.some(proxyAddressProblem)) return entries;
+  }
+  problems.push(`TRUST_PROXY must be false, the number of proxies in front of Mooring (0 to 100), or a comma-separated list of proxy addresses or CIDRs (got "${raw}")`);
+  return false;
+}
 
 function intVar(env: Env, name: string, fallback: number, min: number, max: number, problems: string[]): number {
   const raw = env[name];
@@ -193,7 +230,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     webhookAllowPrivate: boolVar(env, 'MOORING_WEBHOOK_ALLOW_PRIVATE', false, problems),
     sandboxLatencyMs: intVar(env, 'MOORING_SANDBOX_LATENCY_MS', 0, 0, 60_000, problems),
     sandboxMtlsPort: intVar(env, 'MOORING_SANDBOX_MTLS_PORT', 3443, 0, 65535, problems),
-    trustProxy: boolVar(env, 'TRUST_PROXY', false, problems),
+    trustProxy: trustProxyVar(env, problems),
     sandboxClockStart,
     encryptionKey: env.MOORING_ENCRYPTION_KEY && env.MOORING_ENCRYPTION_KEY !== '' ? env.MOORING_ENCRYPTION_KEY : null,
     previousEncryptionKeys: (env.MOORING_ENCRYPTION_PREVIOUS_KEYS ?? '').split(',').map((k) => k.trim()).filter((k) => k !== ''),

@@ -77,6 +77,9 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
   const role = opts.role ?? 'all';
   const progress = opts.onProgress ?? (() => undefined);
   const timers = resolveTimers(opts.timers);
+  if (config.trustProxy === true && role !== 'worker') {
+    log.warn('TRUST_PROXY=true trusts every X-Forwarded-For hop, so a client can forge its address (the admin lockout and the customer IP sent to banks); set TRUST_PROXY to the number of proxies in front of Mooring, e.g. TRUST_PROXY=1');
+  }
   const ownsDb = opts.db === undefined;
   progress(config.databaseUrl === null ? `opening the embedded database in ${config.dataDir}` : 'connecting to PostgreSQL');
   const db = opts.db ?? (await openDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize }));
@@ -180,7 +183,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
       });
       const sandboxBanks: SandboxBankDeps | null = config.sandbox
         ? {
-          db, clock, catalog: sandboxOnly(catalog), sandboxClientSecret, latencyMs: config.sandboxLatencyMs, slowCallMs: timers.sandboxSlowCallMs, openBanking: banks,
+          db, clock, catalog: sandboxOnly(catalog), sandboxClientSecret, publicUrl: config.publicUrl, latencyMs: config.sandboxLatencyMs, slowCallMs: timers.sandboxSlowCallMs, openBanking: banks,
           // The operator's Enable Banking entries register their applications with the sandbox counterpart.
           enableBanking: { publicUrl: config.publicUrl, applications: catalog },
         }

@@ -6,16 +6,23 @@ import type { Queryable } from '../db/db.ts';
 
 export function adminSessionsRepository(db: Queryable) {
   return {
-    async create(idHash: string, now: Date, expiresAt: Date): Promise<void> {
-      await db.query('insert into admin_sessions (id_hash, created_at, last_seen_at, expires_at) values ($1, $2, $2, $3)', [idHash, now, expiresAt]);
+    async create(idHash: string, tokenFingerprint: string, now: Date, expiresAt: Date): Promise<void> {
+      await db.query('insert into admin_sessions (id_hash, token_fingerprint, created_at, last_seen_at, expires_at) values ($1, $2, $3, $3, $4)', [idHash, tokenFingerprint, now, expiresAt]);
     },
-    /** Extends a live session to `expiresAt` (not past `createdAfter` + its absolute limit); false when there is none. */
-    async touch(idHash: string, now: Date, expiresAt: Date, createdAfter: Date): Promise<boolean> {
+    /**
+     * Extends a live session signed in under the token of `tokenFingerprint` to `expiresAt` (not past
+     * `createdAfter` + its absolute limit); false when there is none.
+     */
+    async touch(idHash: string, tokenFingerprint: string, now: Date, expiresAt: Date, createdAfter: Date): Promise<boolean> {
       const r = await db.query(
-        'update admin_sessions set last_seen_at = $2, expires_at = $3 where id_hash = $1 and expires_at > $2 and created_at > $4',
-        [idHash, now, expiresAt, createdAfter],
+        'update admin_sessions set last_seen_at = $3, expires_at = $4 where id_hash = $1 and token_fingerprint = $2 and expires_at > $3 and created_at > $5',
+        [idHash, tokenFingerprint, now, expiresAt, createdAfter],
       );
       return r.rowCount > 0;
+    },
+    /** Deletes sessions signed in under another admin token than the one of `tokenFingerprint` (or before fingerprints were kept). */
+    async removeOtherTokens(tokenFingerprint: string): Promise<number> {
+      return (await db.query('delete from admin_sessions where token_fingerprint is distinct from $1', [tokenFingerprint])).rowCount;
     },
     async remove(idHash: string): Promise<void> {
       await db.query('delete from admin_sessions where id_hash = $1', [idHash]);

@@ -1,6 +1,8 @@
 /**
  * The operator's browser session: an HttpOnly cookie holds a random id, the database only its
- * hash. A session lapses when idle and ends at its absolute limit or at sign-out. Each form of the
+ * hash. A session lapses when idle and ends at its absolute limit or at sign-out, and when the
+ * admin token changes: each session keeps a fingerprint of the token it was signed in with (a
+ * hash, never the token), and sessions of another token are deleted. Each form of the
  * console carries a CSRF token bound to the session (an HMAC of its id), checked on every POST on
  * top of the Origin / Sec-Fetch-Site check of http/browser-safety.ts. Times are real time (a
  * security timer), passed in.
@@ -33,6 +35,7 @@ export function adminSessions(deps: AdminSessionsDeps) {
   const realNow = (): Date => new Date((deps.securityNow ?? Date.now)());
   const idleMs = deps.idleMs ?? SESSION_IDLE_DEFAULT_MS;
   const csrfKey = createHash('sha256').update(`mooring admin csrf:${deps.adminToken}`).digest();
+  const tokenFingerprint = createHash('sha256').update(`mooring admin session token:${deps.adminToken}`).digest('base64url');
 
   const cookieValue = (req: FastifyRequest): string | null => {
     const cookie = (req.headers.cookie ?? '').split(';').map((c) => c.trim()).find((c) => c.startsWith(`${SESSION_COOKIE}=`));
@@ -47,8 +50,11 @@ export function adminSessions(deps: AdminSessionsDeps) {
       const id = cookieValue(req);
       if (id === null) return null;
       const now = realNow();
-      const live = await sessions.touch(hashId(id), now, new Date(now.getTime() + idleMs), new Date(now.getTime() - SESSION_ABSOLUTE_MS));
-      return live ? { id, csrf: csrfOf(id) } : null;
+      const live = await sessions.touch(hashId(id), tokenFingerprint, now, new Date(now.getTime() + idleMs), new Date(now.getTime() - SESSION_ABSOLUTE_MS));
+      if (live) return { id, csrf: csrfOf(id) };
+      // Perhaps signed in under an admin token since replaced: those sessions are over.
+      await sessions.removeOtherTokens(tokenFingerprint);
+      return null;
     },
 
     /** Whether `given` is the CSRF token of session `sessionId` (constant time). */
@@ -63,7 +69,7 @@ export function adminSessions(deps: AdminSessionsDeps) {
     async start(): Promise<string> {
       const id = randomBytes(32).toString('base64url');
       const now = realNow();
-      await sessions.create(hashId(id), now, new Date(now.getTime() + idleMs));
+      await sessions.create(hashId(id), tokenFingerprint, now, new Date(now.getTime() + idleMs));
       await sessions.purgeExpired(now);
       return this.cookie(id, Math.floor(SESSION_ABSOLUTE_MS / 1000));
     },

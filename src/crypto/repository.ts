@@ -159,12 +159,17 @@ export function sealedColumns(db: Queryable): SealedColumn[] {
       },
     },
     {
+      // Mooring's own sessions (kind Session) and the sandbox Open Banking banks' (`sandbox-ob/<slug>:Session`),
+      // keyed by kind and id (the primary key, so pages follow its index).
       name: 'oidc_models Session id',
       async page(afterKey, keepPattern, limit) {
+        const [afterKind, afterId] = afterKey === '' ? ['', ''] : (JSON.parse(afterKey) as [string, string]);
         const r = await db.query<{ key: string; value: string; uid: string }>(
-          `select id as key, payload->>'jti' as value, payload->>'uid' as uid from oidc_models
-            where kind = 'Session' and id > $1 and payload->>'jti' not like $2 and payload->>'uid' is not null order by id limit $3`,
-          [afterKey, keepPattern, limit],
+          `select jsonb_build_array(kind, id)::text as key, payload->>'jti' as value, payload->>'uid' as uid from oidc_models
+            where (kind, id) > ($1, $2) and (kind = 'Session' or kind like '%:Session')
+              and payload->>'jti' not like $3 and payload->>'uid' is not null
+            order by kind, id limit $4`,
+          [afterKind, afterId, keepPattern, limit],
         );
         return r.rows.map((row) => ({ key: row.key, value: row.value, guard: row.value, context: sessionIdContext(row.uid) }));
       },
@@ -172,8 +177,9 @@ export function sealedColumns(db: Queryable): SealedColumn[] {
         const r = await db.query<{ key: string }>(
           `update oidc_models m set payload = jsonb_set(m.payload, '{jti}', to_jsonb(v.sealed))
              from unnest($1::text[], $2::text[], $3::text[]) as v(key, sealed, guard)
-            where m.kind = 'Session' and m.id = v.key and m.payload->>'jti' = v.guard
-           returning m.id as key`,
+            where m.kind = v.key::jsonb->>0 and m.id = v.key::jsonb->>1 and m.payload->>'jti' = v.guard
+              and (m.kind = 'Session' or m.kind like '%:Session')
+           returning jsonb_build_array(m.kind, m.id)::text as key`,
           arrays(items),
         );
         return keysOf(r.rows);

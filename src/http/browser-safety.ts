@@ -33,6 +33,16 @@ export function sameOriginRequest(headers: FastifyRequest['headers'], publicOrig
   return typeof origin !== 'string' || origin === publicOrigin;
 }
 
+/** The path of `url`, percent-decoded (as the router decodes it); undecodable: as sent. */
+function decodedPath(url: string): string {
+  const path = url.split('?')[0] ?? '';
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return path;
+  }
+}
+
 function refuse(reply: FastifyReply): FastifyReply {
   return reply.code(403).type('text/html; charset=utf-8').send(renderPage({
     title: 'Request refused',
@@ -44,7 +54,8 @@ export function registerBrowserSafety(app: FastifyInstance, publicUrl: string): 
   const publicOrigin = new URL(publicUrl).origin;
   app.addHook('onRequest', async (req, reply) => {
     if (req.method !== 'POST') return;
-    const path = req.url.split('?')[0] ?? '';
+    // The route the request reached, not the raw URL: `/%61dmin/...` routes to /admin too.
+    const path = req.routeOptions.url ?? decodedPath(req.url);
     if (!FORM_PATHS.some((p) => p.test(path))) return;
     if (!sameOriginRequest(req.headers, publicOrigin)) return refuse(reply);
   });

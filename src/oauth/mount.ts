@@ -9,7 +9,17 @@ import { OIDC_PREFIX } from './provider.ts';
 import { tooManyAttempts, type AdminThrottle } from '../admin/auth.ts';
 import { withClientIdFromRequestUri } from './request-uri.ts';
 
-export async function mountOidc(app: FastifyInstance, provider: Provider, opts: { publicUrl: string; trustProxy: boolean; adminThrottle?: AdminThrottle }): Promise<void> {
+/**
+ * Whether `url` (under /oidc) reaches oidc-provider's registration endpoint, as its router decides:
+ * the path compared without regard to case, with one trailing slash ignored.
+ */
+function isRegistrationUrl(url: string): boolean {
+  let path = url.split('?')[0] ?? '';
+  if (path.length > 1 && path.endsWith('/')) path = path.slice(0, -1);
+  return path.toUpperCase() === `${OIDC_PREFIX}/reg`.toUpperCase();
+}
+
+export async function mountOidc(app: FastifyInstance, provider: Provider, opts: { publicUrl: string; adminThrottle?: AdminThrottle }): Promise<void> {
   const callback = provider.callback();
   const base = new URL(opts.publicUrl);
   await app.register(async (scope) => {
@@ -17,7 +27,7 @@ export async function mountOidc(app: FastifyInstance, provider: Provider, opts: 
     scope.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
     const handler = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
       // Client registration takes the admin token (the initial access token): its failures are throttled too.
-      const registration = req.url.split('?')[0] === `${OIDC_PREFIX}/reg` && req.method === 'POST' && /^bearer\s/i.test(req.headers.authorization ?? '');
+      const registration = isRegistrationUrl(req.url) && req.method === 'POST' && /^bearer\s/i.test(req.headers.authorization ?? '');
       const wait = registration ? opts.adminThrottle?.retryAfterSeconds(req.ip) ?? null : null;
       if (wait !== null && wait !== undefined) throw tooManyAttempts(wait);
       reply.hijack();
@@ -34,7 +44,8 @@ export async function mountOidc(app: FastifyInstance, provider: Provider, opts: 
       raw.headers.host = base.host;
       raw.headers['x-forwarded-host'] = base.host;
       raw.headers['x-forwarded-proto'] = base.protocol.slice(0, -1);
-      if (!opts.trustProxy) raw.headers['x-forwarded-for'] = req.ip;
+      // The client address as Fastify judged it under TRUST_PROXY, never X-Forwarded-For entries it did not trust.
+      raw.headers['x-forwarded-for'] = req.ip;
       // The provider's own pages (errors, form_post) must not be framed by other sites either.
       reply.raw.setHeader('x-frame-options', 'DENY');
       reply.raw.setHeader('content-security-policy', "frame-ancestors 'none'");

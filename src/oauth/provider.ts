@@ -27,8 +27,6 @@ export interface ProviderDeps {
   /** Seals client secrets at rest. */
   secrets: SecretBox;
   issuer: string;
-  /** Believe X-Forwarded-For for the client address (behind a reverse proxy). Endpoint URLs always come from PUBLIC_URL (mount.ts). */
-  trustProxy: boolean;
   keys: ServerKeys;
   adminToken: string;
   /** `id:<bankId>` for every provider in the catalog: the connect journeys' scopes. */

@@ -19,7 +19,7 @@ export interface Outcome {
 export class DeliveryStopped extends Error {}
 
 export function webhookSender(opts: { policy: UrlPolicy; timeoutMs: number; realNowMs: () => number }) {
-  const lookup = guardedLookup(opts.policy);
+  const lookups = { http: guardedLookup(opts.policy, true), https: guardedLookup(opts.policy, false) };
   const agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
   const active = new Set<http.ClientRequest>();
   let stopped = false;
@@ -78,7 +78,7 @@ export function webhookSender(opts: { policy: UrlPolicy; timeoutMs: number; real
       let answered = false;
       const request = (secure ? https.request : http.request)(
         target,
-        { method: 'POST', headers, lookup, agent: secure ? agents.https : agents.http },
+        { method: 'POST', headers, lookup: secure ? lookups.https : lookups.http, agent: secure ? agents.https : agents.http },
         (res) => {
           answered = true;
           res.resume();

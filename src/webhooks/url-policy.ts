@@ -1,7 +1,9 @@
 /**
- * Which webhook URLs Mooring will call: http(s) only, and only globally routable addresses unless
- * the operator allows private ones (sandbox mode allows loopback) — otherwise webhooks could probe
- * the operator's network. IPv4 addresses hidden in IPv6 forms (mapped, translated, compatible,
+ * Which webhook URLs Mooring will call (SPEC section 9): https to a globally routable address; private
+ * or loopback addresses only when the operator allows them (sandbox mode allows loopback) —
+ * otherwise webhooks could probe the operator's network. Plain http carries the signed payloads
+ * unencrypted, so it is allowed only to those allowed loopback or private addresses, never to a
+ * public one. IPv4 addresses hidden in IPv6 forms (mapped, translated, compatible,
  * NAT64, 6to4, Teredo, ISATAP) are unwrapped first. The check runs at registration, and again
  * inside every delivery's DNS lookup, so the connection goes to the address that was checked (no
  * rebinding between check and use).
@@ -72,9 +74,11 @@ export function classifyAddress(ip: string): AddressClass {
   return (at(0) & 0xe000) === 0x2000 ? 'public' : 'private';
 }
 
-export function addressAllowed(ip: string, policy: UrlPolicy): UrlVerdict {
+/** Whether a webhook may be sent to `ip`; `plainHttp`: over http, which a public address never gets. */
+export function addressAllowed(ip: string, policy: UrlPolicy, plainHttp = false): UrlVerdict {
   const kind = classifyAddress(ip);
-  if (kind === 'public' || policy.allowPrivate) return { ok: true };
+  if (kind === 'public') return plainHttp ? { ok: false, reason: `url must use https to a public address (${ip}); http is allowed only to a loopback address in sandbox mode, or to a private one with MOORING_WEBHOOK_ALLOW_PRIVATE=true` } : { ok: true };
+  if (policy.allowPrivate) return { ok: true };
   if (kind === 'loopback' && policy.allowLoopback) return { ok: true };
   return { ok: false, reason: `the host resolves to a ${kind} address (${ip}); set MOORING_WEBHOOK_ALLOW_PRIVATE=true to allow it` };
 }
@@ -84,9 +88,10 @@ export async function checkWebhookUrl(raw: string, policy: UrlPolicy): Promise<U
   try {
     url = new URL(raw);
   } catch {
-    return { ok: false, reason: 'url must be an absolute http(s) URL' };
+    return { ok: false, reason: 'url must be an absolute https URL' };
   }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') return { ok: false, reason: 'url must use http or https' };
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return { ok: false, reason: 'url must use https' };
+  const plainHttp = url.protocol === 'http:';
   if (url.username !== '' || url.password !== '') return { ok: false, reason: 'url must not contain credentials' };
   const host = url.hostname.replace(/^\[|\]$/g, '');
   let addresses: string[];
@@ -96,7 +101,7 @@ export async function checkWebhookUrl(raw: string, policy: UrlPolicy): Promise<U
     return { ok: false, reason: `the host ${host} does not resolve` };
   }
   for (const ip of addresses) {
-    const verdict = addressAllowed(ip, policy);
+    const verdict = addressAllowed(ip, policy, plainHttp);
     if (!verdict.ok) return verdict;
   }
   return { ok: true };
@@ -106,13 +111,13 @@ type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | { ad
 
 /**
  * A DNS lookup for http.request that refuses disallowed addresses, so a delivery connects only to
- * an address that passed the policy at that very moment.
+ * an address that passed the policy at that very moment (`plainHttp`: for an http URL).
  */
-export function guardedLookup(policy: UrlPolicy) {
+export function guardedLookup(policy: UrlPolicy, plainHttp: boolean) {
   return (hostname: string, options: { all?: boolean }, callback: LookupCallback): void => {
     lookup(hostname, { all: true }).then(
       (found) => {
-        const bad = found.map((a) => addressAllowed(a.address, policy)).find((v) => !v.ok);
+        const bad = found.map((a) => addressAllowed(a.address, policy, plainHttp)).find((v) => !v.ok);
         if (bad !== undefined && !bad.ok) {
           callback(Object.assign(new Error(`refused: ${bad.reason}`), { code: 'EADDRNOTALLOWED' }), '', 0);
           return;

@@ -11,6 +11,7 @@ import { ConfigError, loadConfig } from '../../src/config.ts';
 import { resolveAdminToken } from '../../src/admin/token.ts';
 import { ADMIN_TOKEN, startTestServer, type TestServer } from '../helpers/server.ts';
 import { Browser } from '../helpers/browser.ts';
+import { createTestDb } from '../helpers/db.ts';
 
 const HOUR_MS = 3_600_000;
 
@@ -135,5 +136,142 @@ describe('admin sign-in and throttling', () => {
 
     realNow += 61_000;
     expect((await fetch(`${ts.baseUrl}/admin/api/overview`, { headers: right })).status).toBe(200);
+  });
+});
+
+describe('admin-token throttling at client registration', () => {
+  let ts: TestServer;
+  beforeAll(async () => {
+    ts = await startTestServer();
+  });
+  afterAll(async () => ts.stop());
+
+  const register = async (path: string, token: string): Promise<Response> => fetch(`${ts.baseUrl}${path}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ redirect_uris: ['http://127.0.0.1:1/cb'] }),
+  });
+
+  it('counts wrong tokens at every spelling of the registration path the provider routes (trailing slash, any case)', async () => {
+    const wrong = 'not-the-admin-token-but-long-enough-000';
+    const paths = ['/oidc/reg/', '/oidc/REG', '/oidc/Reg/', '/oidc/reg'];
+    const statuses: number[] = [];
+    for (let i = 0; i < 10; i++) statuses.push((await register(paths[i % paths.length] ?? '/oidc/reg', wrong)).status);
+    expect(statuses).toEqual(Array(10).fill(401));
+    for (const path of paths) {
+      const res = await register(path, ADMIN_TOKEN);
+      expect(res.status, path).toBe(429);
+      expect(Number(res.headers.get('retry-after')), path).toBeGreaterThanOrEqual(1);
+    }
+  });
+});
+
+describe('TRUST_PROXY', () => {
+  const trustProxy = (value: string): unknown => loadConfig({ TRUST_PROXY: value }).trustProxy;
+
+  it('takes a hop count or a list of proxy addresses, keeps true, and stops start-up on anything else naming the variable', () => {
+    expect(loadConfig({}).trustProxy).toBe(false);
+    expect(trustProxy('false')).toBe(false);
+    expect(trustProxy('0')).toBe(false);
+    expect(trustProxy('1')).toBe(1);
+    expect(trustProxy('2')).toBe(2);
+    expect(trustProxy('true')).toBe(true);
+    expect(trustProxy('10.0.0.0/8, 192.168.1.7,::1,fd00::/8')).toEqual(['10.0.0.0/8', '192.168.1.7', '::1', 'fd00::/8']);
+    for (const bad of ['-1', '1.5', 'maybe', '10.0.0.0/33', '10.0.0.300', 'proxy.example.com', ',', '10.0.0.1/8/1']) {
+      expect(() => loadConfig({ TRUST_PROXY: bad }), bad).toThrow(/TRUST_PROXY/);
+    }
+  });
+});
+
+describe('the admin lockout behind one trusted proxy (TRUST_PROXY=1)', () => {
+  let ts: TestServer;
+  beforeAll(async () => {
+    ts = await startTestServer({ trustProxy: loadConfig({ TRUST_PROXY: '1' }).trustProxy });
+  });
+  afterAll(async () => ts.stop());
+
+  const overview = async (token: string, forwardedFor: string): Promise<number> =>
+    (await fetch(`${ts.baseUrl}/admin/api/overview`, { headers: { authorization: `Bearer ${token}`, 'x-forwarded-for': forwardedFor } })).status;
+
+  it('is not escaped by forging the left-most X-Forwarded-For entries: the address the proxy saw is the one counted', async () => {
+    const wrong = 'not-the-admin-token-but-long-enough-000';
+    const statuses: number[] = [];
+    // The proxy appends the address it saw (203.0.113.9); everything left of it is the client's to write.
+    for (let i = 0; i < 10; i++) statuses.push(await overview(wrong, `198.51.100.${i + 1}, 203.0.113.9`));
+    expect(statuses).toEqual(Array(10).fill(401));
+    expect(await overview(ADMIN_TOKEN, '198.51.100.77, 203.0.113.9')).toBe(429);
+    expect(await overview(ADMIN_TOKEN, '203.0.113.9')).toBe(429);
+    // Another client behind the same proxy is not locked out.
+    expect(await overview(ADMIN_TOKEN, '203.0.113.10')).toBe(200);
+  });
+});
+
+describe('a change of the admin token', () => {
+  it('signs out the sessions signed in under the old token: after a restart with a new token the old cookie opens no /admin page', async () => {
+    const testDb = await createTestDb();
+    try {
+      const before = await startTestServer({}, { testDb });
+      const browser = new Browser();
+      let cookie = '';
+      try {
+        const page = await browser.submit(await browser.follow(`${before.baseUrl}/admin`), { token: ADMIN_TOKEN });
+        expect(page.html).toContain('Mooring operations');
+        cookie = (browser as unknown as { cookieHeader(): string }).cookieHeader();
+        expect((await (await fetch(`${before.baseUrl}/admin`, { headers: { cookie } })).text())).toContain('Mooring operations');
+      } finally {
+        await before.stop();
+      }
+      const stored = await testDb.db.query<{ token_fingerprint: string }>('select token_fingerprint from admin_sessions');
+      expect(stored.rows).toHaveLength(1);
+      expect(stored.rows[0]?.token_fingerprint).not.toContain(ADMIN_TOKEN);
+
+      const newToken = 'a-new-admin-token-ZYXWVUTSRQ9876543210';
+      const after = await startTestServer({}, { testDb, adminToken: newToken });
+      try {
+        for (const path of ['/admin', '/admin/search?q=x']) {
+          const res = await fetch(`${after.baseUrl}${path}`, { headers: { cookie } });
+          const html = await res.text();
+          expect(html, path).not.toContain('Mooring operations');
+          expect(html, path).toContain('Admin token');
+        }
+        expect((await testDb.db.query('select 1 from admin_sessions')).rows).toHaveLength(0);
+        // The new token signs in as usual.
+        const again = new Browser();
+        expect((await again.submit(await again.follow(`${after.baseUrl}/admin`), { token: newToken })).html).toContain('Mooring operations');
+      } finally {
+        await after.stop();
+      }
+    } finally {
+      await testDb.drop();
+    }
+  });
+});
+
+describe('cross-site posts to the console', () => {
+  let ts: TestServer;
+  beforeAll(async () => {
+    ts = await startTestServer();
+  });
+  afterAll(async () => ts.stop());
+
+  const signIn = (path: string, headers: Record<string, string>): Promise<Response> => fetch(`${ts.baseUrl}${path}`, {
+    method: 'POST',
+    redirect: 'manual',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+    body: `token=${encodeURIComponent(ADMIN_TOKEN)}`,
+  });
+
+  it('are refused on a percent-encoded spelling of an admin path as on the plain one', async () => {
+    for (const path of ['/admin/login', '/%61dmin/login', '/%61%64%6D%69%6E/login', '/admin/%6Cogin']) {
+      const forged = await signIn(path, { origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' });
+      expect(forged.status, path).toBe(403);
+      expect(forged.headers.get('set-cookie'), path).toBeNull();
+      expect(await forged.text(), path).toContain('another website');
+      expect((await signIn(path, { origin: 'https://evil.example' })).status, path).toBe(403);
+    }
+    // The same spellings do reach the sign-in route: from Mooring's own page it signs in.
+    const own = await signIn('/%61dmin/login', { origin: new URL(ts.baseUrl).origin, 'sec-fetch-site': 'same-origin' });
+    expect(own.status).toBe(303);
+    expect(own.headers.get('set-cookie')).toMatch(/^mooring_admin=/);
   });
 });

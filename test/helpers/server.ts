@@ -44,6 +44,8 @@ export interface TestServerOptions {
   securityNow?: () => number;
   /** Providers as a providers file would configure them, made once the server's URLs are known. */
   providers?: (urls: { publicUrl: string; mtlsUrl: string }) => CatalogEntry[];
+  /** The admin token (default ADMIN_TOKEN). */
+  adminToken?: string;
 }
 
 export async function startTestServer(overrides: Partial<Config> = {}, opts: TestServerOptions = {}): Promise<TestServer> {
@@ -54,10 +56,10 @@ export async function startTestServer(overrides: Partial<Config> = {}, opts: Tes
   const mtlsPort = overrides.sandboxMtlsPort ?? (await freePort());
   const providers = opts.providers?.({ publicUrl: baseUrl, mtlsUrl: `https://127.0.0.1:${mtlsPort}` });
   const config = loadConfig({}, {
-    port, host: '127.0.0.1', publicUrl: baseUrl, adminToken: ADMIN_TOKEN, dataDir: TEST_DATA_DIR, sandboxMtlsPort: mtlsPort, sandboxClockStart: DOMAIN_START,
+    port, host: '127.0.0.1', publicUrl: baseUrl, adminToken: opts.adminToken ?? ADMIN_TOKEN, dataDir: TEST_DATA_DIR, sandboxMtlsPort: mtlsPort, sandboxClockStart: DOMAIN_START,
     encryptionKey: TEST_ENCRYPTION_KEY, ...(providers === undefined ? {} : { providers }), ...overrides,
   });
-  const server = await createServer({ config, logger: createLogger(process.env.TEST_LOG_LEVEL === undefined ? 'silent' : config.logLevel), adminToken: ADMIN_TOKEN, db: testDb.db, jobs: opts.jobs ?? false, timers: { ...TEST_TIMERS, ...opts.timers }, ...(opts.securityNow !== undefined ? { securityNow: opts.securityNow } : {}) });
+  const server = await createServer({ config, logger: createLogger(process.env.TEST_LOG_LEVEL === undefined ? 'silent' : config.logLevel), adminToken: opts.adminToken ?? ADMIN_TOKEN, db: testDb.db, jobs: opts.jobs ?? false, timers: { ...TEST_TIMERS, ...opts.timers }, ...(opts.securityNow !== undefined ? { securityNow: opts.securityNow } : {}) });
   if (server.app === null) throw new Error('the test server has no HTTP app');
   await server.app.listen({ port, host: '127.0.0.1' });
   return {

@@ -48,11 +48,11 @@ afterAll(async () => ts?.stop());
 /** A requisition the user approved on the counterpart's consent page as `username`; answers its accounts. */
 async function linkedRequisition(username = 'user_ok'): Promise<{ id: string; accounts: string[] }> {
   const agreement = await gc('POST', '/agreements/enduser/', { institution_id: 'SANDBOXFINANCE_SFIN0000', max_historical_days: 30, access_valid_for_days: 30 });
-  const created = await gc('POST', '/requisitions/', { redirect: 'http://127.0.0.1:1/back', institution_id: 'SANDBOXFINANCE_SFIN0000', agreement: agreement.body.id, reference: `ref-${Math.random()}` });
+  const created = await gc('POST', '/requisitions/', { redirect: `${ts.baseUrl}/back`, institution_id: 'SANDBOXFINANCE_SFIN0000', agreement: agreement.body.id, reference: `ref-${Math.random()}` });
   expect(created.status).toBe(201);
   const browser = new Browser();
-  const page = await browser.follow(String(created.body.link), (u) => u.startsWith('http://127.0.0.1:1/'));
-  const back = await browser.submit(page, { username, password: 'x' }, { button: 'approve', stopAt: (u) => u.startsWith('http://127.0.0.1:1/') });
+  const page = await browser.follow(String(created.body.link), (u) => u.startsWith(`${ts.baseUrl}/back`));
+  const back = await browser.submit(page, { username, password: 'x' }, { button: 'approve', stopAt: (u) => u.startsWith(`${ts.baseUrl}/back`) });
   expect(new URL(back.location ?? '').searchParams.get('ref')).toBe(created.body.reference);
   const linked = await gc('GET', `/requisitions/${String(created.body.id)}/`);
   expect(linked.body.status).toBe('LN');
@@ -123,17 +123,29 @@ describe('the GoCardless sandbox counterpart', () => {
   });
 
   it('returns the user with ?ref and an error on cancel, and deletes a requisition with its agreement', async () => {
-    const created = await gc('POST', '/requisitions/', { redirect: 'http://127.0.0.1:1/back?x=1', institution_id: 'SANDBOXFINANCE_SFIN0000', reference: 'cancel-me' });
+    const created = await gc('POST', '/requisitions/', { redirect: `${ts.baseUrl}/back?x=1`, institution_id: 'SANDBOXFINANCE_SFIN0000', reference: 'cancel-me' });
     expect(created.body).toMatchObject({ status: 'CR', accounts: [] });
     const browser = new Browser();
     const page = await browser.follow(String(created.body.link), () => false);
     expect((await gc('GET', `/requisitions/${String(created.body.id)}/`)).body.status).toBe('GC');
-    const back = await browser.submit(page, {}, { button: 'cancel', stopAt: (u) => u.startsWith('http://127.0.0.1:1/') });
+    const back = await browser.submit(page, {}, { button: 'cancel', stopAt: (u) => u.startsWith(`${ts.baseUrl}/back`) });
     const url = new URL(back.location ?? '');
     expect(Object.fromEntries(url.searchParams)).toEqual({ x: '1', ref: 'cancel-me', error: 'UserCancelledSession', details: 'User cancelled the session.' });
     const deleted = await gc('DELETE', `/requisitions/${String(created.body.id)}/`);
     expect(deleted.body).toMatchObject({ summary: 'Requisition deleted' });
     expect((await gc('GET', `/requisitions/${String(created.body.id)}/`)).status).toBe(404);
+  });
+
+  it('sends the user back only to Mooring\'s own origin: a requisition redirecting anywhere else is refused (400, nothing created)', async () => {
+    const port = new URL(ts.baseUrl).port;
+    for (const redirect of ['https://evil.example/phish', `http://localhost:${port}/back`, `https://127.0.0.1:${port}/back`, 'http://127.0.0.1:1/back', `${ts.baseUrl}.evil.example/back`, 'javascript:alert(1)', '/back']) {
+      const refused = await gc('POST', '/requisitions/', { redirect, institution_id: 'SANDBOXFINANCE_SFIN0000', reference: `evil-${Math.random()}` });
+      expect(refused.status, redirect).toBe(400);
+      expect(refused.body, redirect).toEqual({ summary: 'Invalid redirect', detail: `redirect must be an address of ${ts.baseUrl}`, status_code: 400 });
+    }
+    const requisitions = await ts.server.db.query("select 1 from sandbox_gc_requisitions where reference like 'evil-%'");
+    expect(requisitions.rows).toHaveLength(0);
+    expect((await gc('POST', '/requisitions/', { redirect: `${ts.baseUrl}/connect/callback`, institution_id: 'SANDBOXFINANCE_SFIN0000', reference: 'own' })).status).toBe(201);
   });
 
   it('ends the agreement at accepted + access_valid_for_days on the sandbox clock: 401 EUA expired, requisition EX, account EXPIRED', async () => {
@@ -158,7 +170,7 @@ describe('the token pair, shared through the database', () => {
     const b = createGoCardlessAdapter({ timeoutMs: 5_000, db: ts.testDb.db, secrets: box });
     const before = await pairsIssued(ts.testDb.db);
     const start = (adapter: typeof a, i: number) =>
-      adapter.startAuthorisation({ provider, callbackUrl: 'http://127.0.0.1:1/connect/callback', state: `s${i}`, consentExpiresAt: null });
+      adapter.startAuthorisation({ provider, callbackUrl: `${ts.baseUrl}/connect/callback`, state: `s${i}`, consentExpiresAt: null });
     const steps = await Promise.all([start(a, 1), start(b, 2), start(a, 3), start(b, 4)]);
     expect(steps.every((s) => s.kind === 'redirect')).toBe(true);
     expect(await pairsIssued(ts.testDb.db)).toBe(before + 1);
@@ -182,7 +194,7 @@ describe('the token pair, shared through the database', () => {
     await ts.testDb.db.query('insert into gocardless_tokens (provider_id, sealed, updated_at) values ($1, $2, now())', [provider.id, box.seal(JSON.stringify(stored), tokenContext(provider.id))]);
     const [newBefore, refreshBefore] = [await tokensIssued('new'), await tokensIssued('refresh')];
     const adapter = createGoCardlessAdapter({ timeoutMs: 5_000, db: ts.testDb.db, secrets: box });
-    const step = await adapter.startAuthorisation({ provider, callbackUrl: 'http://127.0.0.1:1/connect/callback', state: 'r1', consentExpiresAt: null });
+    const step = await adapter.startAuthorisation({ provider, callbackUrl: `${ts.baseUrl}/connect/callback`, state: 'r1', consentExpiresAt: null });
     expect(step.kind).toBe('redirect');
     expect(await tokensIssued('refresh')).toBe(refreshBefore + 1);
     expect(await tokensIssued('new')).toBe(newBefore);
@@ -196,7 +208,7 @@ describe('the token pair, shared through the database', () => {
     await ts.testDb.db.query('insert into gocardless_tokens (provider_id, sealed, updated_at) values ($1, $2, now())', [provider.id, box.seal(JSON.stringify(garbage), tokenContext(provider.id))]);
     const before = await pairsIssued(ts.testDb.db);
     const adapter = createGoCardlessAdapter({ timeoutMs: 5_000, db: ts.testDb.db, secrets: box });
-    const step = await adapter.startAuthorisation({ provider, callbackUrl: 'http://127.0.0.1:1/connect/callback', state: 'r2', consentExpiresAt: null });
+    const step = await adapter.startAuthorisation({ provider, callbackUrl: `${ts.baseUrl}/connect/callback`, state: 'r2', consentExpiresAt: null });
     expect(step.kind).toBe('redirect');
     expect(await pairsIssued(ts.testDb.db)).toBe(before + 1);
   });

@@ -58,11 +58,12 @@ export async function startSandbox(opts: { timeoutMs?: number; slowCallMs?: numb
   const secrets = createSecretBox(decodeKey(TEST_ENCRYPTION_KEY) as Buffer);
   // The Open Banking banks need PUBLIC_URL and the mTLS URL, which exist only once both listen: set below.
   const banks = new SandboxObBanks({ db: t.db, secrets, clock, catalog, pki, publicUrl: '', mtlsUrl: '', slowCallMs: opts.slowCallMs ?? SLOW_CALL_MS });
-  const deps: SandboxBankDeps = { db: t.db, clock, catalog, sandboxClientSecret: SECRET, slowCallMs: opts.slowCallMs ?? SLOW_CALL_MS, openBanking: banks };
+  const deps: SandboxBankDeps = { db: t.db, clock, catalog, sandboxClientSecret: SECRET, publicUrl: '', slowCallMs: opts.slowCallMs ?? SLOW_CALL_MS, openBanking: banks };
   await registerSandboxBanks(app, deps);
   const url = await app.listen({ port: 0, host: '127.0.0.1' });
   const mtls = await startSandboxMtlsListener({ deps, banks, host: '127.0.0.1', port: 0, logger: app.log, bodyLimitBytes: 100_000, trustProxy: false });
   banks.deps.publicUrl = url;
+  deps.publicUrl = url;
   banks.deps.mtlsUrl = sandboxMtlsUrl(url, mtls.port);
   const urls = { publicUrl: url, mtlsUrl: banks.deps.mtlsUrl };
   entries.push(...sandboxCatalog(url).map((e) => (e.adapter === 'openbanking' ? { ...e, openbanking: sandboxOpenBankingSettings(pki, urls, e.bankRef) } : e)));

@@ -167,8 +167,12 @@ describe('secrets at rest', () => {
       `select 'grant' as what, provider_grant #>> '{}' as value from connections
        union all select 'webhook', secret from webhook_endpoints
        union all select 'setting ' || key, value #>> '{}' from settings where key in ('server_keys', 'sandbox_client_secret')
-       union all select 'client', payload->>'client_secret' from oidc_models where kind = 'Client' and payload->>'client_secret' is not null`,
+       union all select 'client', payload->>'client_secret' from oidc_models where kind = 'Client' and payload->>'client_secret' is not null
+       union all select 'session ' || kind, payload->>'jti' from oidc_models where (kind = 'Session' or kind like '%:Session') and payload->>'uid' is not null`,
     );
+    // Mooring's own sign-in sessions and the sandbox Open Banking bank's (stored as sandbox-ob/<slug>:Session).
+    expect(sealed.rows.filter((r) => r.what === 'session Session').length).toBeGreaterThanOrEqual(1);
+    expect(sealed.rows.filter((r) => /^session sandbox-ob\/.+:Session$/.test(r.what)).length).toBeGreaterThanOrEqual(1);
     expect(sealed.rows.filter((r) => r.what === 'grant')).toHaveLength(2);
     expect(sealed.rows.filter((r) => r.what === 'client').length).toBeGreaterThanOrEqual(1);
     expect(sealed.rows.filter((r) => r.what.startsWith('setting '))).toHaveLength(2);

@@ -57,6 +57,24 @@ describe('webhook registration, event log and replay', () => {
     expect((kept.body as { secret: string }).secret).toBe(secret);
   });
 
+  it('takes https to a public address, refuses http to one (400, nothing stored), and takes http to a loopback receiver in sandbox mode', async () => {
+    const https = await adminCall(ts.baseUrl, 'PUT', hookPath(other.clientId), { url: 'https://8.8.8.8/mooring-events' });
+    expect(https.status).toBe(200);
+    expect((https.body as { url: string }).url).toBe('https://8.8.8.8/mooring-events');
+    for (const url of ['http://8.8.8.8/mooring-events', 'http://[2001:4860:4860::8888]/hook']) {
+      const plain = await adminCall(ts.baseUrl, 'PUT', hookPath(other.clientId), { url });
+      expect(plain.status, url).toBe(400);
+      expect(plain.body, url).toMatchObject({ code: 'invalid_webhook_url', details: { field: 'url' } });
+      expect((plain.body as { message: string }).message, url).toMatch(/https/);
+    }
+    // The refused PUTs changed nothing: the https URL is still the one registered.
+    const kept = await adminCall(ts.baseUrl, 'PUT', hookPath(other.clientId), { url: 'https://8.8.8.8/mooring-events' });
+    expect(kept.body).toEqual(https.body);
+    expect(receiver.url).toMatch(/^http:\/\/127\.0\.0\.1:/);
+    expect((await adminCall(ts.baseUrl, 'PUT', hookPath(other.clientId), { url: receiver.url })).status).toBe(200);
+    expect((await adminCall(ts.baseUrl, 'DELETE', hookPath(other.clientId))).status).toBe(204);
+  });
+
   it('refuses registration without (or with a wrong) admin token: 401', async () => {
     const none = await adminCall(ts.baseUrl, 'PUT', hookPath(client.clientId), { url: receiver.url }, null);
     expect(none.status).toBe(401);

@@ -62,6 +62,16 @@ const agreementJson = (a: GcAgreementRow) => ({
   access_valid_for_days: a.accessValidForDays, access_scope: a.accessScope, accepted: a.acceptedAt?.toISOString() ?? null, reconfirmation: false,
 });
 
+/** Whether `url` is an http(s) URL of `publicUrl`'s origin. */
+function sameOrigin(url: string, publicUrl: string): boolean {
+  try {
+    const u = new URL(url);
+    return (u.protocol === 'https:' || u.protocol === 'http:') && u.origin === new URL(publicUrl).origin;
+  } catch {
+    return false;
+  }
+}
+
 export async function goCardlessRoutes(app: FastifyInstance, deps: SandboxBankDeps): Promise<void> {
   const store = gcSandboxStore(deps.db);
   const jwtKey = createHash('sha256').update(`gocardless-sandbox-jwt|${deps.sandboxClientSecret}`).digest();
@@ -180,7 +190,7 @@ export async function goCardlessRoutes(app: FastifyInstance, deps: SandboxBankDe
 
   r.post(`${GC_SANDBOX_PREFIX}/requisitions/`, { preHandler: authenticated, schema: { body: RequisitionBody } }, async (req, reply) => {
     const b = req.body;
-    if (!/^https?:\/\//i.test(b.redirect)) throw new GcError(400, 'Invalid redirect', 'redirect must be an http(s) URL');
+    if (!sameOrigin(b.redirect, deps.publicUrl)) throw new GcError(400, 'Invalid redirect', `redirect must be an address of ${new URL(deps.publicUrl).origin}`);
     let agreementId = b.agreement;
     if (agreementId === undefined) {
       agreementId = (await createAgreement({ institution_id: b.institution_id })).id;

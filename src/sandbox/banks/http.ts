@@ -19,6 +19,11 @@ export interface SandboxBankDeps {
   catalog: Catalog;
   /** The secret Mooring's valuation adapter authenticates with (client id `mooring`). */
   sandboxClientSecret: string;
+  /**
+   * Mooring's PUBLIC_URL: the only origin the banks send a customer back to (their client
+   * credentials are public in sandbox mode, so any other redirect would make them an open redirector).
+   */
+  publicUrl: string;
   /** Every call waits this long before answering (a realistic bank latency for load tests). */
   latencyMs?: number;
   /** How long every call of a `user_slow` connection takes. */

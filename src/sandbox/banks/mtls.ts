@@ -9,6 +9,8 @@ import Fastify, { type FastifyBaseLogger } from 'fastify';
 import { openBankingApiRoutes } from './openbanking-api.ts';
 import type { SandboxObBanks } from './fapi-provider.ts';
 import type { SandboxBankDeps } from './http.ts';
+import type { TrustProxy } from '../../config.ts';
+import { fastifyTrustProxy } from '../../http/trust-proxy.ts';
 
 export interface MtlsListener {
   /** The port it listens on (the configured one, or the one the system chose for 0). */
@@ -25,7 +27,7 @@ export async function startSandboxMtlsListener(opts: {
   port: number;
   logger: FastifyBaseLogger;
   bodyLimitBytes: number;
-  trustProxy: boolean;
+  trustProxy: TrustProxy;
   /** Told how long each answer took, in ms (benchmarks count and time bank calls). */
   onCall?: (elapsedMs: number) => void;
 }): Promise<MtlsListener> {
@@ -33,7 +35,7 @@ export async function startSandboxMtlsListener(opts: {
   const app = Fastify({
     loggerInstance: opts.logger,
     bodyLimit: opts.bodyLimitBytes,
-    trustProxy: opts.trustProxy,
+    trustProxy: fastifyTrustProxy(opts.trustProxy),
     keepAliveTimeout: KEEP_ALIVE_MS,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1000 },
     https: { key: pki.serverKey, cert: pki.serverCert, ca: pki.caCert, requestCert: true, rejectUnauthorized: false },
