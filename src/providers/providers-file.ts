@@ -24,13 +24,18 @@ export interface ProvidersFile {
   entries: CatalogEntry[];
   /** Every problem, each a full sentence naming the file, the entry and the field. */
   problems: string[];
+  /** How many providers the file lists (read or not; 0 when the file itself could not be read). */
+  listed: number;
 }
 
 export interface ProvidersFileOptions {
   /** Where `{ "env": "VAR" }` references are read. */
   env: Record<string, string | undefined>;
-  /** Providers the file's may not share a name or id with (the sandbox providers, in sandbox mode). */
-  reserved?: { id: string; name: string }[];
+  /**
+   * Providers the file's may not share a name or id with (the sandbox providers, in sandbox mode), given
+   * how many providers the file lists: whether sandbox mode is on by default depends on it.
+   */
+  reserved?: (listed: number) => { id: string; name: string }[];
 }
 
 /** A consent longer than ten years is a mistake, and would overflow date arithmetic long before it mattered. */
@@ -283,7 +288,7 @@ export function loadProvidersFile(fileName: string, opts: ProvidersFileOptions):
   const fileProblem = (message: string): void => {
     problems.push(`providers file ${file}: ${message}`);
   };
-  const result = (entries: CatalogEntry[]): ProvidersFile => ({ file, entries, problems });
+  const result = (entries: CatalogEntry[], listed = 0): ProvidersFile => ({ file, entries, problems, listed });
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -316,19 +321,19 @@ export function loadProvidersFile(fileName: string, opts: ProvidersFileOptions):
   const entries: CatalogEntry[] = [];
   const byName = new Map<string, number>();
   const byId = new Map<string, { index: number; name: string }>();
-  const reserved = opts.reserved ?? [];
   const dir = path.dirname(file);
+  const read: { index: number; rawName: string | null; entry: CatalogEntry | null; problem: (field: string, message: string) => void }[] = [];
   doc.providers.forEach((raw: unknown, index) => {
     const rawName = isObject(raw) && typeof raw.name === 'string' && raw.name.trim() !== '' ? raw.name : null;
     const label = rawName === null ? `entry ${index + 1}` : `provider ${JSON.stringify(rawName)} (entry ${index + 1})`;
     const problem = (field: string, message: string): void => fileProblem(`${label}: ${field === '' ? '' : `${field}: `}${message}`);
     const entry = readEntry(raw, { dir, env: opts.env, defaults: usable, problem });
+    read.push({ index, rawName, entry, problem });
     if (rawName !== null) {
       const key = rawName.trim().toLowerCase();
       const earlier = byName.get(key);
       if (earlier !== undefined) problem('name', `is also the name of entry ${earlier + 1}; names must be unique`);
       else byName.set(key, index);
-      if (reserved.some((r) => r.name.trim().toLowerCase() === key)) problem('name', 'is the name of a sandbox provider (MOORING_SANDBOX is on); choose another name');
     }
     if (entry === null) return;
     const sameId = byId.get(entry.id);
@@ -336,9 +341,16 @@ export function loadProvidersFile(fileName: string, opts: ProvidersFileOptions):
       problem('id', `${entry.id} is also the id of provider ${JSON.stringify(sameId.name)} (entry ${sameId.index + 1}); ids must be unique`);
     }
     if (sameId === undefined) byId.set(entry.id, { index, name: entry.name });
-    const sandbox = reserved.find((r) => r.id === entry.id);
-    if (sandbox !== undefined) problem('id', `${entry.id} is the id of the sandbox provider ${JSON.stringify(sandbox.name)} (MOORING_SANDBOX is on); choose another id`);
     entries.push(entry);
   });
-  return result(entries);
+  // Only now is it known whether sandbox mode is on (by default it is when the file lists no provider).
+  const reserved = opts.reserved?.(doc.providers.length) ?? [];
+  for (const { rawName, entry, problem } of read) {
+    if (rawName !== null && reserved.some((r) => r.name.trim().toLowerCase() === rawName.trim().toLowerCase())) {
+      problem('name', 'is the name of a sandbox provider (MOORING_SANDBOX is on); choose another name');
+    }
+    const sandbox = entry === null ? undefined : reserved.find((r) => r.id === entry.id);
+    if (sandbox !== undefined && entry !== null) problem('id', `${entry.id} is the id of the sandbox provider ${JSON.stringify(sandbox.name)} (MOORING_SANDBOX is on); choose another id`);
+  }
+  return result(entries, doc.providers.length);
 }
