@@ -14,6 +14,7 @@ import { connectionsRepository, type ConnectionsRepository } from '../connection
 import { consentExpiry, requestedExpiryProblem } from '../connections/status.ts';
 import type { Catalog, CatalogEntry } from '../providers/catalog.ts';
 import { CONSENT_DAYS, renewsConsentAtProvider } from '../providers/kinds.ts';
+import { journeyFailureIsProviders } from '../providers/health.ts';
 import { providersRepository } from '../providers/repository.ts';
 import type { ProviderCallLog } from '../provider-calls/writer.ts';
 import { adapterFor, ProviderError, type FormField, type Json, type JsonObject, type JourneyStep, type ProviderAdapters } from '../providers/provider.ts';
@@ -170,7 +171,7 @@ export function journeysService(deps: JourneysDeps) {
         await txConnections.scheduleIfIdle(connection, nextScheduledSync(provider.type, now));
       }
       await usersRepository(tx).touch(user, now);
-      await journeysRepository(tx).update(journey.uid, { step: 'granted', userId: user, connectionId: connection, now });
+      await journeysRepository(tx).update(journey.uid, { step: 'granted', userId: user, connectionId: connection, authOutcome: 'granted', now });
       return { userId: user, connectionId: connection };
     });
     // The first sync runs before the user returns to the client, unless the client asked for async.
@@ -229,7 +230,7 @@ export function journeysService(deps: JourneysDeps) {
         return { kind: 'page', status: 400, html: providerFormPage({ uid: journey.uid, providerName: provider.name, fields: fields as unknown as FormField[], error: err.safeDetail }) };
       }
     }
-    await journeys.update(journey.uid, { step: 'failed', now: deps.clock.now() });
+    await journeys.update(journey.uid, { step: 'failed', now: deps.clock.now(), ...(journeyFailureIsProviders(err.kind) ? { authOutcome: 'failed' as const } : {}) });
     if (err.kind === 'journey_rejected') return fail('access_denied', `the user did not authorise access at ${provider.name}`);
     if (err.kind === 'credentials' || err.kind === 'invalid_input') return fail('access_denied', `${provider.name} did not accept the user's credentials`);
     return fail('temporarily_unavailable', `${provider.name} is not available right now (${err.safeDetail}); try again later`);
