@@ -164,11 +164,11 @@ export function journeysService(deps: JourneysDeps) {
         connection = `${provider.id}:${randomUUID()}`;
         await txConnections.insert({
           id: connection, userId: user, providerId: provider.id, now, expiresAt: grantedExpiry(journey, provider, granted.grant, now),
-          tppConsent: provider.tppConsent, providerRef: granted.grant.ref, grant: granted.grant.grant, nextSyncAt: nextScheduledSync(provider.type, now),
+          tppConsent: provider.tppConsent, providerRef: granted.grant.ref, grant: granted.grant.grant, nextSyncAt: nextScheduledSync(provider, now),
         });
       } else {
         await txConnections.replaceGrant(connection, { grant: granted.grant.grant, providerRef: granted.grant.ref, expiresAt: grantedExpiry(journey, provider, granted.grant, now), now });
-        await txConnections.scheduleIfIdle(connection, nextScheduledSync(provider.type, now));
+        await txConnections.scheduleIfIdle(connection, nextScheduledSync(provider, now));
       }
       await usersRepository(tx).touch(user, now);
       await journeysRepository(tx).update(journey.uid, { step: 'granted', userId: user, connectionId: connection, authOutcome: 'granted', now });
@@ -277,7 +277,7 @@ export function journeysService(deps: JourneysDeps) {
         const now = deps.clock.now();
         await deps.changeConnection(connectionId, async (txConnections) => {
           await txConnections.renewConsent(connectionId, expiryAt(journey, provider, now), now);
-          await txConnections.scheduleIfIdle(connectionId, nextScheduledSync(provider.type, now));
+          await txConnections.scheduleIfIdle(connectionId, nextScheduledSync(provider, now));
         });
         return finishWithGrant(journey, journey.user_id ?? '', connectionId, null);
       }

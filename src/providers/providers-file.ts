@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { CatalogEntry } from './catalog.ts';
+import { UNATTENDED_SYNCS_PER_DAY_OPEN_BANKING } from '../syncs/cadence.ts';
 import { CONSENT_DAYS, FILE_ADAPTER_KINDS, IMPLEMENTED_ADAPTER_KINDS, PROVIDER_TYPES, type FileAdapterKind } from './kinds.ts';
 import {
   readBoolean, readEnableBankingSettings, readGoCardlessSettings, readHttpUrl, readOneOf, readOpenBankingSettings, readString,
@@ -41,7 +42,11 @@ export interface ProvidersFileOptions {
 /** A consent longer than ten years is a mistake, and would overflow date arithmetic long before it mattered. */
 export const MAX_CONSENT_DAYS = 3650;
 const USER_TYPES = ['personal', 'business'] as const;
-const ENTRY_FIELDS = ['name', 'type', 'adapter', 'id', 'consentDays', 'tppConsent', 'accountTypes', 'iconUrl', 'isBeta', 'userTypes', 'settings'];
+const ENTRY_FIELDS = ['name', 'type', 'adapter', 'id', 'consentDays', 'tppConsent', 'unattendedSyncsPerDay', 'staleAfterHours', 'accountTypes', 'iconUrl', 'isBeta', 'userTypes', 'settings'];
+/** At most one unattended sync an hour; the UK Open Banking limit for `openbanking` entries is lower still. */
+export const MAX_UNATTENDED_SYNCS_PER_DAY = 24;
+/** A staleness window of more than a year is a mistake. */
+export const MAX_STALE_AFTER_HOURS = 366 * 24;
 /** Fields each provider must set for itself. */
 const OWN_FIELDS = ['name', 'id'];
 const REFERENCE_HINT = 'use { "env": "VARIABLE" } or { "file": "path" } instead';
@@ -198,6 +203,31 @@ function readConsentDays(src: FieldSource): number | null | undefined {
   return undefined;
 }
 
+/**
+ * The provider's cadence (SPEC section 5), when the entry sets it: `unattendedSyncsPerDay` (per rolling
+ * 24 hours per connection; an `openbanking` provider never more than the UK limit of 4) and
+ * `staleAfterHours`. Absent: the provider type's (syncs/cadence.ts, connections/status.ts).
+ */
+function readCadence(src: FieldSource, adapter: FileAdapterKind | undefined): { unattendedSyncsPerDay?: number; staleAfterHours?: number } | undefined {
+  const perDay = src.get('unattendedSyncsPerDay');
+  const stale = src.get('staleAfterHours');
+  const isWhole = (v: unknown, max: number): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= max;
+  const max = adapter === 'openbanking' ? UNATTENDED_SYNCS_PER_DAY_OPEN_BANKING : MAX_UNATTENDED_SYNCS_PER_DAY;
+  if (perDay === REPORTED || stale === REPORTED) return undefined;
+  let ok = true;
+  if (perDay !== undefined && !isWhole(perDay, max)) {
+    const why = adapter === 'openbanking' ? ` (UK Open Banking allows ${max} unattended accesses a day)` : '';
+    src.problem('unattendedSyncsPerDay', `must be a whole number from 1 to ${max}${why} (got ${JSON.stringify(perDay)})`);
+    ok = false;
+  }
+  if (stale !== undefined && !isWhole(stale, MAX_STALE_AFTER_HOURS)) {
+    src.problem('staleAfterHours', `must be a whole number of hours from 1 to ${MAX_STALE_AFTER_HOURS} (got ${JSON.stringify(stale)})`);
+    ok = false;
+  }
+  if (!ok) return undefined;
+  return { ...(perDay !== undefined ? { unattendedSyncsPerDay: perDay as number } : {}), ...(stale !== undefined ? { staleAfterHours: stale as number } : {}) };
+}
+
 function readId(src: FieldSource, name: string | undefined): string | undefined {
   const v = src.get('id');
   if (v === undefined) return name === undefined ? undefined : providerIdFromName(name);
@@ -242,6 +272,7 @@ function readEntry(raw: unknown, ctx: EntryContext): CatalogEntry | null {
     src.problem('adapter', `adapter ${adapter} is not available in this version`);
   }
   const consentDays = readConsentDays(src);
+  const cadence = readCadence(src, adapter);
   const tppConsent = readBoolean(src, 'tppConsent', false);
   const accountTypes = readAccountTypes(src);
   const iconUrl = src.get('iconUrl') === undefined ? null : readHttpUrl(src, 'iconUrl');
@@ -257,12 +288,12 @@ function readEntry(raw: unknown, ctx: EntryContext): CatalogEntry | null {
   }
   if (name === undefined || id === undefined || type === undefined || adapter === undefined || !(IMPLEMENTED_ADAPTER_KINDS as readonly string[]).includes(adapter)
     || consentDays === undefined || tppConsent === undefined || accountTypes === undefined || iconUrl === undefined || isBeta === undefined
-    || userTypes === undefined || settings === undefined) {
+    || userTypes === undefined || settings === undefined || cadence === undefined) {
     return null;
   }
   return {
     id, name, type, adapter, bankRef: id, consentDays, tppConsent, isBeta, accountTypes, userTypes, payments: [],
-    baseUrl: baseUrlOf(settings), origin: 'file', ...(iconUrl !== null ? { iconUrl } : {}), ...settings,
+    baseUrl: baseUrlOf(settings), origin: 'file', ...(iconUrl !== null ? { iconUrl } : {}), ...cadence, ...settings,
   };
 }
 

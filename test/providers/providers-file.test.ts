@@ -211,6 +211,11 @@ describe('a bad providers file stops start-up, naming the entry and the field', 
       expected: /provider "Charlie Bank" \(entry 2\): name: is also the name of entry 1/,
     },
     {
+      what: 'more unattended syncs a day than UK Open Banking allows',
+      entries: () => [obEntry('Charlie Bank', {}, { unattendedSyncsPerDay: 5, staleAfterHours: 0 })],
+      expected: /provider "Charlie Bank" \(entry 1\): unattendedSyncsPerDay: must be a whole number from 1 to 4 \(UK Open Banking allows 4 unattended accesses a day\)[^]*staleAfterHours: must be a whole number of hours/,
+    },
+    {
       what: 'a secret written in the file',
       entries: () => [obEntry('Charlie Bank', { signingKey: signingKeyPem })],
       expected: /provider "Charlie Bank" \(entry 1\): settings\.signingKey: a secret is never written in the providers file: use \{ "env": "VARIABLE" \} or \{ "file": "path" \}/,
