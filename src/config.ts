@@ -19,6 +19,7 @@ export interface Config {
   databasePoolSize: number;
   dataDir: string;
   adminToken: string | null;
+  /** MOORING_SANDBOX: serve the sandbox banks and their control API (default: on when no providers file lists a provider). */
   sandbox: boolean;
   logLevel: LogLevel;
   /** Maximum request body the API accepts, in bytes. */
@@ -149,9 +150,14 @@ export function adminTokenProblem(token: string): string | null {
 
 const nonEmpty = (v: string | undefined): string | null => (v === undefined || v === '' ? null : v);
 
+/** MOORING_SANDBOX: by default on when no real provider is configured (no providers file, or one that lists none). */
+function sandboxSetting(env: Env, listedProviders: number | null, problems: string[]): boolean {
+  return boolVar(env, 'MOORING_SANDBOX', listedProviders === null || listedProviders === 0, problems);
+}
+
 /** The providers file and its providers: the sandbox providers' names and ids are taken while sandbox mode is on. */
-function readProviders(file: string, sandbox: boolean, env: Env): ProvidersFile {
-  const reserved = sandbox ? sandboxCatalog('').map((e) => ({ id: e.id, name: e.name })) : [];
+function readProviders(file: string, env: Env): ProvidersFile {
+  const reserved = (listed: number) => (sandboxSetting(env, listed, []) ? sandboxCatalog('').map((e) => ({ id: e.id, name: e.name })) : []);
   return loadProvidersFile(file, { env, reserved });
 }
 
@@ -161,10 +167,13 @@ function readProviders(file: string, sandbox: boolean, env: Env): ProvidersFile 
  */
 export function checkProvidersFile(file?: string, env: Env = process.env): { providers: ProvidersFile | null; problems: string[] } {
   const problems: string[] = [];
-  const sandbox = boolVar(env, 'MOORING_SANDBOX', true, problems);
   const chosen = file ?? nonEmpty(env.MOORING_PROVIDERS_FILE);
-  if (chosen === null) return { providers: null, problems: [...problems, 'no providers file: name one, or set MOORING_PROVIDERS_FILE'] };
-  const providers = readProviders(chosen, sandbox, env);
+  if (chosen === null) {
+    sandboxSetting(env, null, problems);
+    return { providers: null, problems: [...problems, 'no providers file: name one, or set MOORING_PROVIDERS_FILE'] };
+  }
+  const providers = readProviders(chosen, env);
+  sandboxSetting(env, providers.listed, problems);
   return { providers, problems: [...problems, ...providers.problems] };
 }
 
@@ -215,6 +224,9 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     }
   }
 
+  const providersFile = nonEmpty(env.MOORING_PROVIDERS_FILE);
+  const read = providersFile !== null && overrides.providers === undefined ? readProviders(providersFile, env) : null;
+
   const config: Config = {
     port,
     host,
@@ -223,7 +235,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     databasePoolSize: intVar(env, 'DATABASE_POOL_SIZE', 10, 1, 200, problems),
     dataDir: path.resolve(env.MOORING_DATA_DIR && env.MOORING_DATA_DIR !== '' ? env.MOORING_DATA_DIR : '.mooring'),
     adminToken,
-    sandbox: boolVar(env, 'MOORING_SANDBOX', true, problems),
+    sandbox: sandboxSetting(env, read === null ? null : read.listed, problems),
     logLevel,
     bodyLimitBytes: intVar(env, 'MOORING_BODY_LIMIT_BYTES', 100_000, 1_000, 10_000_000, problems),
     workerConcurrency: intVar(env, 'MOORING_WORKER_CONCURRENCY', 20, 1, 500, problems),
@@ -242,9 +254,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     metricsPort: nonEmpty(env.MOORING_METRICS_PORT) === null ? null : intVar(env, 'MOORING_METRICS_PORT', 9464, 0, 65535, problems),
     ...overrides,
   };
-  const providersFile = nonEmpty(env.MOORING_PROVIDERS_FILE);
-  if (providersFile !== null && overrides.providers === undefined) {
-    const read = readProviders(providersFile, config.sandbox, env);
+  if (read !== null) {
     problems.push(...read.problems);
     config.providersFile = read.file;
     config.providers = read.entries;

@@ -13,7 +13,7 @@ import { describeConnection, isRateLimited, latestRequestableExpiry, requestedEx
 import { parseDateTime } from '../time.ts';
 
 /** What the API shows for a provider that has left the catalog altogether. */
-const UNKNOWN_PROVIDER: Pick<CatalogEntry, 'name' | 'type'> = { name: 'Unknown provider', type: 'api' };
+const UNKNOWN_PROVIDER: Pick<CatalogEntry, 'name' | 'type' | 'staleAfterHours' | 'unattendedSyncsPerDay'> = { name: 'Unknown provider', type: 'api' };
 
 /** When the scheduler will really sync: not before a used-up unattended budget frees a slot, nor before a 429's reset. */
 function nextSyncShown(next: Date | null, budget: { remaining: number; resetsAt: string | null }, rateLimitedUntil: Date | null): string | null {
@@ -30,6 +30,7 @@ export function toConnectionJson(c: ConnectionView, provider: CatalogEntry | und
     {
       providerName: p.name,
       providerType: p.type,
+      staleAfterHours: p.staleAfterHours,
       retired: provider === undefined || c.retired_at !== null,
       tppConsent: c.tpp_consent,
       connectedOn: c.connected_on,
@@ -43,7 +44,7 @@ export function toConnectionJson(c: ConnectionView, provider: CatalogEntry | und
     },
     now,
   );
-  const budget = syncBudget(p.type, c.unattended_sync_times, now, upstreamBudgetOf(c.upstream_budget_remaining, c.upstream_budget_resets_at));
+  const budget = syncBudget(p, c.unattended_sync_times, now, upstreamBudgetOf(c.upstream_budget_remaining, c.upstream_budget_resets_at));
   const rateLimitedUntil = isRateLimited(c.rate_limited_until, now) ? c.rate_limited_until : null;
   return {
     id: c.id,
@@ -138,7 +139,7 @@ export function connectionsService(deps: ConnectionsServiceDeps) {
       }
       await deps.changeConnection(connectionId, async (connections) => {
         await connections.renewConsent(connectionId, expiresAt, now);
-        await connections.scheduleIfIdle(connectionId, nextScheduledSync(provider.type, now));
+        await connections.scheduleIfIdle(connectionId, nextScheduledSync(provider, now));
       });
     },
 

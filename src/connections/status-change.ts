@@ -45,7 +45,7 @@ export function statusChangeRecorder(deps: { catalog: Catalog; clock: Clock }): 
     const current = { status: json.status, error: json.error, extendedStatus: json.extendedStatus };
     const encoded = encode(current);
     // The next moment time alone could change the status: consent expiry or data going stale.
-    const checkAt = nextTimeDrivenChange(provider?.type ?? null, view.expires_at, view.last_updated, view.connected_on, now);
+    const checkAt = nextTimeDrivenChange(provider ?? null, view.expires_at, view.last_updated, view.connected_on, now);
     await txConnections.setNotifiedState(connectionId, encoded, checkAt);
     if (h.notified_state === encoded) return;
     // The operator's history of this connection (the console's timeline), the first state included.

@@ -3,7 +3,7 @@
  * freshness and remediation. Plain functions of data and time, with no I/O and no clock of their
  * own: callers pass "now" from the injected domain clock so the sandbox can move time.
  */
-import { isValuationType, type ProviderType } from '../providers/kinds.ts';
+import { cadenceOf, isValuationType, type CadenceOf, type ProviderType } from '../providers/kinds.ts';
 import { DAY_MS, HOUR_MS } from '../time.ts';
 
 export const CONNECTION_STATUSES = ['ok', 'error', 'never'] as const;
@@ -52,6 +52,8 @@ export const ESCALATE_AFTER_HOURS = 48;
 export interface ConnectionFacts {
   providerName: string;
   providerType: ProviderType;
+  /** The provider's own staleness window from the providers file, when it sets one. */
+  staleAfterHours?: number | undefined;
   /** The provider was permanently removed from the catalog. */
   retired: boolean;
   tppConsent: boolean;
@@ -120,17 +122,21 @@ export function isConsentExpired(expiresAt: Date | null, now: Date): boolean {
   return expiresAt !== null && expiresAt.getTime() <= now.getTime();
 }
 
-export function staleAfterMs(providerType: ProviderType): number {
-  return STALE_AFTER_HOURS[providerType] * HOUR_MS;
+const stalenessOf = (facts: ConnectionFacts): CadenceOf => ({ type: facts.providerType, staleAfterHours: facts.staleAfterHours });
+
+/** The provider's staleness window: its providers-file `staleAfterHours`, else its type's. */
+export function staleAfterMs(provider: ProviderType | CadenceOf): number {
+  const { type, staleAfterHours } = cadenceOf(provider);
+  return (staleAfterHours ?? STALE_AFTER_HOURS[type]) * HOUR_MS;
 }
 
 /** The instant a connection becomes stale: its staleness window after its last data (or its creation). */
-function staleAt(providerType: ProviderType, lastUpdated: Date | null, connectedOn: Date): Date {
+function staleAt(providerType: ProviderType | CadenceOf, lastUpdated: Date | null, connectedOn: Date): Date {
   return new Date((lastUpdated ?? connectedOn).getTime() + staleAfterMs(providerType));
 }
 
 /** Rule 7: data older than the window (strictly; exactly at the window is still fresh). */
-export function isStale(providerType: ProviderType, lastUpdated: Date | null, connectedOn: Date, now: Date): boolean {
+export function isStale(providerType: ProviderType | CadenceOf, lastUpdated: Date | null, connectedOn: Date, now: Date): boolean {
   return now.getTime() > staleAt(providerType, lastUpdated, connectedOn).getTime();
 }
 
@@ -140,7 +146,7 @@ export function isStale(providerType: ProviderType, lastUpdated: Date | null, co
  * when neither lies ahead; a provider no longer in the catalog has no staleness window.
  */
 export function nextTimeDrivenChange(
-  providerType: ProviderType | null, expiresAt: Date | null, lastUpdated: Date | null, connectedOn: Date, now: Date,
+  providerType: ProviderType | CadenceOf | null, expiresAt: Date | null, lastUpdated: Date | null, connectedOn: Date, now: Date,
 ): Date | null {
   const candidates = [
     expiresAt?.getTime(),
@@ -227,7 +233,7 @@ function describeIgnoringRateLimit(facts: ConnectionFacts, now: Date): Connectio
     return { status: 'error', error, extendedStatus, remediation: remediateSyncOutcome(error, facts, now) };
   }
 
-  if (isStale(facts.providerType, facts.lastUpdated, facts.connectedOn, now)) {
+  if (isStale(stalenessOf(facts), facts.lastUpdated, facts.connectedOn, now)) {
     return { status: 'error', error: 'resync', extendedStatus, remediation: remediateResync(facts, now) };
   }
 
@@ -272,14 +278,14 @@ function remediateResync(facts: ConnectionFacts, now: Date): Remediation {
   const name = facts.providerName;
   // A connection drifts into resync as time passes, so nothing records the moment; it is exactly
   // when the staleness window ran out, and it cannot have been stale any earlier than that.
-  const becameStaleMs = staleAt(facts.providerType, facts.lastUpdated, facts.connectedOn).getTime();
+  const becameStaleMs = staleAt(stalenessOf(facts), facts.lastUpdated, facts.connectedOn).getTime();
   const since = new Date(Math.max(facts.stateSince?.getTime() ?? becameStaleMs, becameStaleMs));
   const noData =
     facts.lastUpdated === null
       ? `${name} has not returned any data since it was connected at ${iso(facts.connectedOn)}`
       : `${name} has not returned new data since ${iso(facts.lastUpdated)}`;
   if (!shouldEscalate(facts.consecutiveFailures, since, now)) {
-    const window = formatDuration(staleAfterMs(facts.providerType));
+    const window = formatDuration(staleAfterMs(stalenessOf(facts)));
     return { action: 'sync', reason: `${noData} (more than ${window} ago), most likely because it needs the user present; trigger a sync.` };
   }
   const action = persistentFailureAction(facts, 'resync');

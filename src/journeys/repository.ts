@@ -7,6 +7,9 @@ import type { JourneyKind } from './request.ts';
  * `granted`: the provider granted access and the connection is stored; what is left (the first
  * sync, the client's grant) can be finished by the same callback again.
  */
+/** How a journey's provider answered: it granted access, or it (or the way to it) failed. */
+export type AuthOutcome = 'granted' | 'failed';
+
 export const JOURNEY_STEPS = ['consent', 'provider', 'busy', 'granted', 'done', 'failed'] as const;
 export type JourneyStepName = (typeof JOURNEY_STEPS)[number];
 
@@ -44,12 +47,13 @@ export function journeysRepository(db: Queryable) {
       const r = await db.query<{ uid: string }>('select uid from journeys where provider_state = $1', [state]);
       return r.rows[0]?.uid;
     },
-    async update(uid: string, u: { step: JourneyStepName; pending?: JsonObject; providerState?: string | null; userId?: string; connectionId?: string; now: Date }): Promise<void> {
+    /** `authOutcome`: how the provider answered, once it has (what its status.auth counts; migration 0021). */
+    async update(uid: string, u: { step: JourneyStepName; pending?: JsonObject; providerState?: string | null; userId?: string; connectionId?: string; authOutcome?: AuthOutcome; now: Date }): Promise<void> {
       await db.query(
         `update journeys set step = $2, pending = coalesce($3, pending), provider_state = case when $4 then $5 else provider_state end,
-           user_id = coalesce($6, user_id), connection_id = coalesce($7, connection_id), updated_at = $8
+           user_id = coalesce($6, user_id), connection_id = coalesce($7, connection_id), auth_outcome = coalesce($9, auth_outcome), updated_at = $8
          where uid = $1`,
-        [uid, u.step, u.pending === undefined ? null : JSON.stringify(u.pending), u.providerState !== undefined, u.providerState ?? null, u.userId ?? null, u.connectionId ?? null, u.now],
+        [uid, u.step, u.pending === undefined ? null : JSON.stringify(u.pending), u.providerState !== undefined, u.providerState ?? null, u.userId ?? null, u.connectionId ?? null, u.now, u.authOutcome ?? null],
       );
     },
     /** Takes the journey from one step to `busy`, atomically; false when it was not at that step (a double submit). */

@@ -14,6 +14,7 @@ import { connectionsRepository, type ConnectionsRepository } from '../connection
 import { consentExpiry, requestedExpiryProblem } from '../connections/status.ts';
 import type { Catalog, CatalogEntry } from '../providers/catalog.ts';
 import { CONSENT_DAYS, renewsConsentAtProvider } from '../providers/kinds.ts';
+import { journeyFailureIsProviders } from '../providers/health.ts';
 import { providersRepository } from '../providers/repository.ts';
 import type { ProviderCallLog } from '../provider-calls/writer.ts';
 import { adapterFor, ProviderError, type FormField, type Json, type JsonObject, type JourneyStep, type ProviderAdapters } from '../providers/provider.ts';
@@ -163,14 +164,14 @@ export function journeysService(deps: JourneysDeps) {
         connection = `${provider.id}:${randomUUID()}`;
         await txConnections.insert({
           id: connection, userId: user, providerId: provider.id, now, expiresAt: grantedExpiry(journey, provider, granted.grant, now),
-          tppConsent: provider.tppConsent, providerRef: granted.grant.ref, grant: granted.grant.grant, nextSyncAt: nextScheduledSync(provider.type, now),
+          tppConsent: provider.tppConsent, providerRef: granted.grant.ref, grant: granted.grant.grant, nextSyncAt: nextScheduledSync(provider, now),
         });
       } else {
         await txConnections.replaceGrant(connection, { grant: granted.grant.grant, providerRef: granted.grant.ref, expiresAt: grantedExpiry(journey, provider, granted.grant, now), now });
-        await txConnections.scheduleIfIdle(connection, nextScheduledSync(provider.type, now));
+        await txConnections.scheduleIfIdle(connection, nextScheduledSync(provider, now));
       }
       await usersRepository(tx).touch(user, now);
-      await journeysRepository(tx).update(journey.uid, { step: 'granted', userId: user, connectionId: connection, now });
+      await journeysRepository(tx).update(journey.uid, { step: 'granted', userId: user, connectionId: connection, authOutcome: 'granted', now });
       return { userId: user, connectionId: connection };
     });
     // The first sync runs before the user returns to the client, unless the client asked for async.
@@ -229,7 +230,7 @@ export function journeysService(deps: JourneysDeps) {
         return { kind: 'page', status: 400, html: providerFormPage({ uid: journey.uid, providerName: provider.name, fields: fields as unknown as FormField[], error: err.safeDetail }) };
       }
     }
-    await journeys.update(journey.uid, { step: 'failed', now: deps.clock.now() });
+    await journeys.update(journey.uid, { step: 'failed', now: deps.clock.now(), ...(journeyFailureIsProviders(err.kind) ? { authOutcome: 'failed' as const } : {}) });
     if (err.kind === 'journey_rejected') return fail('access_denied', `the user did not authorise access at ${provider.name}`);
     if (err.kind === 'credentials' || err.kind === 'invalid_input') return fail('access_denied', `${provider.name} did not accept the user's credentials`);
     return fail('temporarily_unavailable', `${provider.name} is not available right now (${err.safeDetail}); try again later`);
@@ -276,7 +277,7 @@ export function journeysService(deps: JourneysDeps) {
         const now = deps.clock.now();
         await deps.changeConnection(connectionId, async (txConnections) => {
           await txConnections.renewConsent(connectionId, expiryAt(journey, provider, now), now);
-          await txConnections.scheduleIfIdle(connectionId, nextScheduledSync(provider.type, now));
+          await txConnections.scheduleIfIdle(connectionId, nextScheduledSync(provider, now));
         });
         return finishWithGrant(journey, journey.user_id ?? '', connectionId, null);
       }

@@ -27,6 +27,10 @@ export interface CatalogEntry {
   origin: 'sandbox' | 'file';
   /** The provider's icon; absent: Mooring draws one (/bank-icons/<bankRef>). */
   iconUrl?: string;
+  /** Providers file: unattended syncs per rolling 24 hours per connection; absent: the type's (syncs/cadence.ts). */
+  unattendedSyncsPerDay?: number;
+  /** Providers file: hours without new data before a connection is stale; absent: the type's (connections/status.ts). */
+  staleAfterHours?: number;
   /** The adapter's settings (secrets read), for the adapter kind of the same name. */
   openbanking?: OpenBankingSettings;
   enablebanking?: EnableBankingSettings;

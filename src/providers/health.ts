@@ -8,9 +8,15 @@
  * it is no success either; counting it as a failure would also make the scheduler back off (and
  * show the provider unavailable) because Mooring itself asked too often. The repositories leave
  * such syncs out of the counts these functions receive.
+ *
+ * `status.auth` is the same `availability` over the connect and repair journeys (reauth,
+ * reconsent, refresh) that reached the provider and finished in the window: those it granted are
+ * successes, those that failed by `journeyFailureIsProviders` are failures, and the rest are not
+ * counted (see there).
  */
 import { HOUR_MS } from '../time.ts';
 import type { Availability } from './kinds.ts';
+import type { ProviderErrorKind } from './provider.ts';
 
 export const HEALTH_WINDOW_MS = HOUR_MS;
 
@@ -42,4 +48,16 @@ export const BACKOFF_MIN_ATTEMPTS = 10;
  */
 export function shouldBackOff(f: { attempts: number; providerErrors: number }): boolean {
   return f.attempts >= BACKOFF_MIN_ATTEMPTS && (f.attempts - f.providerErrors) * 2 < f.attempts;
+}
+
+/**
+ * Whether a journey that ended with this provider error counts against the provider's `status.auth`:
+ * only when the provider (or the way to it) failed — down or 5xx, an unreadable answer, a time-out.
+ * A user who declines, cancels or abandons at the bank, or whom the bank refuses (SPEC section 8:
+ * `access_denied`), a wrong credential or code, a one-time code asked for, and a 429 (Mooring asked
+ * too often) say nothing about whether the provider works, and are not counted at all; nor are
+ * Mooring's own failures, as with syncs.
+ */
+export function journeyFailureIsProviders(kind: ProviderErrorKind): boolean {
+  return kind === 'unavailable' || kind === 'bad_response' || kind === 'timeout';
 }

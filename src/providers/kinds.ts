@@ -21,6 +21,18 @@ export type ImplementedAdapterKind = (typeof IMPLEMENTED_ADAPTER_KINDS)[number];
 export type ValuationType = Extract<ProviderType, 'zoopla' | 'mouseprice' | 'autotrader'>;
 export const isValuationType = (t: ProviderType): t is ValuationType => t === 'zoopla' || t === 'mouseprice' || t === 'autotrader';
 
+/**
+ * What a provider's cadence (SPEC section 5) is decided by: its type, unless the providers file
+ * sets it for the provider (unattended syncs per rolling 24 hours, staleness window in hours).
+ * A catalog entry is one; a bare type stands for a provider with the type's cadence.
+ */
+export interface CadenceOf {
+  type: ProviderType;
+  unattendedSyncsPerDay?: number | undefined;
+  staleAfterHours?: number | undefined;
+}
+export const cadenceOf = (p: ProviderType | CadenceOf): CadenceOf => (typeof p === 'string' ? { type: p } : p);
+
 /** Consent length for providers that set one (the UK Open Banking 90-day rule). */
 export const CONSENT_DAYS = 90;
 

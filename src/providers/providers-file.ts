@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { CatalogEntry } from './catalog.ts';
+import { UNATTENDED_SYNCS_PER_DAY_OPEN_BANKING } from '../syncs/cadence.ts';
 import { CONSENT_DAYS, FILE_ADAPTER_KINDS, IMPLEMENTED_ADAPTER_KINDS, PROVIDER_TYPES, type FileAdapterKind } from './kinds.ts';
 import {
   readBoolean, readEnableBankingSettings, readGoCardlessSettings, readHttpUrl, readOneOf, readOpenBankingSettings, readString,
@@ -24,19 +25,28 @@ export interface ProvidersFile {
   entries: CatalogEntry[];
   /** Every problem, each a full sentence naming the file, the entry and the field. */
   problems: string[];
+  /** How many providers the file lists (read or not; 0 when the file itself could not be read). */
+  listed: number;
 }
 
 export interface ProvidersFileOptions {
   /** Where `{ "env": "VAR" }` references are read. */
   env: Record<string, string | undefined>;
-  /** Providers the file's may not share a name or id with (the sandbox providers, in sandbox mode). */
-  reserved?: { id: string; name: string }[];
+  /**
+   * Providers the file's may not share a name or id with (the sandbox providers, in sandbox mode), given
+   * how many providers the file lists: whether sandbox mode is on by default depends on it.
+   */
+  reserved?: (listed: number) => { id: string; name: string }[];
 }
 
 /** A consent longer than ten years is a mistake, and would overflow date arithmetic long before it mattered. */
 export const MAX_CONSENT_DAYS = 3650;
 const USER_TYPES = ['personal', 'business'] as const;
-const ENTRY_FIELDS = ['name', 'type', 'adapter', 'id', 'consentDays', 'tppConsent', 'accountTypes', 'iconUrl', 'isBeta', 'userTypes', 'settings'];
+const ENTRY_FIELDS = ['name', 'type', 'adapter', 'id', 'consentDays', 'tppConsent', 'unattendedSyncsPerDay', 'staleAfterHours', 'accountTypes', 'iconUrl', 'isBeta', 'userTypes', 'settings'];
+/** At most one unattended sync an hour; the UK Open Banking limit for `openbanking` entries is lower still. */
+export const MAX_UNATTENDED_SYNCS_PER_DAY = 24;
+/** A staleness window of more than a year is a mistake. */
+export const MAX_STALE_AFTER_HOURS = 366 * 24;
 /** Fields each provider must set for itself. */
 const OWN_FIELDS = ['name', 'id'];
 const REFERENCE_HINT = 'use { "env": "VARIABLE" } or { "file": "path" } instead';
@@ -193,6 +203,31 @@ function readConsentDays(src: FieldSource): number | null | undefined {
   return undefined;
 }
 
+/**
+ * The provider's cadence (SPEC section 5), when the entry sets it: `unattendedSyncsPerDay` (per rolling
+ * 24 hours per connection; an `openbanking` provider never more than the UK limit of 4) and
+ * `staleAfterHours`. Absent: the provider type's (syncs/cadence.ts, connections/status.ts).
+ */
+function readCadence(src: FieldSource, adapter: FileAdapterKind | undefined): { unattendedSyncsPerDay?: number; staleAfterHours?: number } | undefined {
+  const perDay = src.get('unattendedSyncsPerDay');
+  const stale = src.get('staleAfterHours');
+  const isWhole = (v: unknown, max: number): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= max;
+  const max = adapter === 'openbanking' ? UNATTENDED_SYNCS_PER_DAY_OPEN_BANKING : MAX_UNATTENDED_SYNCS_PER_DAY;
+  if (perDay === REPORTED || stale === REPORTED) return undefined;
+  let ok = true;
+  if (perDay !== undefined && !isWhole(perDay, max)) {
+    const why = adapter === 'openbanking' ? ` (UK Open Banking allows ${max} unattended accesses a day)` : '';
+    src.problem('unattendedSyncsPerDay', `must be a whole number from 1 to ${max}${why} (got ${JSON.stringify(perDay)})`);
+    ok = false;
+  }
+  if (stale !== undefined && !isWhole(stale, MAX_STALE_AFTER_HOURS)) {
+    src.problem('staleAfterHours', `must be a whole number of hours from 1 to ${MAX_STALE_AFTER_HOURS} (got ${JSON.stringify(stale)})`);
+    ok = false;
+  }
+  if (!ok) return undefined;
+  return { ...(perDay !== undefined ? { unattendedSyncsPerDay: perDay as number } : {}), ...(stale !== undefined ? { staleAfterHours: stale as number } : {}) };
+}
+
 function readId(src: FieldSource, name: string | undefined): string | undefined {
   const v = src.get('id');
   if (v === undefined) return name === undefined ? undefined : providerIdFromName(name);
@@ -237,6 +272,7 @@ function readEntry(raw: unknown, ctx: EntryContext): CatalogEntry | null {
     src.problem('adapter', `adapter ${adapter} is not available in this version`);
   }
   const consentDays = readConsentDays(src);
+  const cadence = readCadence(src, adapter);
   const tppConsent = readBoolean(src, 'tppConsent', false);
   const accountTypes = readAccountTypes(src);
   const iconUrl = src.get('iconUrl') === undefined ? null : readHttpUrl(src, 'iconUrl');
@@ -252,12 +288,12 @@ function readEntry(raw: unknown, ctx: EntryContext): CatalogEntry | null {
   }
   if (name === undefined || id === undefined || type === undefined || adapter === undefined || !(IMPLEMENTED_ADAPTER_KINDS as readonly string[]).includes(adapter)
     || consentDays === undefined || tppConsent === undefined || accountTypes === undefined || iconUrl === undefined || isBeta === undefined
-    || userTypes === undefined || settings === undefined) {
+    || userTypes === undefined || settings === undefined || cadence === undefined) {
     return null;
   }
   return {
     id, name, type, adapter, bankRef: id, consentDays, tppConsent, isBeta, accountTypes, userTypes, payments: [],
-    baseUrl: baseUrlOf(settings), origin: 'file', ...(iconUrl !== null ? { iconUrl } : {}), ...settings,
+    baseUrl: baseUrlOf(settings), origin: 'file', ...(iconUrl !== null ? { iconUrl } : {}), ...cadence, ...settings,
   };
 }
 
@@ -283,7 +319,7 @@ export function loadProvidersFile(fileName: string, opts: ProvidersFileOptions):
   const fileProblem = (message: string): void => {
     problems.push(`providers file ${file}: ${message}`);
   };
-  const result = (entries: CatalogEntry[]): ProvidersFile => ({ file, entries, problems });
+  const result = (entries: CatalogEntry[], listed = 0): ProvidersFile => ({ file, entries, problems, listed });
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -316,19 +352,19 @@ export function loadProvidersFile(fileName: string, opts: ProvidersFileOptions):
   const entries: CatalogEntry[] = [];
   const byName = new Map<string, number>();
   const byId = new Map<string, { index: number; name: string }>();
-  const reserved = opts.reserved ?? [];
   const dir = path.dirname(file);
+  const read: { index: number; rawName: string | null; entry: CatalogEntry | null; problem: (field: string, message: string) => void }[] = [];
   doc.providers.forEach((raw: unknown, index) => {
     const rawName = isObject(raw) && typeof raw.name === 'string' && raw.name.trim() !== '' ? raw.name : null;
     const label = rawName === null ? `entry ${index + 1}` : `provider ${JSON.stringify(rawName)} (entry ${index + 1})`;
     const problem = (field: string, message: string): void => fileProblem(`${label}: ${field === '' ? '' : `${field}: `}${message}`);
     const entry = readEntry(raw, { dir, env: opts.env, defaults: usable, problem });
+    read.push({ index, rawName, entry, problem });
     if (rawName !== null) {
       const key = rawName.trim().toLowerCase();
       const earlier = byName.get(key);
       if (earlier !== undefined) problem('name', `is also the name of entry ${earlier + 1}; names must be unique`);
       else byName.set(key, index);
-      if (reserved.some((r) => r.name.trim().toLowerCase() === key)) problem('name', 'is the name of a sandbox provider (MOORING_SANDBOX is on); choose another name');
     }
     if (entry === null) return;
     const sameId = byId.get(entry.id);
@@ -336,9 +372,16 @@ export function loadProvidersFile(fileName: string, opts: ProvidersFileOptions):
       problem('id', `${entry.id} is also the id of provider ${JSON.stringify(sameId.name)} (entry ${sameId.index + 1}); ids must be unique`);
     }
     if (sameId === undefined) byId.set(entry.id, { index, name: entry.name });
-    const sandbox = reserved.find((r) => r.id === entry.id);
-    if (sandbox !== undefined) problem('id', `${entry.id} is the id of the sandbox provider ${JSON.stringify(sandbox.name)} (MOORING_SANDBOX is on); choose another id`);
     entries.push(entry);
   });
-  return result(entries);
+  // Only now is it known whether sandbox mode is on (by default it is when the file lists no provider).
+  const reserved = opts.reserved?.(doc.providers.length) ?? [];
+  for (const { rawName, entry, problem } of read) {
+    if (rawName !== null && reserved.some((r) => r.name.trim().toLowerCase() === rawName.trim().toLowerCase())) {
+      problem('name', 'is the name of a sandbox provider (MOORING_SANDBOX is on); choose another name');
+    }
+    const sandbox = entry === null ? undefined : reserved.find((r) => r.id === entry.id);
+    if (sandbox !== undefined && entry !== null) problem('id', `${entry.id} is the id of the sandbox provider ${JSON.stringify(sandbox.name)} (MOORING_SANDBOX is on); choose another id`);
+  }
+  return result(entries, doc.providers.length);
 }

@@ -1,7 +1,7 @@
 /**
  * Provider overrides (retirement, declared outages) and the counts provider health is computed
  * from (SPEC section 5). The one place that reads or writes provider_overrides and counts a
- * provider's syncs.
+ * provider's syncs and journeys.
  */
 import type { Queryable } from '../db/db.ts';
 
@@ -74,6 +74,22 @@ export function providersRepository(db: Queryable) {
         providerId: x.provider_id, retiredAt: x.retired_at, outageUntil: x.outage_until,
         attempts: Number(x.attempts), successes: Number(x.successes), providerErrors: Number(x.provider_errors),
       }));
+    },
+
+    /**
+     * Each provider's journeys that reached it and finished after `since` (status.auth): how many,
+     * and how many it granted. Read from the journeys' partial index on auth_outcome (migration
+     * 0021) by one range over the window; providers without any are absent.
+     */
+    async authCounts(since: Date): Promise<{ providerId: string; attempts: number; successes: number }[]> {
+      const r = await db.query<{ provider_id: string; attempts: string; successes: string }>(
+        `select provider_id, count(*) as attempts, count(*) filter (where auth_outcome = 'granted') as successes
+           from journeys
+          where auth_outcome is not null and updated_at > $1 and provider_id is not null
+          group by provider_id`,
+        [since],
+      );
+      return r.rows.map((x) => ({ providerId: x.provider_id, attempts: Number(x.attempts), successes: Number(x.successes) }));
     },
   };
 }

@@ -41,8 +41,12 @@ const LISTS: Record<string, (e: CatalogEntry) => boolean> = {
 export function catalogRoutes(app: App, deps: { db: Db; catalog: Catalog; clock: Clock; publicUrl: string }): void {
   async function listEntries(filter: (e: CatalogEntry) => boolean): Promise<WellKnownConnectionJson[]> {
     const now = deps.clock.now();
-    const health = await providersRepository(deps.db).healthCounts(deps.catalog.all().map((e) => e.id), new Date(now.getTime() - HEALTH_WINDOW_MS));
+    const since = new Date(now.getTime() - HEALTH_WINDOW_MS);
+    const repo = providersRepository(deps.db);
+    const health = await repo.healthCounts(deps.catalog.all().map((e) => e.id), since);
+    const auth = await repo.authCounts(since);
     const byId = new Map(health.map((h) => [h.providerId, h]));
+    const authById = new Map(auth.map((a) => [a.providerId, a]));
     return deps.catalog.all().filter(filter).map((e) => {
       const h = byId.get(e.id);
       const facts = { retired: h?.retiredAt != null, outageUntil: h?.outageUntil ?? null };
@@ -60,7 +64,7 @@ export function catalogRoutes(app: App, deps: { db: Db; catalog: Catalog; clock:
         payments: e.payments,
         status: {
           sync: availability({ ...facts, attempts: h?.attempts ?? 0, successes: h?.successes ?? 0 }, now),
-          auth: availability({ ...facts, attempts: 0, successes: 0 }, now),
+          auth: availability({ ...facts, attempts: authById.get(e.id)?.attempts ?? 0, successes: authById.get(e.id)?.successes ?? 0 }, now),
         },
       };
     });

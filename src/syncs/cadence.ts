@@ -1,9 +1,10 @@
 /**
  * How often a connection may be synced without the user present (SPEC section 5), as pure rules.
  * api/test: 4 unattended syncs per rolling 24 hours (the UK Open Banking limit); legacy: nightly;
- * valuation: monthly.
+ * valuation: monthly; a provider whose providers-file entry sets `unattendedSyncsPerDay`: that many
+ * per rolling 24 hours, spread over the day, whatever its type.
  */
-import { isValuationType, type ProviderType } from '../providers/kinds.ts';
+import { cadenceOf, isValuationType, type CadenceOf, type ProviderType } from '../providers/kinds.ts';
 import { DAY_MS, HOUR_MS } from '../time.ts';
 
 export interface Cadence {
@@ -22,7 +23,9 @@ export const VALUATION_SYNC_DAY = 2;
 /** The longest budget window of any provider type: how far back budget queries must look. */
 export const LONGEST_WINDOW_MS = VALUATION_BUDGET_DAYS * DAY_MS;
 
-export function cadenceFor(type: ProviderType): Cadence {
+export function cadenceFor(provider: ProviderType | CadenceOf): Cadence {
+  const { type, unattendedSyncsPerDay } = cadenceOf(provider);
+  if (unattendedSyncsPerDay !== undefined) return { maxUnattended: unattendedSyncsPerDay, windowMs: DAY_MS };
   if (type === 'legacy') return { maxUnattended: 1, windowMs: DAY_MS };
   if (isValuationType(type)) return { maxUnattended: 1, windowMs: VALUATION_BUDGET_DAYS * DAY_MS };
   return { maxUnattended: UNATTENDED_SYNCS_PER_DAY_OPEN_BANKING, windowMs: DAY_MS };
@@ -53,7 +56,7 @@ export const upstreamBudgetOf = (remaining: number | null, resetsAt: Date | null
  * upstream's (until the upstream's window resets; after that the upstream's limit is whole again).
  * When the upstream has none left, the budget frees up no earlier than its reset.
  */
-export function syncBudget(type: ProviderType, unattendedSyncTimes: readonly Date[], now: Date, upstream: UpstreamBudget | null = null): SyncBudget {
+export function syncBudget(type: ProviderType | CadenceOf, unattendedSyncTimes: readonly Date[], now: Date, upstream: UpstreamBudget | null = null): SyncBudget {
   const { maxUnattended, windowMs } = cadenceFor(type);
   const inWindow = unattendedSyncTimes.filter((t) => t.getTime() > now.getTime() - windowMs && t.getTime() <= now.getTime()).sort((a, b) => a.getTime() - b.getTime());
   const oldest = inWindow[0];
@@ -82,9 +85,12 @@ export const LEGACY_SYNC_HOUR_UTC = 2;
  * syncs every 6 hours; legacy at the next night's sync hour; valuation early next month. Never before
  * the unattended budget allows (`budgetResetsAt` when the budget is used up).
  */
-export function nextScheduledSync(type: ProviderType, after: Date, budget: SyncBudget | null = null): Date {
+export function nextScheduledSync(provider: ProviderType | CadenceOf, after: Date, budget: SyncBudget | null = null): Date {
+  const { type, unattendedSyncsPerDay } = cadenceOf(provider);
   let next: Date;
-  if (type === 'legacy') {
+  if (unattendedSyncsPerDay !== undefined) {
+    next = new Date(after.getTime() + DAY_MS / unattendedSyncsPerDay);
+  } else if (type === 'legacy') {
     next = new Date(Date.UTC(after.getUTCFullYear(), after.getUTCMonth(), after.getUTCDate(), LEGACY_SYNC_HOUR_UTC));
     // At least a few hours after the last one, so a sync just before 02:00 does not repeat at once.
     while (next.getTime() <= after.getTime() + 6 * HOUR_MS) next = new Date(next.getTime() + DAY_MS);
@@ -108,7 +114,7 @@ export function nextScheduledSync(type: ProviderType, after: Date, budget: SyncB
  * clock), or when it gave none, the next scheduled attempt (`scheduledNext` when it lies ahead,
  * else the next one the cadence gives).
  */
-export function rateLimitEnd(type: ProviderType, now: Date, retryAfterMs: number | undefined, scheduledNext: Date | null): Date {
+export function rateLimitEnd(type: ProviderType | CadenceOf, now: Date, retryAfterMs: number | undefined, scheduledNext: Date | null): Date {
   if (retryAfterMs !== undefined) return new Date(now.getTime() + retryAfterMs);
   if (scheduledNext !== null && scheduledNext.getTime() > now.getTime()) return scheduledNext;
   return nextScheduledSync(type, now);

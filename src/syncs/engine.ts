@@ -114,7 +114,7 @@ export function syncEngine(deps: SyncEngineDeps) {
       }
       if (sync === undefined) {
         if (!req.attended && opts.enforceBudget) {
-          const budget = await unattendedBudget(conn.id, provider.type, now, upstreamBudgetOf(conn.upstream_budget_remaining, conn.upstream_budget_resets_at));
+          const budget = await unattendedBudget(conn.id, provider, now, upstreamBudgetOf(conn.upstream_budget_remaining, conn.upstream_budget_resets_at));
           if (budget.remaining === 0 && budget.resetsAt !== null) {
             const retryAfterSeconds = Math.max(1, Math.ceil((Date.parse(budget.resetsAt) - now.getTime()) / 1000));
             throw new AppError(429, 'sync_budget_exhausted', `${provider.name} allows a limited number of syncs without the user present; the next is possible at ${budget.resetsAt}. Send customerIpAddress when the user is present.`, {

@@ -173,7 +173,7 @@ export function syncRunner(deps: SyncRunnerDeps) {
 
   /** The 429 of `provider` at `answeredAt`: when Mooring may call it again, and the sync's errorDetail saying so. */
   function rateLimitOf(provider: CatalogEntry, answeredAt: Date, retryAfterMs: number | undefined, scheduledNext: Date | null): { until: Date; detail: string } {
-    const until = rateLimitEnd(provider.type, answeredAt, retryAfterMs, scheduledNext);
+    const until = rateLimitEnd(provider, answeredAt, retryAfterMs, scheduledNext);
     const when = retryAfterMs !== undefined ? 'the reset time it gave' : 'the next scheduled sync, as it gave no reset time';
     return {
       until,

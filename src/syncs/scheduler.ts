@@ -69,10 +69,10 @@ export function syncScheduler(deps: SyncSchedulerDeps) {
             continue;
           }
           const upstream = upstreamBudgetOf(c.upstream_budget_remaining, c.upstream_budget_resets_at);
-          const budget = syncBudget(provider.type, c.unattended_sync_times, now, upstream);
+          const budget = syncBudget(provider, c.unattended_sync_times, now, upstream);
           if (budget.remaining > 0) toQueue.push({ id: randomUUID(), connectionId: c.id, userId: c.user_id, providerId: c.provider_id });
-          const after = budget.remaining > 0 ? syncBudget(provider.type, [...c.unattended_sync_times, now], now, afterOneSync(upstream)) : budget;
-          updates.push({ id: c.id, next: nextScheduledSync(provider.type, now, after) });
+          const after = budget.remaining > 0 ? syncBudget(provider, [...c.unattended_sync_times, now], now, afterOneSync(upstream)) : budget;
+          updates.push({ id: c.id, next: nextScheduledSync(provider, now, after) });
         }
         const created = await txSyncs.insertQueuedMany(toQueue, 'auto-update', now);
         await txConnections.setNextSyncTimes(updates);

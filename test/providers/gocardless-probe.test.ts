@@ -50,6 +50,21 @@ describe('a GoCardless entry', () => {
     expect(r.stdout).toContain('adapter gocardless');
   });
 
+  it('the README\'s settings for the sandbox counterpart pass providers check and probe', async () => {
+    const readme = fs.readFileSync(path.join(import.meta.dirname, '../../README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('### GoCardless Bank Account Data'));
+    const blocks = [...section.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1] ?? '');
+    const settings = blocks.find((b) => b.includes('/sandbox/gocardless/api/v2'));
+    expect(settings, "README.md's GoCardless section has no sandbox counterpart example").toBeDefined();
+    const file = path.join(dir, 'sandbox-counterpart.yaml');
+    fs.writeFileSync(file, `providers:\n  - name: ${NAME}\n    type: api\n    adapter: gocardless\n${(settings ?? '').replace('http://localhost:3000', ts.baseUrl)}`);
+    const checked = await mooringCommand(['providers', 'check', file], env());
+    expect(checked.code, checked.stdout + checked.stderr).toBe(0);
+    const probed = await mooringCommand(['providers', 'probe', NAME, '--file', file], env());
+    expect(probed.code, probed.stdout + probed.stderr).toBe(0);
+    expect(probed.stdout).toMatch(/ok +token pair:/);
+  });
+
   it('probe issues a token pair and prints the institution\'s limits (and what they cap)', async () => {
     const file = readmeExample({ apiUrl: `${ts.baseUrl}/sandbox/gocardless/api/v2`, institutionId: 'MOORING_STRICT_MSTR0000' }, 120);
     const r = await mooringCommand(['providers', 'probe', NAME, '--file', file], env());

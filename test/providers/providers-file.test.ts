@@ -124,7 +124,7 @@ describe('a good providers file', () => {
     await testDb?.drop();
   });
 
-  it('YAML: a started server lists its providers next to the sandbox providers, with explicit and hashed ids', async () => {
+  it('YAML: a started server lists its providers, with explicit and hashed ids; the sandbox is off unless MOORING_SANDBOX=true', async () => {
     writeFileSync(at('good.yaml'), GOOD_YAML);
     const checked = await mooringCommand(['providers', 'check', at('good.yaml')], goodEnv());
     expect(checked.code, checked.stderr).toBe(0);
@@ -149,12 +149,29 @@ describe('a good providers file', () => {
     expect(acme).toMatchObject({ id: ACME_ID, type: 'api', iconUrl: 'https://acme.example/icon.png', accountTypes: [{ name: 'cash:current', beta: false }], isBeta: false, userTypes: ['personal'] });
     const bravo = listed.find((c) => c.name === 'Bravo Building Society');
     expect(bravo).toMatchObject({ id: bravoId, type: 'api', isBeta: true, accountTypes: [] });
-    // The sandbox providers keep their ids.
-    expect(listed.find((c) => c.name === 'Modelo Open Banking Mock')?.id).toBe(MODELO_ID);
+    // A real provider is configured and MOORING_SANDBOX is not set: no sandbox banks, no sandbox control API.
+    expect(server.output()).toContain('sandbox:   off');
+    expect(listed.find((c) => c.name === 'Modelo Open Banking Mock')).toBeUndefined();
+    expect(listed.map((c) => c.name).sort()).toEqual(['Acme Bank', 'Bravo Building Society']);
     expect((await mh.listBetaConnections()).map((c) => c.name)).toContain('Bravo Building Society');
-    expect((await mh.listAPIConnections()).map((c) => c.name)).toEqual(expect.arrayContaining(['Acme Bank', 'Bravo Building Society', 'Nationwide Open Banking']));
+    const clock = await fetch(`${baseUrl}/sandbox/clock`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    expect(clock.status).toBe(404);
     await server.stop();
-  }, 2 * START_TIMEOUT_MS);
+
+    // MOORING_SANDBOX=true, said explicitly, serves the sandbox next to the file's providers; they keep their ids.
+    const sandboxPort = await freePort();
+    const sandboxUrl = `http://127.0.0.1:${sandboxPort}`;
+    const withSandbox = spawnMooring('good-providers-sandbox', ['start'], {
+      PORT: String(sandboxPort), HOST: '127.0.0.1', PUBLIC_URL: sandboxUrl, MOORING_ADMIN_TOKEN: ADMIN_TOKEN, MOORING_SANDBOX_CLOCK_START: DOMAIN_START.toISOString(),
+      MOORING_PROVIDERS_FILE: at('good.yaml'), MOORING_SANDBOX: 'true', ...storage, ...goodEnv(),
+    });
+    await withSandbox.waitForOutput(/Mooring is running at/, START_TIMEOUT_MS);
+    const sandboxClient = (await officialClient(sandboxUrl, 'client_secret_basic')).mh;
+    expect((await sandboxClient.listConnections()).find((c) => c.name === 'Modelo Open Banking Mock')?.id).toBe(MODELO_ID);
+    expect((await sandboxClient.listAPIConnections()).map((c) => c.name)).toEqual(expect.arrayContaining(['Acme Bank', 'Bravo Building Society', 'Nationwide Open Banking']));
+    expect((await fetch(`${sandboxUrl}/sandbox/clock`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).status).toBe(200);
+    await withSandbox.stop();
+  }, 3 * START_TIMEOUT_MS);
 
   it('JSON: the same providers from a JSON file, and the hashed id is the same on every start', async () => {
     writeFileSync(at('good.json'), JSON.stringify({
@@ -192,6 +209,11 @@ describe('a bad providers file stops start-up, naming the entry and the field', 
       what: 'a duplicate name',
       entries: () => [obEntry('Charlie Bank'), obEntry('Charlie Bank')],
       expected: /provider "Charlie Bank" \(entry 2\): name: is also the name of entry 1/,
+    },
+    {
+      what: 'more unattended syncs a day than UK Open Banking allows',
+      entries: () => [obEntry('Charlie Bank', {}, { unattendedSyncsPerDay: 5, staleAfterHours: 0 })],
+      expected: /provider "Charlie Bank" \(entry 1\): unattendedSyncsPerDay: must be a whole number from 1 to 4 \(UK Open Banking allows 4 unattended accesses a day\)[^]*staleAfterHours: must be a whole number of hours/,
     },
     {
       what: 'a secret written in the file',
@@ -257,7 +279,7 @@ describe('mooring providers check', () => {
       { name: 'Echo Bank', type: 'api', adapter: 'enablebanking', settings: { applicationId: 'app', privateKey: { env: 'ECHO_KEY' }, aspsp: { name: 'Echo', country: 'gb' } } },
       { type: 'api', adapter: 'openbanking', id: MODELO_ID, settings: {} },
     ]);
-    const res = await mooringCommand(['providers', 'check', file], { ECHO_KEY: signingKeyPem });
+    const res = await mooringCommand(['providers', 'check', file], { ECHO_KEY: signingKeyPem, MOORING_SANDBOX: 'true' });
     expect(res.code).toBe(1);
     expect(res.stdout).toContain('Charlie Bank: id');
     const problems = res.stderr;
@@ -267,9 +289,13 @@ describe('mooring providers check', () => {
     expect(problems).toMatch(/provider "Echo Bank" \(entry 4\): settings\.aspsp\.country: must be a two-letter ISO 3166 country code/);
     expect(problems).toMatch(/entry 5: name: is required/);
     expect(problems).toMatch(/entry 5: settings\.wellKnownUrl: is required/);
-    // Off sandbox mode, the sandbox's names are free.
+    // Off sandbox mode, the sandbox's names are free; and it is off by default when the file lists providers.
     const offSandbox = await mooringCommand(['providers', 'check', file], { ECHO_KEY: signingKeyPem, MOORING_SANDBOX: 'false' });
+    expect(offSandbox.stderr).toMatch(/name: is also the name of entry 1/);
     expect(offSandbox.stderr).not.toMatch(/sandbox provider/);
+    const byDefault = await mooringCommand(['providers', 'check', file], { ECHO_KEY: signingKeyPem });
+    expect(byDefault.stderr).toMatch(/name: is also the name of entry 1/);
+    expect(byDefault.stderr).not.toMatch(/sandbox provider/);
   }, 60_000);
 
   it('says how to use it when the subcommand is wrong, and what is missing without a file', async () => {

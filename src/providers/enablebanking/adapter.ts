@@ -124,7 +124,8 @@ export function createEnableBankingAdapter(opts: EnableBankingAdapterOptions): E
         const aspsp = await findAspsp(provider);
         const now = input.now ?? new Date(realNow());
         const maximum = maximumValidUntil(aspsp, now);
-        // tppConsent providers pass no expiry: the session then lasts as long as the bank allows.
+        // Journeys pass consent time + consentDays, for tppConsent entries too (the session is an agreement
+        // with its own end, renewed by a new one: renewsConsentAtProvider); without one (consentDays: null), the bank's maximum.
         const wanted = input.consentExpiresAt ?? maximum;
         const validUntil = wanted < maximum ? wanted : maximum;
         const answer = await call(provider, {
