@@ -255,6 +255,8 @@ const safeDetail = (kind: ProviderErrorKind, name: string): string => {
   switch (kind) {
     case 'credentials':
       return `${name} no longer accepts this connection's authorisation; the user must authorise again`;
+    case 'consent_expired':
+      return `This connection's consent expired at ${name}; the user must authorise again`;
     case 'mfa_required':
       return `${name} needs the user to be present to confirm with a one-time code`;
     case 'unavailable':

@@ -135,18 +135,28 @@ export function createGoCardlessAdapter(opts: GoCardlessAdapterOptions): Provide
     }
   }
 
-  /** A refused sync call explained by the requisition's own status (EX, SU, …); the original failure when that says nothing. */
-  async function explainRefusal(provider: CatalogEntry, requisitionId: string, err: unknown): Promise<unknown> {
+  /**
+   * A refused sync call explained by the requisition's own status (EX, SU, …); the original failure
+   * when that says nothing. An expired agreement is dated by the agreement's own end when that has
+   * passed (acceptance + access_valid_for_days), else by the sync (the bank ended it early).
+   */
+  async function explainRefusal(provider: CatalogEntry, grant: GcGrant, now: Date, err: unknown): Promise<unknown> {
     const refused = toProviderError(err, provider.name, classifierFor(provider.name));
-    if (refused.kind !== 'credentials') return err;
+    if (refused.kind !== 'credentials' && refused.kind !== 'consent_expired') return err;
+    const dated = (e: ProviderError): ProviderError => {
+      if (e.kind !== 'consent_expired') return e;
+      const accepted = grant.acceptedAt === null ? Number.NaN : Date.parse(grant.acceptedAt);
+      const end = accepted + grant.accessValidForDays * DAY_MS;
+      return new ProviderError('consent_expired', e.safeDetail, { cause: err, ...(Number.isNaN(end) || end > now.getTime() ? {} : { expiredAt: new Date(end) }) });
+    };
     try {
-      const r = await readRequisition(provider, requisitionId);
+      const r = await readRequisition(provider, grant.requisitionId);
       const problem = requisitionProblem(provider.name, r.status);
-      if (problem === undefined) return err;
+      if (problem === undefined) return refused.kind === 'consent_expired' ? dated(refused) : err;
       // In a sync every non-linked state means the user must authorise again.
-      return problem.kind === 'credentials' ? problem : new ProviderError('credentials', problem.safeDetail);
+      return problem.kind === 'credentials' || problem.kind === 'consent_expired' ? dated(problem) : new ProviderError('credentials', problem.safeDetail);
     } catch {
-      return err;
+      return refused.kind === 'consent_expired' ? dated(refused) : err;
     }
   }
 
@@ -263,7 +273,7 @@ export function createGoCardlessAdapter(opts: GoCardlessAdapterOptions): Provide
             for (const st of [r.account, r.transactions]) {
               if (st === undefined || st.status !== 'rejected') continue;
               const e = toProviderError(st.reason, provider.name, classifierFor(provider.name));
-              if (e.kind === 'credentials' || e.kind === 'rate_limited') throw st.reason;
+              if (e.kind === 'credentials' || e.kind === 'consent_expired' || e.kind === 'rate_limited') throw st.reason;
             }
           }
           const accounts: ProviderAccount[] = [];
@@ -294,7 +304,7 @@ export function createGoCardlessAdapter(opts: GoCardlessAdapterOptions): Provide
             ...(upstreamBudget === undefined ? {} : { upstreamBudget }),
           };
         } catch (err) {
-          throw await explainRefusal(provider, grant.requisitionId, err);
+          throw await explainRefusal(provider, grant, input.now, err);
         }
       }),
 

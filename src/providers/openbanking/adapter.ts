@@ -67,20 +67,31 @@ function callbackError(provider: CatalogEntry, error: string): ProviderError {
   return new ProviderError('journey_rejected', `The authorisation was cancelled or declined at ${provider.name}`);
 }
 
-/** What a consent's status at the bank says about a refused call, or undefined when it explains nothing. */
-function consentRefusal(provider: CatalogEntry, status: string, expiresAt: string | undefined, now: Date): ProviderError | undefined {
-  switch (status) {
+/** A date-time the bank gave, or undefined when it gave none or an unreadable one. */
+const bankTime = (value: string | undefined): Date | undefined => {
+  const at = value === undefined ? Number.NaN : Date.parse(value);
+  return Number.isNaN(at) ? undefined : new Date(at);
+};
+
+/**
+ * What a consent's status at the bank says about a refused call, or undefined when it explains
+ * nothing. `Expired` (or an ExpirationDateTime that has passed) is an expired consent, at the
+ * ExpirationDateTime when that has passed, else when the status changed (StatusUpdateDateTime).
+ */
+function consentRefusal(provider: CatalogEntry, consent: { Status: string; StatusUpdateDateTime?: string | undefined; ExpirationDateTime?: string | undefined }, now: Date): ProviderError | undefined {
+  const expiration = bankTime(consent.ExpirationDateTime);
+  const lapsed = expiration !== undefined && expiration.getTime() <= now.getTime() ? expiration : undefined;
+  const expired = (at: Date | undefined): ProviderError =>
+    new ProviderError('consent_expired', `This connection's consent expired at ${provider.name}; the user must authorise again`, { expiredAt: at });
+  switch (consent.Status) {
     case 'Revoked':
       return new ProviderError('credentials', `The user withdrew this connection's consent at ${provider.name}; they must authorise again`);
     case 'Rejected':
       return new ProviderError('credentials', `${provider.name} rejected this connection's consent; the user must authorise again`);
     case 'Expired':
-      return new ProviderError('credentials', `This connection's consent expired at ${provider.name}; the user must authorise again`);
+      return expired(lapsed ?? bankTime(consent.StatusUpdateDateTime));
     default:
-      if (expiresAt !== undefined && Date.parse(expiresAt) <= now.getTime()) {
-        return new ProviderError('credentials', `This connection's consent expired at ${provider.name}; the user must authorise again`);
-      }
-      return undefined;
+      return lapsed === undefined ? undefined : expired(lapsed);
   }
 }
 
@@ -148,7 +159,7 @@ export function createOpenBankingAdapter(opts: OpenBankingAdapterOptions): Provi
     if (refused.kind !== 'credentials') return err;
     try {
       const consent = await readConsent(c, provider, consentId);
-      return consentRefusal(provider, consent.Status, consent.ExpirationDateTime, now) ?? err;
+      return consentRefusal(provider, consent, now) ?? err;
     } catch {
       return err;
     }
@@ -323,7 +334,7 @@ export function createOpenBankingAdapter(opts: OpenBankingAdapterOptions): Provi
             for (const s of [r.account, r.transactions]) {
               if (s.status !== 'rejected') continue;
               const e = toProviderError(s.reason, provider.name, classifyOb);
-              if (e.kind === 'credentials' || e.kind === 'mfa_required' || e.kind === 'rate_limited') throw s.reason;
+              if (e.kind === 'credentials' || e.kind === 'consent_expired' || e.kind === 'mfa_required' || e.kind === 'rate_limited') throw s.reason;
             }
           }
           const accounts: ProviderAccount[] = [];
