@@ -298,6 +298,42 @@ describe('GoCardless through the official client', () => {
     expect((await requisitionOf(ts.testDb.db, newRequisition))?.status).toBe('LN');
   });
 
+  it('the institution ending access early (requisition EX long before the agreement\'s end): expired at the sync, reauth, nothing more scheduled, one connectionExpired; reauth brings it back', async () => {
+    const { userId, connectionId } = await connectAs('user_expired');
+    const granted = Date.parse((await connection(userId, connectionId)).expiresAt ?? '');
+    const requisition = await providerRefOf(ts.testDb.db, connectionId);
+    await advanceClock(ts.baseUrl, 'P5D');
+    const syncFrom = await clockNow(ts.baseUrl);
+    expect(await attended(userId, connectionId)).toBe('error');
+    const syncTo = await clockNow(ts.baseUrl);
+    expect((await requisitionOf(ts.testDb.db, requisition))?.status).toBe('EX');
+    const c = await connection(userId, connectionId);
+    expect(c).toMatchObject({ status: 'error', error: 'credentials_error', extendedStatus: 'expired', nextSyncAt: null, remediation: { action: 'reauth' } });
+    const expiredAt = Date.parse(c.expiresAt ?? '');
+    expect(expiredAt).toBeGreaterThanOrEqual(syncFrom);
+    expect(expiredAt).toBeLessThanOrEqual(syncTo);
+    expect(granted - expiredAt).toBeGreaterThan(80 * DAY_MS);
+    expect((await syncs(userId, connectionId)).at(0)).toMatchObject({ fetchStatus: 'credentials-error' });
+
+    const attempts = (await syncs(userId, connectionId)).length;
+    await advanceClock(ts.baseUrl, 'P2D');
+    await runScheduler(ts.baseUrl);
+    await advanceClock(ts.baseUrl, 'P2D');
+    await runScheduler(ts.baseUrl);
+    expect(await syncs(userId, connectionId)).toHaveLength(attempts);
+    expect(await connection(userId, connectionId)).toMatchObject({ expiresAt: c.expiresAt, extendedStatus: 'expired' });
+    const expiredEvents = ofConnection(await allEvents(ts.baseUrl, client), connectionId, 'connectionExpired');
+    expect(expiredEvents).toHaveLength(1);
+    expect(expiredEvents[0]?.payload).toMatchObject({ connectionId, expiredAt: c.expiresAt, tppConsent: false, remediation: { action: 'reauth' } });
+
+    const url = await mh.getReauthAuthorizeUrlForCreatedUser({ userId, connectionId, state: 'rx', nonce: 'nrx' });
+    expect((await runJourney(url, 'user_ok')).get('error')).toBeNull();
+    const renewed = await connection(userId, connectionId);
+    expect(renewed).toMatchObject({ status: 'ok', error: null, extendedStatus: null, remediation: { action: 'none' } });
+    expect(Date.parse(renewed.expiresAt ?? '')).toBe(await agreementEnd(connectionId));
+    expect(renewed.nextSyncAt).not.toBeNull();
+  });
+
   it('reconsent of a tppConsent connection is a new agreement at GoCardless (through its consent page), never a local date change', async () => {
     const { userId, connectionId } = await connectAs('user_ok', tppProviderId);
     const before = await connection(userId, connectionId);

@@ -16,7 +16,7 @@ import type { SecretBox } from '../../crypto/secrets.ts';
 import type { Queryable } from '../../db/db.ts';
 import type { CatalogEntry } from '../catalog.ts';
 import {
-  atEdge, callProvider, checkShape, HttpStatusFailure, rateLimitHeader, ResponseShapeFailure, toProviderError, type HttpCall,
+  atEdge, callProvider, checkShape, HttpStatusFailure, rateLimitHeader, RateLimitStop, ResponseShapeFailure, toProviderError, type HttpCall,
 } from '../http.ts';
 import { ProviderError, type FetchResult, type JsonObject, type ProviderAccount, type ProviderAdapter, type ProviderTransaction } from '../provider.ts';
 import { GC_MAX_HISTORICAL_DAYS, type GoCardlessSettings } from '../settings.ts';
@@ -103,6 +103,7 @@ export function createGoCardlessAdapter(opts: GoCardlessAdapterOptions): Provide
     const url = new URL(`${s.apiUrl}${c.path}`);
     for (const [k, v] of Object.entries(c.query ?? {})) url.searchParams.set(k, v);
     const attempt = async (): Promise<{ token: string; run: Promise<unknown> }> => {
+      c.stop?.check(); // nothing, not even a token renewal, once this fetch met a rate limit
       const token = await tokens.access(provider, s);
       const { path: _path, query: _query, ...rest } = c;
       return { token, run: callProvider({ ...rest, url: url.toString(), headers: { authorization: `Bearer ${token}` }, timeoutMs: opts.timeoutMs }) };
@@ -230,11 +231,13 @@ export function createGoCardlessAdapter(opts: GoCardlessAdapterOptions): Provide
         const s = settingsOf(provider);
         const grant = readGrant(provider, input.grant);
         const limits = new AccountLimitTracker();
+        // GoCardless's first 429 stops every later call of this fetch, every account's (SPEC §10).
+        const stop = new RateLimitStop(provider.name, classifierFor(provider.name));
         const scoped = (scope: 'details' | 'balances' | 'transactions'): boolean => s.accessScope.includes(scope);
         const accountCall = (id: string, sub: '' | 'details/' | 'balances/' | 'transactions/', query?: Record<string, string>): Promise<unknown> =>
           call(provider, {
             method: 'GET', path: `/accounts/${encodeURIComponent(id)}/${sub}`, endpoint: `/accounts/{accountId}/${sub}`,
-            ...(query === undefined ? {} : { query }), onHeaders: (h) => limits.see(h),
+            ...(query === undefined ? {} : { query }), onHeaders: (h) => limits.see(h), stop,
           });
 
         const readAccount = async (id: string): Promise<{ account: ProviderAccount; transactions: Promise<ProviderTransaction[]> }> => {
@@ -268,7 +271,9 @@ export function createGoCardlessAdapter(opts: GoCardlessAdapterOptions): Provide
               return { id, account: { status: 'rejected' as const, reason }, transactions: undefined };
             }
           });
-          // A refusal of the whole connection (or a 429) on any call fails the sync; anything else loses only that part.
+          // A rate limit ends the sync as rate-limited, whatever else failed after it; a refusal of the
+          // whole connection on any call fails the sync; anything else loses only that part.
+          if (stop.tripped !== undefined) throw stop.tripped.failure;
           for (const r of results) {
             for (const st of [r.account, r.transactions]) {
               if (st === undefined || st.status !== 'rejected') continue;

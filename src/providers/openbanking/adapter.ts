@@ -15,7 +15,7 @@ import { randomUUID } from 'node:crypto';
 import * as oidc from 'openid-client';
 import type { CatalogEntry } from '../catalog.ts';
 import {
-  atEdge, callProvider, checkShape, HttpStatusFailure, ResponseShapeFailure, toProviderError, type FailureClassifier,
+  atEdge, callProvider, checkShape, HttpStatusFailure, RateLimitStop, ResponseShapeFailure, toProviderError, type FailureClassifier,
 } from '../http.ts';
 import { mapLimit } from '../map-limit.ts';
 import { ProviderError, type FetchResult, type JsonObject, type ProviderAccount, type ProviderAdapter, type ProviderTransaction } from '../provider.ts';
@@ -282,12 +282,15 @@ export function createOpenBankingAdapter(opts: OpenBankingAdapterOptions): Provi
           authorization: `Bearer ${grant.accessToken}`,
           ...fapiHeaders(c, { authTime: grant.authTime ?? null, ...(input.attended ? { customerIp: input.customerIpAddress ?? UNKNOWN_CUSTOMER_IP } : {}) }),
         });
+        // The bank's first 429 stops every later call of this fetch, every account's (SPEC §10).
+        const stop = new RateLimitStop(provider.name, classifyOb);
         const get = async (url: string, endpoint: string): Promise<unknown> => {
-          const attempt = (): Promise<unknown> => callProvider({ method: 'GET', url, endpoint, timeoutMs: opts.timeoutMs, headers: headers(), dispatcher: c.dispatcher });
+          const attempt = (): Promise<unknown> => callProvider({ method: 'GET', url, endpoint, timeoutMs: opts.timeoutMs, headers: headers(), dispatcher: c.dispatcher, stop });
           try {
             return await attempt();
           } catch (err) {
             if (!(err instanceof HttpStatusFailure && err.status === 401)) throw err;
+            stop.check();
             await refresh();
             return attempt();
           }
@@ -329,7 +332,9 @@ export function createOpenBankingAdapter(opts: OpenBankingAdapterOptions): Provi
             const [account, transactions] = await Promise.allSettled([balancesOf(a), transactionsOf(a)]);
             return { a, account, transactions };
           });
-          // A refusal of the whole consent on any call fails the sync; anything else loses only that part.
+          // A rate limit ends the sync as rate-limited, whatever else failed after it; a refusal of the
+          // whole consent on any call fails the sync; anything else loses only that part.
+          if (stop.tripped !== undefined) throw stop.tripped.failure;
           for (const r of results) {
             for (const s of [r.account, r.transactions]) {
               if (s.status !== 'rejected') continue;

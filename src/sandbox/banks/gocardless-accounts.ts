@@ -74,6 +74,11 @@ export async function accountRoutes(
       switch (outcome) {
         case 'revoked':
           throw fail(401, couldNot, 'Access has expired or it has been revoked', 'AccessExpiredError');
+        case 'expired':
+          // The institution ended access before the agreement's term: the requisition is EX from now on.
+          await store.setStatus(a.q.id, ['LN'], 'EX');
+          throw new GcError(401, `End User Agreement (EUA) ${a.agreement.id} has expired`,
+            'The institution ended access before the EUA\'s term. The end user must connect the account once more with new EUA and Requisition');
         case 'suspended':
           await store.setStatus(a.q.id, ['LN'], 'SU');
           throw fail(409, 'Account suspended', 'This account or its requisition was suspended due to numerous errors that occurred while accessing it.', 'AccountSuspendedError');
