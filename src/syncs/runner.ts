@@ -131,9 +131,10 @@ export function syncRunner(deps: SyncRunnerDeps) {
   };
 
   /**
-   * Ends a sync as failed. `consentExpiredAt`: the upstream said the consent expired then (already
-   * placed by consentExpiryOf), so the connection's expiresAt comes forward to it and status rule 2
-   * (expired consent) applies from now on: no more scheduled syncs, the expiry event once.
+   * Ends a sync as failed. `consentExpiredAt`: the upstream said the consent expired then (placed
+   * by status.ts upstreamConsentExpiry), so the connection's expiresAt comes forward to it and
+   * status rule 2 (expired consent) applies from now on: no more scheduled syncs, the expiry event
+   * once (afterSync records the status change in this transaction).
    */
   async function finishFailed(
     sync: SyncRow, connectionId: string, startedAt: Date, fetchStatus: CountedFetchStatus, detail: string, grantVersion: number | null = null, consentExpiredAt: Date | null = null,
