@@ -193,6 +193,18 @@ export function connectionsRepository(db: Queryable, secrets?: SecretBox) {
     },
 
     /**
+     * The upstream said the consent expired at `at` (status.ts upstreamConsentExpiry): expiresAt
+     * comes forward to it (never later than it was) and nothing more is scheduled; a reauth or
+     * reconsent sets both again.
+     */
+    async recordConsentExpired(connectionId: string, at: Date): Promise<void> {
+      await db.query(
+        'update connections set expires_at = least(coalesce(expires_at, $2), $2), next_sync_at = null where id = $1',
+        [connectionId, at],
+      );
+    },
+
+    /**
      * Records a rate-limited sync (the provider answered 429): only when Mooring may call the
      * provider again for this connection, and the attempt's time. Its status, failure streak,
      * lastUpdated and last fetch status stay as they were (SPEC sections 5 and 10). The next

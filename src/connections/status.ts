@@ -122,6 +122,16 @@ export function isConsentExpired(expiresAt: Date | null, now: Date): boolean {
   return expiresAt !== null && expiresAt.getTime() <= now.getTime();
 }
 
+/**
+ * When a consent the upstream says has expired (SPEC section 10) lapsed, for the connection's
+ * expiresAt: the time the upstream gives, or `syncAt` (the sync's time) when it gives none or a
+ * later one; never later than the sync. The repository never moves expiresAt later than it was.
+ */
+export function upstreamConsentExpiry(said: Date | undefined, syncAt: Date): Date {
+  if (said === undefined || Number.isNaN(said.getTime()) || said.getTime() > syncAt.getTime()) return syncAt;
+  return said;
+}
+
 const stalenessOf = (facts: ConnectionFacts): CadenceOf => ({ type: facts.providerType, staleAfterHours: facts.staleAfterHours });
 
 /** The provider's staleness window: its providers-file `staleAfterHours`, else its type's. */

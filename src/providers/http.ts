@@ -107,6 +107,35 @@ export interface HttpCall {
   dispatcher?: Dispatcher;
   /** Told the headers of every answer, 2xx or not (e.g. GoCardless's per-account rate-limit headers). */
   onHeaders?: (headers: Headers) => void;
+  /** The fetch's stop on the upstream's first rate limit: refuses the call before it is sent once tripped. */
+  stop?: RateLimitStop;
+}
+
+/**
+ * One adapter operation's stop on an upstream's rate limit (SPEC section 10: no call for that
+ * connection goes to the upstream before the reset time). The first failure that means
+ * `rate_limited` trips it; from then on every call made through it (callProvider's `stop`) is
+ * refused before it is sent, with that same failure, so concurrent per-account work (mapLimit)
+ * and further pages end at once without reaching the upstream.
+ */
+export class RateLimitStop {
+  #tripped: { failure: unknown } | undefined;
+  readonly #isRateLimit: (failure: unknown) => boolean;
+  constructor(providerName: string, classify?: FailureClassifier) {
+    this.#isRateLimit = (failure) => toProviderError(failure, providerName, classify).kind === 'rate_limited';
+  }
+  /** The rate-limit failure that tripped it, if one has. */
+  get tripped(): { failure: unknown } | undefined {
+    return this.#tripped;
+  }
+  /** Throws the tripping failure when tripped: call before anything is sent to the upstream. */
+  check(): void {
+    if (this.#tripped !== undefined) throw this.#tripped.failure;
+  }
+  /** Looks at a call's failure; trips on the first that is a rate limit. */
+  see(failure: unknown): void {
+    if (this.#tripped === undefined && this.#isRateLimit(failure)) this.#tripped = { failure };
+  }
 }
 
 async function readLimited(res: Response, limitBytes: number): Promise<string> {
@@ -175,6 +204,7 @@ export async function failureOfAnswer(res: Response, what: string): Promise<Http
 
 /** Calls a provider and answers its parsed JSON body (undefined when empty). Throws raw failures; see toProviderError. */
 export async function callProvider(call: HttpCall): Promise<unknown> {
+  call.stop?.check();
   const recording = startProviderCall(call.method, call.endpoint);
   const sentInteraction = call.headers?.[INTERACTION_HEADER] ?? null;
   let end: CallEnd = { status: null, interactionId: sentInteraction };
@@ -186,6 +216,7 @@ export async function callProvider(call: HttpCall): Promise<unknown> {
     return answer;
   } catch (err) {
     recording.end({ ...end, failure: err });
+    call.stop?.see(err);
     throw err;
   }
 }
@@ -255,6 +286,8 @@ const safeDetail = (kind: ProviderErrorKind, name: string): string => {
   switch (kind) {
     case 'credentials':
       return `${name} no longer accepts this connection's authorisation; the user must authorise again`;
+    case 'consent_expired':
+      return `This connection's consent expired at ${name}; the user must authorise again`;
     case 'mfa_required':
       return `${name} needs the user to be present to confirm with a one-time code`;
     case 'unavailable':

@@ -12,6 +12,12 @@ export type JsonObject = { [key: string]: Json };
 export const PROVIDER_ERROR_KINDS = [
   /** The provider refused our credentials or the user revoked access: the user must re-authenticate. */
   'credentials',
+  /**
+   * The upstream says the consent itself has expired (Open Banking consent `Expired`, Enable Banking
+   * session `EXPIRED`, GoCardless requisition `EX` or an expired agreement), possibly before the
+   * connection's own expiresAt: the connection's consent is expired from then on (SPEC sections 5 and 10).
+   */
+  'consent_expired',
   /** The provider needs the user present to enter a one-time code. */
   'mfa_required',
   /** The provider is down, answered 5xx, or declared an outage. Retry later. */
@@ -39,11 +45,17 @@ export class ProviderError extends Error {
    * domain clock differ; the sync runner places it on the domain clock.
    */
   readonly retryAfterMs: number | undefined;
-  constructor(kind: ProviderErrorKind, safeDetail: string, opts: { cause?: unknown; retryAfterMs?: number | undefined } = {}) {
+  /**
+   * For `consent_expired`: when the upstream says the consent expired (undefined: it did not say).
+   * The sync runner brings the connection's expiresAt forward to it, never past the sync's time.
+   */
+  readonly expiredAt: Date | undefined;
+  constructor(kind: ProviderErrorKind, safeDetail: string, opts: { cause?: unknown; retryAfterMs?: number | undefined; expiredAt?: Date | undefined } = {}) {
     super(`${kind}: ${safeDetail}`, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.kind = kind;
     this.safeDetail = safeDetail;
     this.retryAfterMs = opts.retryAfterMs;
+    this.expiredAt = opts.expiredAt;
   }
 }
 

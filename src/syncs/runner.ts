@@ -14,7 +14,7 @@ import type { Db, Queryable } from '../db/db.ts';
 import type { NewTransactions } from '../webhooks/events.ts';
 import { accountsRepository } from '../accounts/repository.ts';
 import { connectionsRepository } from '../connections/repository.ts';
-import { isConsentExpired, isRateLimited, nextLastUpdated, type CountedFetchStatus } from '../connections/status.ts';
+import { isConsentExpired, isRateLimited, nextLastUpdated, upstreamConsentExpiry, type CountedFetchStatus } from '../connections/status.ts';
 import type { Catalog, CatalogEntry } from '../providers/catalog.ts';
 import { adapterFor, ProviderError, type FetchResult, type ProviderAdapters, type ProviderErrorKind } from '../providers/provider.ts';
 import type { ProviderCallLog } from '../provider-calls/writer.ts';
@@ -65,6 +65,7 @@ const OVERLAP_MS = 7 * DAY_MS;
 /** A provider's 429 (`rate_limited`) is not here: that sync is rate-limited, never a failed one (see finishRateLimited). */
 const FETCH_STATUS_BY_ERROR: Record<Exclude<ProviderErrorKind, 'rate_limited'>, CountedFetchStatus> = {
   credentials: 'credentials-error',
+  consent_expired: 'credentials-error',
   mfa_required: 'mfa-required',
   unavailable: 'error',
   bad_response: 'error',
@@ -129,11 +130,20 @@ export function syncRunner(deps: SyncRunnerDeps) {
     deps.log.warn({ syncId: sync.id }, 'this run lost its lease (it stalled) and another run took the sync over; its result is discarded');
   };
 
-  async function finishFailed(sync: SyncRow, connectionId: string, startedAt: Date, fetchStatus: CountedFetchStatus, detail: string, grantVersion: number | null = null): Promise<void> {
+  /**
+   * Ends a sync as failed. `consentExpiredAt`: the upstream said the consent expired then (placed
+   * by status.ts upstreamConsentExpiry), so the connection's expiresAt comes forward to it and
+   * status rule 2 (expired consent) applies from now on: no more scheduled syncs, the expiry event
+   * once (afterSync records the status change in this transaction).
+   */
+  async function finishFailed(
+    sync: SyncRow, connectionId: string, startedAt: Date, fetchStatus: CountedFetchStatus, detail: string, grantVersion: number | null = null, consentExpiredAt: Date | null = null,
+  ): Promise<void> {
     await deps.db.transaction(async (tx) => {
       await assertStillOwned(tx, sync);
       if (grantVersion !== null && (await grantReplaced(tx, connectionId, grantVersion))) return finishSuperseded(tx, sync);
       await connectionsRepository(tx).recordSyncOutcome(connectionId, { fetchStatus, lastUpdated: null, grant: null, attemptAt: startedAt, failed: true });
+      if (consentExpiredAt !== null) await connectionsRepository(tx).recordConsentExpired(connectionId, consentExpiredAt);
       const finished = await syncsRepository(tx).finish(sync.id, {
         fetchStatus,
         fetchedAt: null,
@@ -271,7 +281,8 @@ export function syncRunner(deps: SyncRunnerDeps) {
         return ended(err.kind);
       }
       const kind = err.kind;
-      await storeWithRetries(() => finishFailed(sync, conn.id, startedAt, FETCH_STATUS_BY_ERROR[kind], err.safeDetail, grantVersion));
+      const expiredAt = kind === 'consent_expired' ? upstreamConsentExpiry(err.expiredAt, startedAt) : null;
+      await storeWithRetries(() => finishFailed(sync, conn.id, startedAt, FETCH_STATUS_BY_ERROR[kind], err.safeDetail, grantVersion, expiredAt));
       return ended(kind);
     }
     const fetchedAt = deps.clock.now();

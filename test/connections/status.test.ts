@@ -21,6 +21,7 @@ import {
   requestedExpiryProblem,
   retrievedData,
   staleAfterMs,
+  upstreamConsentExpiry,
   type ConnectionFacts,
   type CountedFetchStatus,
   type FetchStatus,
@@ -143,6 +144,16 @@ describe('rule 2: expired consent', () => {
     const s = describeAt({ expiresAt: at(1 * MS) });
     expect(s).toMatchObject({ status: 'ok', error: null, extendedStatus: null });
     expect(isConsentExpired(at(1), NOW)).toBe(false);
+  });
+
+  it('an upstream that says the consent expired dates it by what it says, never later than the sync', () => {
+    expect(upstreamConsentExpiry(at(-3 * DAY), NOW)).toEqual(at(-3 * DAY));
+    expect(upstreamConsentExpiry(NOW, NOW)).toEqual(NOW);
+    // A date after the sync (the bank ended it before the date it granted), none, or garbage: the sync's time.
+    expect(upstreamConsentExpiry(at(60 * DAY), NOW)).toEqual(NOW);
+    expect(upstreamConsentExpiry(undefined, NOW)).toEqual(NOW);
+    expect(upstreamConsentExpiry(new Date(Number.NaN), NOW)).toEqual(NOW);
+    expect(describeAt({ expiresAt: upstreamConsentExpiry(at(60 * DAY), NOW) })).toMatchObject({ status: 'error', error: 'credentials_error', extendedStatus: 'expired' });
   });
 
   it('never lapses when expiresAt is null, however far time moves', () => {

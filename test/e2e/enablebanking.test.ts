@@ -185,6 +185,45 @@ describe('what the bank says decides the connection', () => {
     expect(ofConnection(events, connectionId, 'connectionExpired')[0]?.payload).toMatchObject({ connectionId, remediation: { action: 'reauth' } });
   });
 
+  it('the bank ending the session early (EXPIRED long before valid_until): expired at the sync, reconsent for a tppConsent entry, nothing more scheduled, one connectionExpired; reconsent brings it back', async () => {
+    const { userId, connectionId, sessionId } = await connect(tpp);
+    const granted = Date.parse((await connectionOf(userId, connectionId)).expiresAt ?? '');
+    await advanceClock(ts.baseUrl, 'P3D');
+    await setBehaviour(ts.baseUrl, connectionId, 'user_expired');
+    const syncFrom = await clockNow(ts.baseUrl);
+    expect((await mh.syncUserConnection({ userId, connectionId, customerIpAddress: '203.0.113.9' })).data.status).toBe('error');
+    const syncTo = await clockNow(ts.baseUrl);
+    expect(await sessionAtBank(sessionId)).toBe('EXPIRED');
+    const c = await connectionOf(userId, connectionId);
+    expect(c).toMatchObject({ status: 'error', error: 'credentials_error', extendedStatus: 'expired', nextSyncAt: null, remediation: { action: 'reconsent' } });
+    // The bank gave no earlier date than its valid_until (still ahead): expired at the sync's time, months before the granted end.
+    const expiredAt = Date.parse(c.expiresAt ?? '');
+    expect(expiredAt).toBeGreaterThanOrEqual(syncFrom);
+    expect(expiredAt).toBeLessThanOrEqual(syncTo);
+    expect(granted - expiredAt).toBeGreaterThan(80 * DAY_MS);
+    expect((await syncsOf(userId, connectionId)).at(0)).toMatchObject({ fetchStatus: 'credentials-error' });
+
+    // No more syncs: the schedule runs days on and nothing is attempted, and the expiry is announced once.
+    const attempts = (await syncsOf(userId, connectionId)).length;
+    await advanceClock(ts.baseUrl, 'P2D');
+    await runScheduler(ts.baseUrl);
+    await advanceClock(ts.baseUrl, 'P2D');
+    await runScheduler(ts.baseUrl);
+    expect(await syncsOf(userId, connectionId)).toHaveLength(attempts);
+    expect(await connectionOf(userId, connectionId)).toMatchObject({ expiresAt: c.expiresAt, extendedStatus: 'expired' });
+    const expiredEvents = ofConnection(await allEvents(ts.baseUrl, client), connectionId, 'connectionExpired');
+    expect(expiredEvents).toHaveLength(1);
+    expect(expiredEvents[0]?.payload).toMatchObject({ connectionId, expiredAt: c.expiresAt, tppConsent: true, remediation: { action: 'reconsent' } });
+
+    const wanted = new Date((await clockNow(ts.baseUrl)) + 60 * DAY_MS).toISOString();
+    const url = await mh.getReconsentAuthorizeUrlForCreatedUser({ userId, connectionId, expiresAt: wanted, state: 'st-rx', nonce: 'nn-rx' });
+    expect((await journey(url, 'user_ok')).params.get('error')).toBeNull();
+    const renewed = await connectionOf(userId, connectionId);
+    expect(renewed).toMatchObject({ status: 'ok', error: null, extendedStatus: null, remediation: { action: 'none' } });
+    expect(Math.abs(Date.parse(renewed.expiresAt ?? '') - Date.parse(wanted))).toBeLessThan(HOUR_MS);
+    expect(renewed.nextSyncAt).not.toBeNull();
+  });
+
   it('revocation at the bank is credentials_error with reauth; reauth makes a new session and keeps the account ids', async () => {
     const { userId, connectionId, sessionId } = await connect(gb);
     const before = await connectionOf(userId, connectionId);

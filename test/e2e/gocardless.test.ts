@@ -15,7 +15,8 @@ import { atRedirect, connect, officialClientFor, rejection, runJourney, type Mon
 import { Browser } from '../helpers/browser.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { startReceiver, type Receiver } from '../helpers/webhook-receiver.ts';
-import { advanceClock, allEvents, clockNow, ofConnection, runScheduler, setWebhook, webhookClient } from '../helpers/webhooks.ts';
+import { adminCall, advanceClock, allEvents, clockNow, ofConnection, runScheduler, setWebhook, webhookClient } from '../helpers/webhooks.ts';
+import { GC_SANDBOX_PREFIX, SANDBOX_GC_SECRET_ID, SANDBOX_GC_SECRET_KEY } from '../../src/sandbox/banks/index.ts';
 
 const DAY_MS = 86_400_000;
 const HOUR_MS = 3_600_000;
@@ -182,6 +183,51 @@ describe('GoCardless through the official client', () => {
     expect(await connection(userId, connectionId)).toMatchObject({ status: 'error', error: 'credentials_error', remediation: { action: 'reauth' } });
   });
 
+  it('a 429 part-way through a sync of several accounts stops every call for the connection: none starts after it was answered, and the sync is rate-limited', async () => {
+    const { userId, connectionId } = await connectAs('user_ok');
+    // Another client of the same GoCardless account reads the first account's details until the
+    // upstream's per-account daily limit (4) is spent (the connect sync used one): the next
+    // details call for that account is a 429, while the second account still has calls left.
+    const api = `${ts.baseUrl}${GC_SANDBOX_PREFIX}`;
+    const gc = async (method: string, path: string, bearer?: string, json?: unknown): Promise<{ status: number; body: Record<string, unknown> }> => {
+      const res = await fetch(`${api}${path}`, {
+        method, headers: { accept: 'application/json', ...(bearer === undefined ? {} : { authorization: `Bearer ${bearer}` }), ...(json === undefined ? {} : { 'content-type': 'application/json' }) },
+        ...(json === undefined ? {} : { body: JSON.stringify(json) }),
+      });
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    };
+    const token = String((await gc('POST', '/token/new/', undefined, { secret_id: SANDBOX_GC_SECRET_ID, secret_key: SANDBOX_GC_SECRET_KEY })).body.access);
+    const accounts = (await gc('GET', `/requisitions/${await providerRefOf(ts.testDb.db, connectionId)}/`, token)).body.accounts as string[];
+    expect(accounts).toHaveLength(2);
+    for (let i = 0; i < 3; i += 1) expect((await gc('GET', `/accounts/${accounts[0] ?? ''}/details/`, token)).status).toBe(200);
+    expect((await gc('GET', `/accounts/${accounts[0] ?? ''}/details/`, token)).status).toBe(429);
+
+    expect(await attended(userId, connectionId)).toBe('error');
+    const history = await syncs(userId, connectionId);
+    expect(history[0]?.fetchStatus).toBe('rate-limited');
+    expect(history.filter((s) => s.fetchStatus === 'error' || s.fetchStatus === 'credentials-error')).toEqual([]);
+    const c = await connection(userId, connectionId);
+    expect(c).toMatchObject({ status: 'ok', error: null, remediation: { action: 'wait' } });
+    expect(c.rateLimitedUntil).not.toBeNull();
+
+    const log = await adminCall(ts.baseUrl, 'GET', `/admin/api/provider-calls?${new URLSearchParams({ connectionId, limit: '500' }).toString()}`);
+    expect(log.status).toBe(200);
+    const rows = (log.body as { data: { at: string; syncId: string | null; endpoint: string; status: number | null; latencyMs: number }[] }).data;
+    const syncIds = [...new Set(rows.map((r) => r.syncId))];
+    const lastSync = rows.filter((r) => r.status === 429).map((r) => r.syncId);
+    expect(new Set(lastSync).size).toBe(1);
+    const ofSync = rows.filter((r) => r.syncId === lastSync[0]);
+    expect(syncIds.length).toBeGreaterThan(1);
+    const limited = ofSync.filter((r) => r.status === 429);
+    expect(limited).toHaveLength(1);
+    expect(limited[0]?.endpoint).toBe('/accounts/{accountId}/details/');
+    const answeredAt = Date.parse(limited[0]?.at ?? '') + (limited[0]?.latencyMs ?? 0);
+    // Every call of the sync started before the 429 was answered (2 ms for the log's millisecond rounding).
+    for (const r of ofSync) expect(Date.parse(r.at)).toBeLessThanOrEqual(answeredAt + 2);
+    // The second account's later calls (its transactions) were never sent.
+    expect(ofSync.filter((r) => r.endpoint === '/accounts/{accountId}/transactions/')).toEqual([]);
+  });
+
   it('a bank that limits this customer (user_ratelimited) leaves the connection ok and waits for the reset it names', async () => {
     const { userId, connectionId } = await connectAs('user_ratelimited');
     const now = await clockNow(ts.baseUrl);
@@ -296,6 +342,42 @@ describe('GoCardless through the official client', () => {
     expect(newRequisition).not.toBe(oldRequisition);
     expect(await requisitionOf(ts.testDb.db, oldRequisition)).toBeNull();
     expect((await requisitionOf(ts.testDb.db, newRequisition))?.status).toBe('LN');
+  });
+
+  it('the institution ending access early (requisition EX long before the agreement\'s end): expired at the sync, reauth, nothing more scheduled, one connectionExpired; reauth brings it back', async () => {
+    const { userId, connectionId } = await connectAs('user_expired');
+    const granted = Date.parse((await connection(userId, connectionId)).expiresAt ?? '');
+    const requisition = await providerRefOf(ts.testDb.db, connectionId);
+    await advanceClock(ts.baseUrl, 'P5D');
+    const syncFrom = await clockNow(ts.baseUrl);
+    expect(await attended(userId, connectionId)).toBe('error');
+    const syncTo = await clockNow(ts.baseUrl);
+    expect((await requisitionOf(ts.testDb.db, requisition))?.status).toBe('EX');
+    const c = await connection(userId, connectionId);
+    expect(c).toMatchObject({ status: 'error', error: 'credentials_error', extendedStatus: 'expired', nextSyncAt: null, remediation: { action: 'reauth' } });
+    const expiredAt = Date.parse(c.expiresAt ?? '');
+    expect(expiredAt).toBeGreaterThanOrEqual(syncFrom);
+    expect(expiredAt).toBeLessThanOrEqual(syncTo);
+    expect(granted - expiredAt).toBeGreaterThan(80 * DAY_MS);
+    expect((await syncs(userId, connectionId)).at(0)).toMatchObject({ fetchStatus: 'credentials-error' });
+
+    const attempts = (await syncs(userId, connectionId)).length;
+    await advanceClock(ts.baseUrl, 'P2D');
+    await runScheduler(ts.baseUrl);
+    await advanceClock(ts.baseUrl, 'P2D');
+    await runScheduler(ts.baseUrl);
+    expect(await syncs(userId, connectionId)).toHaveLength(attempts);
+    expect(await connection(userId, connectionId)).toMatchObject({ expiresAt: c.expiresAt, extendedStatus: 'expired' });
+    const expiredEvents = ofConnection(await allEvents(ts.baseUrl, client), connectionId, 'connectionExpired');
+    expect(expiredEvents).toHaveLength(1);
+    expect(expiredEvents[0]?.payload).toMatchObject({ connectionId, expiredAt: c.expiresAt, tppConsent: false, remediation: { action: 'reauth' } });
+
+    const url = await mh.getReauthAuthorizeUrlForCreatedUser({ userId, connectionId, state: 'rx', nonce: 'nrx' });
+    expect((await runJourney(url, 'user_ok')).get('error')).toBeNull();
+    const renewed = await connection(userId, connectionId);
+    expect(renewed).toMatchObject({ status: 'ok', error: null, extendedStatus: null, remediation: { action: 'none' } });
+    expect(Date.parse(renewed.expiresAt ?? '')).toBe(await agreementEnd(connectionId));
+    expect(renewed.nextSyncAt).not.toBeNull();
   });
 
   it('reconsent of a tppConsent connection is a new agreement at GoCardless (through its consent page), never a local date change', async () => {

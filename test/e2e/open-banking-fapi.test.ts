@@ -17,6 +17,8 @@ import { configuredSandboxBank } from '../helpers/fapi.ts';
 import { atRedirect, connect, officialClient, REDIRECT_URI, sandbox, type MoneyhubClient } from '../helpers/moneyhub.ts';
 import { testPki } from '../helpers/pki.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { runJourney } from '../helpers/moneyhub.ts';
+import { advanceClock, allEvents, clockNow, ofConnection, runScheduler, setBehaviour, webhookClient } from '../helpers/webhooks.ts';
 
 let ts: TestServer;
 let mh: MoneyhubClient;
@@ -161,6 +163,55 @@ describe('what the bank says decides the connection', () => {
     expect(c.error).toBe('credentials_error');
     expect((c.remediation as { action?: string }).action).toBe('reauth');
     expect((await bankConsent(hybrid, consentId)).consentStatus).toBe('Revoked');
+  });
+
+  it('a consent the bank ends early (Expired long before its ExpirationDateTime): expired at the sync, reauth, nothing more scheduled, one connectionExpired; reauth brings it back', async () => {
+    const DAY_MS = 86_400_000;
+    const client = await webhookClient(ts.baseUrl);
+    const nationwide = ts.server.catalog.all().find((p) => p.name === 'Nationwide Open Banking');
+    if (nationwide === undefined) throw new Error('no Nationwide');
+    const { userId } = await client.mh.registerUser({ clientUserId: 'fapi-expired' });
+    const { connectionId } = await connect(client.mh, userId, nationwide.id, 'user_ok');
+    const conn = async (): Promise<Record<string, unknown>> => {
+      const found = (await client.mh.getUserConnections({ userId })).data.find((x) => x.id === connectionId);
+      if (found === undefined) throw new Error('no connection');
+      return found as unknown as Record<string, unknown>;
+    };
+    const syncs = async (): Promise<{ fetchStatus: string }[]> => (await client.mh.getConnectionSyncs({ userId, connectionId })).data as unknown as { fetchStatus: string }[];
+    const granted = Date.parse(String((await conn()).expiresAt));
+    const consentId = String(((await ts.testDb.db.query<{ provider_ref: string }>('select provider_ref from connections where id = $1', [connectionId])).rows[0])?.provider_ref);
+    await advanceClock(ts.baseUrl, 'P4D');
+    await setBehaviour(ts.baseUrl, connectionId, 'user_expired');
+    const syncFrom = await clockNow(ts.baseUrl);
+    expect((await client.mh.syncUserConnection({ userId, connectionId })).data.status).toBe('error');
+    const syncTo = await clockNow(ts.baseUrl);
+    expect((await bankConsent(nationwide, consentId)).consentStatus).toBe('Expired');
+    const c = await conn();
+    expect(c).toMatchObject({ status: 'error', error: 'credentials_error', extendedStatus: 'expired', nextSyncAt: null, remediation: { action: 'reauth' } });
+    // The bank dates the expiry by its StatusUpdateDateTime (the sync), months before the ExpirationDateTime it granted.
+    const expiredAt = Date.parse(String(c.expiresAt));
+    expect(expiredAt).toBeGreaterThanOrEqual(syncFrom);
+    expect(expiredAt).toBeLessThanOrEqual(syncTo);
+    expect(granted - expiredAt).toBeGreaterThan(80 * DAY_MS);
+    expect((await syncs()).at(0)).toMatchObject({ fetchStatus: 'credentials-error' });
+
+    const attempts = (await syncs()).length;
+    await advanceClock(ts.baseUrl, 'P2D');
+    await runScheduler(ts.baseUrl);
+    await advanceClock(ts.baseUrl, 'P2D');
+    await runScheduler(ts.baseUrl);
+    expect(await syncs()).toHaveLength(attempts);
+    expect(await conn()).toMatchObject({ expiresAt: c.expiresAt, extendedStatus: 'expired' });
+    const expiredEvents = ofConnection(await allEvents(ts.baseUrl, client), connectionId, 'connectionExpired');
+    expect(expiredEvents).toHaveLength(1);
+    expect(expiredEvents[0]?.payload).toMatchObject({ connectionId, expiredAt: c.expiresAt, tppConsent: false, remediation: { action: 'reauth' } });
+
+    const url = await client.mh.getReauthAuthorizeUrlForCreatedUser({ userId, connectionId, state: 'st-rx', nonce: 'nn-rx' });
+    expect((await runJourney(url, 'user_ok')).get('error')).toBeNull();
+    const renewed = await conn();
+    expect(renewed).toMatchObject({ status: 'ok', error: null, extendedStatus: null, remediation: { action: 'none' } });
+    expect(Date.parse(String(renewed.expiresAt))).toBeGreaterThan(syncTo + 80 * DAY_MS);
+    expect(renewed.nextSyncAt).not.toBeNull();
   });
 
   it('UK.OBIE.Reauthenticate is mfa_required with reauth', async () => {

@@ -131,7 +131,7 @@ describe('how failures become ProviderError kinds', () => {
     : { status: 401, body: { message: 'refused', code: 401, error: code } });
 
   const cases: [string, Route, string, RegExp?][] = [
-    ['EXPIRED_SESSION with the session EXPIRED', refusedWith('EXPIRED_SESSION', 'EXPIRED'), 'credentials', /consent expired/],
+    ['EXPIRED_SESSION with the session EXPIRED', refusedWith('EXPIRED_SESSION', 'EXPIRED'), 'consent_expired', /consent expired/],
     ['REVOKED_SESSION with the session REVOKED', refusedWith('REVOKED_SESSION', 'REVOKED'), 'credentials', /withdrew/],
     ['CLOSED_SESSION with the session CLOSED', refusedWith('CLOSED_SESSION', 'CLOSED'), 'credentials', /closed/],
     ['a refusal with the session CANCELLED', refusedWith('WRONG_SESSION_STATUS', 'CANCELLED'), 'credentials', /cancelled/],

@@ -238,7 +238,7 @@ describe('Open Banking sandbox bank and adapter', () => {
     const handelsbanken = h.provider('Handelsbanken');
     const open = await connectOb(h, handelsbanken, 'user_ok', { consentExpiresAt: null });
     advanceDays(h, 91);
-    expect(await errorKind(fetchData(h, 'openbanking', modelo, done.grant))).toBe('credentials');
+    expect(await errorKind(fetchData(h, 'openbanking', modelo, done.grant))).toBe('consent_expired');
     expect((await fetchData(h, 'openbanking', handelsbanken, open.done.grant)).accounts).toHaveLength(2);
   });
 

@@ -98,7 +98,8 @@ export function createEnableBankingAdapter(opts: EnableBankingAdapterOptions): E
 
   /** Explains a refused call by the session's own status; the original failure when that says nothing (or cannot be read). */
   async function explainRefusal(provider: CatalogEntry, grant: EbGrant, now: Date, err: unknown): Promise<unknown> {
-    if (toProviderError(err, provider.name, classifyEb).kind !== 'credentials') return err;
+    const kind = toProviderError(err, provider.name, classifyEb).kind;
+    if (kind !== 'credentials' && kind !== 'consent_expired') return err;
     try {
       const body = await call(provider, { method: 'GET', path: sessionPath(grant.sessionId), endpoint: '/sessions/{sessionId}' });
       const session = checkShape(SessionResponse, body, 'the session');
@@ -240,7 +241,7 @@ export function createEnableBankingAdapter(opts: EnableBankingAdapterOptions): E
               } catch (err) {
                 const e = toProviderError(err, provider.name, classifyEb);
                 // A refusal of the whole session (or a rate limit) fails the sync; anything else loses only that part.
-                if (e.kind === 'credentials' || e.kind === 'mfa_required' || e.kind === 'rate_limited') throw err;
+                if (e.kind === 'credentials' || e.kind === 'consent_expired' || e.kind === 'mfa_required' || e.kind === 'rate_limited') throw err;
                 firstFailure ??= err;
                 return { ok: false };
               }

@@ -7,7 +7,7 @@ import type { FailureClassifier } from '../http.ts';
 import { ProviderError } from '../provider.ts';
 
 /** The error codes (ErrorResponse.error) that say the session itself is no longer usable. */
-const SESSION_REFUSALS = new Set(['EXPIRED_SESSION', 'REVOKED_SESSION', 'CLOSED_SESSION', 'SESSION_DOES_NOT_EXIST', 'WRONG_SESSION_STATUS']);
+const SESSION_REFUSALS = new Set(['REVOKED_SESSION', 'CLOSED_SESSION', 'SESSION_DOES_NOT_EXIST', 'WRONG_SESSION_STATUS']);
 
 export const errorCodeOf = (body: unknown): string | undefined => {
   const error = typeof body === 'object' && body !== null ? (body as { error?: unknown }).error : undefined;
@@ -26,6 +26,8 @@ export const classifyEb: FailureClassifier = (f) => {
       return 'timeout';
     case 'ASPSP_PSU_ACTION_REQUIRED':
       return 'mfa_required';
+    case 'EXPIRED_SESSION':
+      return 'consent_expired';
     case 'UNAUTHORIZED_ACCESS':
     case 'AUTHORIZATION_NOT_PROVIDED':
     case 'ACCESS_DENIED':
@@ -42,14 +44,20 @@ export const classifyEb: FailureClassifier = (f) => {
   }
 };
 
-/** What a session's status says about a refused call, or undefined when it explains nothing. */
+/**
+ * What a session's status says about a refused call, or undefined when it explains nothing.
+ * `EXPIRED` (or a `valid_until` that has passed) is an expired consent, at `valid_until` when that
+ * has passed (else the sync's time: the bank ended it early).
+ */
 export function sessionRefusal(providerName: string, status: string, validUntil: Date | null, now: Date): ProviderError | undefined {
+  const lapsed = validUntil !== null && validUntil <= now ? validUntil : undefined;
+  const expired = (): ProviderError =>
+    new ProviderError('consent_expired', `This connection's consent expired at ${providerName}; the user must authorise again`, { expiredAt: lapsed });
   switch (status) {
     case 'AUTHORIZED':
-      if (validUntil !== null && validUntil <= now) return new ProviderError('credentials', `This connection's consent expired at ${providerName}; the user must authorise again`);
-      return undefined;
+      return lapsed === undefined ? undefined : expired();
     case 'EXPIRED':
-      return new ProviderError('credentials', `This connection's consent expired at ${providerName}; the user must authorise again`);
+      return expired();
     case 'REVOKED':
       return new ProviderError('credentials', `The user withdrew this connection's consent at ${providerName}; they must authorise again`);
     case 'CANCELLED':

@@ -16,7 +16,7 @@ import type { SecretBox } from '../../crypto/secrets.ts';
 import type { Queryable } from '../../db/db.ts';
 import type { CatalogEntry } from '../catalog.ts';
 import {
-  atEdge, callProvider, checkShape, HttpStatusFailure, rateLimitHeader, ResponseShapeFailure, toProviderError, type HttpCall,
+  atEdge, callProvider, checkShape, HttpStatusFailure, rateLimitHeader, RateLimitStop, ResponseShapeFailure, toProviderError, type HttpCall,
 } from '../http.ts';
 import { ProviderError, type FetchResult, type JsonObject, type ProviderAccount, type ProviderAdapter, type ProviderTransaction } from '../provider.ts';
 import { GC_MAX_HISTORICAL_DAYS, type GoCardlessSettings } from '../settings.ts';
@@ -103,6 +103,7 @@ export function createGoCardlessAdapter(opts: GoCardlessAdapterOptions): Provide
     const url = new URL(`${s.apiUrl}${c.path}`);
     for (const [k, v] of Object.entries(c.query ?? {})) url.searchParams.set(k, v);
     const attempt = async (): Promise<{ token: string; run: Promise<unknown> }> => {
+      c.stop?.check(); // nothing, not even a token renewal, once this fetch met a rate limit
       const token = await tokens.access(provider, s);
       const { path: _path, query: _query, ...rest } = c;
       return { token, run: callProvider({ ...rest, url: url.toString(), headers: { authorization: `Bearer ${token}` }, timeoutMs: opts.timeoutMs }) };
@@ -135,18 +136,28 @@ export function createGoCardlessAdapter(opts: GoCardlessAdapterOptions): Provide
     }
   }
 
-  /** A refused sync call explained by the requisition's own status (EX, SU, …); the original failure when that says nothing. */
-  async function explainRefusal(provider: CatalogEntry, requisitionId: string, err: unknown): Promise<unknown> {
+  /**
+   * A refused sync call explained by the requisition's own status (EX, SU, …); the original failure
+   * when that says nothing. An expired agreement is dated by the agreement's own end when that has
+   * passed (acceptance + access_valid_for_days), else by the sync (the bank ended it early).
+   */
+  async function explainRefusal(provider: CatalogEntry, grant: GcGrant, now: Date, err: unknown): Promise<unknown> {
     const refused = toProviderError(err, provider.name, classifierFor(provider.name));
-    if (refused.kind !== 'credentials') return err;
+    if (refused.kind !== 'credentials' && refused.kind !== 'consent_expired') return err;
+    const dated = (e: ProviderError): ProviderError => {
+      if (e.kind !== 'consent_expired') return e;
+      const accepted = grant.acceptedAt === null ? Number.NaN : Date.parse(grant.acceptedAt);
+      const end = accepted + grant.accessValidForDays * DAY_MS;
+      return new ProviderError('consent_expired', e.safeDetail, { cause: err, ...(Number.isNaN(end) || end > now.getTime() ? {} : { expiredAt: new Date(end) }) });
+    };
     try {
-      const r = await readRequisition(provider, requisitionId);
+      const r = await readRequisition(provider, grant.requisitionId);
       const problem = requisitionProblem(provider.name, r.status);
-      if (problem === undefined) return err;
+      if (problem === undefined) return refused.kind === 'consent_expired' ? dated(refused) : err;
       // In a sync every non-linked state means the user must authorise again.
-      return problem.kind === 'credentials' ? problem : new ProviderError('credentials', problem.safeDetail);
+      return problem.kind === 'credentials' || problem.kind === 'consent_expired' ? dated(problem) : new ProviderError('credentials', problem.safeDetail);
     } catch {
-      return err;
+      return refused.kind === 'consent_expired' ? dated(refused) : err;
     }
   }
 
@@ -220,11 +231,13 @@ export function createGoCardlessAdapter(opts: GoCardlessAdapterOptions): Provide
         const s = settingsOf(provider);
         const grant = readGrant(provider, input.grant);
         const limits = new AccountLimitTracker();
+        // GoCardless's first 429 stops every later call of this fetch, every account's (SPEC §10).
+        const stop = new RateLimitStop(provider.name, classifierFor(provider.name));
         const scoped = (scope: 'details' | 'balances' | 'transactions'): boolean => s.accessScope.includes(scope);
         const accountCall = (id: string, sub: '' | 'details/' | 'balances/' | 'transactions/', query?: Record<string, string>): Promise<unknown> =>
           call(provider, {
             method: 'GET', path: `/accounts/${encodeURIComponent(id)}/${sub}`, endpoint: `/accounts/{accountId}/${sub}`,
-            ...(query === undefined ? {} : { query }), onHeaders: (h) => limits.see(h),
+            ...(query === undefined ? {} : { query }), onHeaders: (h) => limits.see(h), stop,
           });
 
         const readAccount = async (id: string): Promise<{ account: ProviderAccount; transactions: Promise<ProviderTransaction[]> }> => {
@@ -258,12 +271,14 @@ export function createGoCardlessAdapter(opts: GoCardlessAdapterOptions): Provide
               return { id, account: { status: 'rejected' as const, reason }, transactions: undefined };
             }
           });
-          // A refusal of the whole connection (or a 429) on any call fails the sync; anything else loses only that part.
+          // A rate limit ends the sync as rate-limited, whatever else failed after it; a refusal of the
+          // whole connection on any call fails the sync; anything else loses only that part.
+          if (stop.tripped !== undefined) throw stop.tripped.failure;
           for (const r of results) {
             for (const st of [r.account, r.transactions]) {
               if (st === undefined || st.status !== 'rejected') continue;
               const e = toProviderError(st.reason, provider.name, classifierFor(provider.name));
-              if (e.kind === 'credentials' || e.kind === 'rate_limited') throw st.reason;
+              if (e.kind === 'credentials' || e.kind === 'consent_expired' || e.kind === 'rate_limited') throw st.reason;
             }
           }
           const accounts: ProviderAccount[] = [];
@@ -294,7 +309,7 @@ export function createGoCardlessAdapter(opts: GoCardlessAdapterOptions): Provide
             ...(upstreamBudget === undefined ? {} : { upstreamBudget }),
           };
         } catch (err) {
-          throw await explainRefusal(provider, grant.requisitionId, err);
+          throw await explainRefusal(provider, grant, input.now, err);
         }
       }),
 

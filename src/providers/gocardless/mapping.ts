@@ -129,7 +129,7 @@ export function classifierFor(providerName: string): FailureClassifier {
       return { kind: 'credentials', detail: `${providerName} suspended access to this connection's accounts after repeated errors; the user must authorise again` };
     }
     if (f.status === 401 && isAgreementExpired(f.body)) {
-      return { kind: 'credentials', detail: `This connection's agreement with ${providerName} has expired; the user must authorise again` };
+      return { kind: 'consent_expired', detail: `This connection's agreement with ${providerName} has expired; the user must authorise again` };
     }
     if (f.status === 401 && type === 'AccessExpiredError') {
       return { kind: 'credentials', detail: `Access to this connection's accounts at ${providerName} has expired or was withdrawn by the user; the user must authorise again` };
@@ -145,7 +145,7 @@ export function classifierFor(providerName: string): FailureClassifier {
 
 /**
  * What a requisition's status says (GC-STATUS; SPEC §10): LN is fine (undefined); EX is an expired
- * agreement and SU a suspension (the user must authorise again); RJ a rejected journey; any other
+ * agreement (consent expired) and SU a suspension (the user must authorise again); RJ a rejected journey; any other
  * status a journey the user has not finished.
  */
 export function requisitionProblem(providerName: string, status: string): ProviderError | undefined {
@@ -153,7 +153,7 @@ export function requisitionProblem(providerName: string, status: string): Provid
     case 'LN':
       return undefined;
     case 'EX':
-      return new ProviderError('credentials', `This connection's agreement with ${providerName} has expired (requisition EX); the user must authorise again`);
+      return new ProviderError('consent_expired', `This connection's agreement with ${providerName} has expired (requisition EX); the user must authorise again`);
     case 'SU':
       return new ProviderError('credentials', `${providerName} suspended this connection (requisition SU); the user must authorise again`);
     case 'RJ':
@@ -166,7 +166,7 @@ export function requisitionProblem(providerName: string, status: string): Provid
 /** What an account's own status says about a refused or unusable account (GC-STATUS). */
 export function accountProblem(providerName: string, status: string | undefined): ProviderError | undefined {
   if (status === 'SUSPENDED') return new ProviderError('credentials', `${providerName} suspended access to this connection's accounts after repeated errors; the user must authorise again`);
-  if (status === 'EXPIRED') return new ProviderError('credentials', `This connection's agreement with ${providerName} has expired; the user must authorise again`);
+  if (status === 'EXPIRED') return new ProviderError('consent_expired', `This connection's agreement with ${providerName} has expired; the user must authorise again`);
   return undefined;
 }
 

@@ -15,7 +15,7 @@ import { randomUUID } from 'node:crypto';
 import * as oidc from 'openid-client';
 import type { CatalogEntry } from '../catalog.ts';
 import {
-  atEdge, callProvider, checkShape, HttpStatusFailure, ResponseShapeFailure, toProviderError, type FailureClassifier,
+  atEdge, callProvider, checkShape, HttpStatusFailure, RateLimitStop, ResponseShapeFailure, toProviderError, type FailureClassifier,
 } from '../http.ts';
 import { mapLimit } from '../map-limit.ts';
 import { ProviderError, type FetchResult, type JsonObject, type ProviderAccount, type ProviderAdapter, type ProviderTransaction } from '../provider.ts';
@@ -67,20 +67,31 @@ function callbackError(provider: CatalogEntry, error: string): ProviderError {
   return new ProviderError('journey_rejected', `The authorisation was cancelled or declined at ${provider.name}`);
 }
 
-/** What a consent's status at the bank says about a refused call, or undefined when it explains nothing. */
-function consentRefusal(provider: CatalogEntry, status: string, expiresAt: string | undefined, now: Date): ProviderError | undefined {
-  switch (status) {
+/** A date-time the bank gave, or undefined when it gave none or an unreadable one. */
+const bankTime = (value: string | undefined): Date | undefined => {
+  const at = value === undefined ? Number.NaN : Date.parse(value);
+  return Number.isNaN(at) ? undefined : new Date(at);
+};
+
+/**
+ * What a consent's status at the bank says about a refused call, or undefined when it explains
+ * nothing. `Expired` (or an ExpirationDateTime that has passed) is an expired consent, at the
+ * ExpirationDateTime when that has passed, else when the status changed (StatusUpdateDateTime).
+ */
+function consentRefusal(provider: CatalogEntry, consent: { Status: string; StatusUpdateDateTime?: string | undefined; ExpirationDateTime?: string | undefined }, now: Date): ProviderError | undefined {
+  const expiration = bankTime(consent.ExpirationDateTime);
+  const lapsed = expiration !== undefined && expiration.getTime() <= now.getTime() ? expiration : undefined;
+  const expired = (at: Date | undefined): ProviderError =>
+    new ProviderError('consent_expired', `This connection's consent expired at ${provider.name}; the user must authorise again`, { expiredAt: at });
+  switch (consent.Status) {
     case 'Revoked':
       return new ProviderError('credentials', `The user withdrew this connection's consent at ${provider.name}; they must authorise again`);
     case 'Rejected':
       return new ProviderError('credentials', `${provider.name} rejected this connection's consent; the user must authorise again`);
     case 'Expired':
-      return new ProviderError('credentials', `This connection's consent expired at ${provider.name}; the user must authorise again`);
+      return expired(lapsed ?? bankTime(consent.StatusUpdateDateTime));
     default:
-      if (expiresAt !== undefined && Date.parse(expiresAt) <= now.getTime()) {
-        return new ProviderError('credentials', `This connection's consent expired at ${provider.name}; the user must authorise again`);
-      }
-      return undefined;
+      return lapsed === undefined ? undefined : expired(lapsed);
   }
 }
 
@@ -148,7 +159,7 @@ export function createOpenBankingAdapter(opts: OpenBankingAdapterOptions): Provi
     if (refused.kind !== 'credentials') return err;
     try {
       const consent = await readConsent(c, provider, consentId);
-      return consentRefusal(provider, consent.Status, consent.ExpirationDateTime, now) ?? err;
+      return consentRefusal(provider, consent, now) ?? err;
     } catch {
       return err;
     }
@@ -271,12 +282,15 @@ export function createOpenBankingAdapter(opts: OpenBankingAdapterOptions): Provi
           authorization: `Bearer ${grant.accessToken}`,
           ...fapiHeaders(c, { authTime: grant.authTime ?? null, ...(input.attended ? { customerIp: input.customerIpAddress ?? UNKNOWN_CUSTOMER_IP } : {}) }),
         });
+        // The bank's first 429 stops every later call of this fetch, every account's (SPEC §10).
+        const stop = new RateLimitStop(provider.name, classifyOb);
         const get = async (url: string, endpoint: string): Promise<unknown> => {
-          const attempt = (): Promise<unknown> => callProvider({ method: 'GET', url, endpoint, timeoutMs: opts.timeoutMs, headers: headers(), dispatcher: c.dispatcher });
+          const attempt = (): Promise<unknown> => callProvider({ method: 'GET', url, endpoint, timeoutMs: opts.timeoutMs, headers: headers(), dispatcher: c.dispatcher, stop });
           try {
             return await attempt();
           } catch (err) {
             if (!(err instanceof HttpStatusFailure && err.status === 401)) throw err;
+            stop.check();
             await refresh();
             return attempt();
           }
@@ -318,12 +332,14 @@ export function createOpenBankingAdapter(opts: OpenBankingAdapterOptions): Provi
             const [account, transactions] = await Promise.allSettled([balancesOf(a), transactionsOf(a)]);
             return { a, account, transactions };
           });
-          // A refusal of the whole consent on any call fails the sync; anything else loses only that part.
+          // A rate limit ends the sync as rate-limited, whatever else failed after it; a refusal of the
+          // whole consent on any call fails the sync; anything else loses only that part.
+          if (stop.tripped !== undefined) throw stop.tripped.failure;
           for (const r of results) {
             for (const s of [r.account, r.transactions]) {
               if (s.status !== 'rejected') continue;
               const e = toProviderError(s.reason, provider.name, classifyOb);
-              if (e.kind === 'credentials' || e.kind === 'mfa_required' || e.kind === 'rate_limited') throw s.reason;
+              if (e.kind === 'credentials' || e.kind === 'consent_expired' || e.kind === 'mfa_required' || e.kind === 'rate_limited') throw s.reason;
             }
           }
           const accounts: ProviderAccount[] = [];

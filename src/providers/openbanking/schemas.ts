@@ -21,12 +21,13 @@ export const TokenResponse = Compile(
 );
 
 /** OBReadConsentResponse1: the statuses of an account-access consent. */
-export const CONSENT_STATUSES = ['AwaitingAuthorisation', 'Authorised', 'Rejected', 'Revoked'] as const;
+export const CONSENT_STATUSES = ['AwaitingAuthorisation', 'Authorised', 'Rejected', 'Revoked', 'Expired'] as const;
 export const ConsentResponse = Compile(
   Type.Object({
     Data: Type.Object({
       ConsentId: Type.String({ minLength: 1, maxLength: 128 }),
       Status: Type.String(),
+      StatusUpdateDateTime: Type.Optional(Type.String()),
       ExpirationDateTime: Type.Optional(Type.String()),
     }),
   }),

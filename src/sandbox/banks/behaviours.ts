@@ -13,6 +13,7 @@ export const SANDBOX_USERNAMES = [
   'user_stale',
   'user_slow',
   'user_ratelimited',
+  'user_expired',
 ] as const;
 export type SandboxUsername = (typeof SANDBOX_USERNAMES)[number];
 
@@ -34,7 +35,7 @@ export async function behaviourDelay(behaviour: string | null, slowCallMs: numbe
   if (behaviour === 'user_slow') await sleep(slowCallMs);
 }
 
-export const SYNC_OUTCOMES = ['ok', 'partial', 'provider_error', 'mfa_required', 'revoked', 'rate_limited'] as const;
+export const SYNC_OUTCOMES = ['ok', 'partial', 'provider_error', 'mfa_required', 'revoked', 'rate_limited', 'expired'] as const;
 export type SandboxSyncOutcome = (typeof SYNC_OUTCOMES)[number];
 
 /**
@@ -52,6 +53,10 @@ export function syncOutcome(behaviour: string | null, syncNumber: number, attend
       return attended ? 'ok' : 'mfa_required';
     case 'user_revoked':
       return syncNumber >= 2 ? 'revoked' : 'ok';
+    case 'user_expired':
+      // The first sync succeeds; from the second on, the bank has ended the consent early (expired
+      // at the bank before the date it was granted until).
+      return syncNumber >= 2 ? 'expired' : 'ok';
     case 'user_ratelimited':
       // The first sync succeeds; from the second on, the bank answers 429 (RATE_LIMIT_RETRY_AFTER_SECONDS).
       return syncNumber >= 2 ? 'rate_limited' : 'ok';

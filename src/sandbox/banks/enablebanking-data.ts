@@ -161,6 +161,10 @@ async function enforce(deps: EbDeps, ctx: AccountContext, outcome: SandboxSyncOu
       // The customer withdrew access at the bank: the session is REVOKED from now on.
       await setSessionStatus(deps.db, ctx.session.id, 'REVOKED', deps.clock.now());
       throw ebError(401, 'REVOKED_SESSION', 'Session is revoked');
+    case 'expired':
+      // The bank ended access before valid_until: the session is EXPIRED from now on.
+      await setSessionStatus(deps.db, ctx.session.id, 'EXPIRED', deps.clock.now());
+      throw ebError(401, 'EXPIRED_SESSION', 'Session is expired');
     case 'rate_limited':
       // Enable Banking documents no reset header for this.
       throw ebError(429, 'ASPSP_RATE_LIMIT_EXCEEDED', 'The bank limits how often this account may be read');

@@ -17,6 +17,9 @@ import { agreementEnd, GC_SANDBOX_PREFIX, GcError, Id } from './gocardless-http.
 import type { gcSandboxStore, GcAgreementRow, GcRequisitionRow } from './gocardless-store.ts';
 import type { SandboxBankDeps } from './http.ts';
 
+/** The detail of a 401 for an agreement the institution ended before its term (`user_expired`). */
+const EARLY_EXPIRY_DETAIL = "The institution ended access before the EUA's term. The end user must connect the account once more with new EUA and Requisition";
+
 /** GoCardless's API-level limit headers (documented names; the sandbox does not enforce the per-minute limit). */
 const API_LIMIT_HEADERS = { HTTP_X_RATELIMIT_LIMIT: '100', HTTP_X_RATELIMIT_REMAINING: '99', HTTP_X_RATELIMIT_RESET: '60' };
 const accountHeaders = (remaining: number, resetSeconds: number): Record<string, string> => ({
@@ -64,8 +67,9 @@ export async function accountRoutes(
         new GcError(status, summary, detail, { type, headers: accountHeaders(remaining, reset) });
       const end = agreementEnd(a.agreement);
       if (a.q.status === 'EX' && end !== null) {
-        throw new GcError(401, `End User Agreement (EUA) ${a.agreement.id} has expired`,
-          `EUA was valid for ${a.agreement.accessValidForDays} days and it expired at ${end.toISOString()}. The end user must connect the account once more with new EUA and Requisition`);
+        throw new GcError(401, `End User Agreement (EUA) ${a.agreement.id} has expired`, end.getTime() <= now.getTime()
+          ? `EUA was valid for ${a.agreement.accessValidForDays} days and it expired at ${end.toISOString()}. The end user must connect the account once more with new EUA and Requisition`
+          : EARLY_EXPIRY_DETAIL);
       }
       if (a.q.status === 'SU') throw fail(409, 'Account suspended', 'This account or its requisition was suspended due to numerous errors that occurred while accessing it.', 'AccountSuspendedError');
       if (!a.agreement.accessScope.includes(scope)) throw fail(403, `Access to ${SCOPE_SUMMARY[scope] ?? scope} is not allowed`, 'The End User Agreement does not include this access scope', 'AccessScopeError');
@@ -74,6 +78,10 @@ export async function accountRoutes(
       switch (outcome) {
         case 'revoked':
           throw fail(401, couldNot, 'Access has expired or it has been revoked', 'AccessExpiredError');
+        case 'expired':
+          // The institution ended access before the agreement's term: the requisition is EX from now on.
+          await store.setStatus(a.q.id, ['LN'], 'EX');
+          throw new GcError(401, `End User Agreement (EUA) ${a.agreement.id} has expired`, EARLY_EXPIRY_DETAIL);
         case 'suspended':
           await store.setStatus(a.q.id, ['LN'], 'SU');
           throw fail(409, 'Account suspended', 'This account or its requisition was suspended due to numerous errors that occurred while accessing it.', 'AccountSuspendedError');

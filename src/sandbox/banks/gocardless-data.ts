@@ -57,7 +57,7 @@ export const gcBehaviourFor = (username: string): string => {
   return (GC_SANDBOX_USERNAMES as readonly string[]).includes(u) ? u : 'user_ok';
 };
 
-export type GcOutcome = 'ok' | 'partial' | 'provider_error' | 'revoked' | 'rate_limited' | 'suspended' | 'outage';
+export type GcOutcome = 'ok' | 'partial' | 'provider_error' | 'revoked' | 'rate_limited' | 'suspended' | 'outage' | 'expired';
 
 /** What the counterpart does with sync number `n` of a requisition with this behaviour. */
 export function gcSyncOutcome(behaviour: string | null, n: number): GcOutcome {

@@ -108,7 +108,8 @@ export async function legacyRoutes(app: FastifyInstance, deps: SandboxBankDeps):
     const outcome = syncOutcome(credential.behaviour, syncNumber, headerPresent(req, LEGACY_CUSTOMER_PRESENT_HEADER));
     if (outcome === 'provider_error') throw new BankError(500, 'internal_error', 'Our systems are busy; try again later');
     if (outcome === 'mfa_required') throw new BankError(401, 'otp_required', 'Log in with your one-time code to see your portfolio');
-    if (outcome === 'revoked') throw new BankError(401, 'invalid_credentials', 'Your password has changed; log in again');
+    // No consent to expire here: user_expired is refused as user_revoked is.
+    if (outcome === 'revoked' || outcome === 'expired') throw new BankError(401, 'invalid_credentials', 'Your password has changed; log in again');
     if (outcome === 'rate_limited') {
       throw new BankError(429, 'rate_limited', 'Too many requests for this portfolio; try again later', { 'retry-after': String(RATE_LIMIT_RETRY_AFTER_SECONDS) });
     }

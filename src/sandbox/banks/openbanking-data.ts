@@ -87,10 +87,16 @@ async function consentContext(deps: SandboxBankDeps, banks: SandboxObBanks, req:
 
 /**
  * Refuses the call as the behaviour's outcome for this sync demands ('partial' is decided per
- * account). A customer who revokes at the bank leaves the consent Revoked, as the consent endpoint shows.
+ * account). A customer who revokes at the bank leaves the consent Revoked, as the consent endpoint shows;
+ * a consent the bank ends early (`user_expired`) is Expired from now on (StatusUpdateDateTime), its
+ * ExpirationDateTime unchanged.
  */
 async function enforce(deps: SandboxBankDeps, ctx: ConsentContext, outcome: SandboxSyncOutcome): Promise<void> {
   if (outcome === 'revoked') await setConsentStatus(deps.db, ctx.consent.id, 'Revoked', deps.clock.now());
+  if (outcome === 'expired') {
+    await setConsentStatus(deps.db, ctx.consent.id, 'Expired', deps.clock.now());
+    throw new BankError(403, 'UK.OBIE.Resource.InvalidConsentStatus', 'The consent has expired');
+  }
   if (outcome === 'provider_error') throw new BankError(500, 'UK.OBIE.UnexpectedError', 'The bank could not answer; try again later');
   if (outcome === 'mfa_required') {
     throw new BankError(403, 'UK.OBIE.Reauthenticate', 'Strong customer authentication is required: the customer must be present');

@@ -63,7 +63,7 @@ export async function revokeTokensOf(db: Queryable, subjectId: string): Promise<
 
 // ---- Open Banking consents ----------------------------------------------------------------
 
-export type ConsentStatus = 'AwaitingAuthorisation' | 'Authorised' | 'Rejected' | 'Revoked';
+export type ConsentStatus = 'AwaitingAuthorisation' | 'Authorised' | 'Rejected' | 'Revoked' | 'Expired';
 
 export interface ConsentRow {
   id: string;
@@ -135,7 +135,7 @@ export async function authoriseConsent(db: Queryable, id: string, username: stri
   return r.rowCount > 0;
 }
 
-export async function setConsentStatus(db: Queryable, id: string, status: 'Rejected' | 'Revoked', now: Date): Promise<void> {
+export async function setConsentStatus(db: Queryable, id: string, status: 'Rejected' | 'Revoked' | 'Expired', now: Date): Promise<void> {
   await db.query('update sandbox_consents set status = $2, status_updated_at = $3 where id = $1', [id, status, now]);
 }
 

@@ -92,7 +92,8 @@ export async function valuationRoutes(app: FastifyInstance, deps: SandboxBankDep
     const syncNumber = await countSync(deps.db, 'sandbox_valuation_assets', asset.id);
     const outcome = syncOutcome(asset.behaviour, syncNumber, false);
     if (outcome === 'provider_error') throw new BankError(500, 'internal_error', 'Valuations are temporarily unavailable');
-    if (outcome === 'revoked') throw new BankError(403, 'access_revoked', 'The owner has withdrawn access to this valuation');
+    // No consent to expire here: user_expired is refused as user_revoked is.
+    if (outcome === 'revoked' || outcome === 'expired') throw new BankError(403, 'access_revoked', 'The owner has withdrawn access to this valuation');
     if (outcome === 'rate_limited') {
       throw new BankError(429, 'rate_limited', 'Too many valuation requests; try again later', { 'retry-after': String(RATE_LIMIT_RETRY_AFTER_SECONDS) });
     }
