@@ -11,8 +11,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { CatalogEntry } from './catalog.ts';
-import { UNATTENDED_SYNCS_PER_DAY_OPEN_BANKING } from '../syncs/cadence.ts';
-import { CONSENT_DAYS, FILE_ADAPTER_KINDS, IMPLEMENTED_ADAPTER_KINDS, PROVIDER_TYPES, type FileAdapterKind } from './kinds.ts';
+import { cadenceFor, UNATTENDED_SYNCS_PER_DAY_OPEN_BANKING } from '../syncs/cadence.ts';
+import { STALE_AFTER_HOURS } from '../connections/status.ts';
+import { HOUR_MS } from '../time.ts';
+import { CONSENT_DAYS, FILE_ADAPTER_KINDS, IMPLEMENTED_ADAPTER_KINDS, PROVIDER_TYPES, type FileAdapterKind, type ProviderType } from './kinds.ts';
 import {
   readBoolean, readEnableBankingSettings, readGoCardlessSettings, readHttpUrl, readOneOf, readOpenBankingSettings, readString,
   REPORTED, SECRET_FIELDS, SETTINGS_FIELDS, type FieldSource,
@@ -208,7 +210,7 @@ function readConsentDays(src: FieldSource): number | null | undefined {
  * 24 hours per connection; an `openbanking` provider never more than the UK limit of 4) and
  * `staleAfterHours`. Absent: the provider type's (syncs/cadence.ts, connections/status.ts).
  */
-function readCadence(src: FieldSource, adapter: FileAdapterKind | undefined): { unattendedSyncsPerDay?: number; staleAfterHours?: number } | undefined {
+function readCadence(src: FieldSource, adapter: FileAdapterKind | undefined, type: ProviderType | undefined): { unattendedSyncsPerDay?: number; staleAfterHours?: number } | undefined {
   const perDay = src.get('unattendedSyncsPerDay');
   const stale = src.get('staleAfterHours');
   const isWhole = (v: unknown, max: number): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= max;
@@ -225,6 +227,17 @@ function readCadence(src: FieldSource, adapter: FileAdapterKind | undefined): { 
     ok = false;
   }
   if (!ok) return undefined;
+  if (type !== undefined && (perDay !== undefined || stale !== undefined)) {
+    // A window no longer than the gap between scheduled syncs would show healthy connections stale between them.
+    const { maxUnattended, windowMs } = cadenceFor({ type, ...(perDay !== undefined ? { unattendedSyncsPerDay: perDay as number } : {}) });
+    const gapHours = windowMs / maxUnattended / HOUR_MS;
+    const staleHours = stale === undefined ? STALE_AFTER_HOURS[type] : (stale as number);
+    if (staleHours <= gapHours) {
+      src.problem(stale !== undefined ? 'staleAfterHours' : 'unattendedSyncsPerDay',
+        `staleAfterHours (${staleHours}) must be longer than the ${+gapHours.toFixed(2)} h between scheduled syncs, or connections would read stale between them`);
+      return undefined;
+    }
+  }
   return { ...(perDay !== undefined ? { unattendedSyncsPerDay: perDay as number } : {}), ...(stale !== undefined ? { staleAfterHours: stale as number } : {}) };
 }
 
@@ -272,7 +285,7 @@ function readEntry(raw: unknown, ctx: EntryContext): CatalogEntry | null {
     src.problem('adapter', `adapter ${adapter} is not available in this version`);
   }
   const consentDays = readConsentDays(src);
-  const cadence = readCadence(src, adapter);
+  const cadence = readCadence(src, adapter, type);
   const tppConsent = readBoolean(src, 'tppConsent', false);
   const accountTypes = readAccountTypes(src);
   const iconUrl = src.get('iconUrl') === undefined ? null : readHttpUrl(src, 'iconUrl');

@@ -216,6 +216,11 @@ describe('a bad providers file stops start-up, naming the entry and the field', 
       expected: /provider "Charlie Bank" \(entry 1\): unattendedSyncsPerDay: must be a whole number from 1 to 4 \(UK Open Banking allows 4 unattended accesses a day\)[^]*staleAfterHours: must be a whole number of hours/,
     },
     {
+      what: 'a staleness window no longer than the gap between scheduled syncs',
+      entries: () => [obEntry('Charlie Bank', {}, { unattendedSyncsPerDay: 2, staleAfterHours: 12 })],
+      expected: /provider "Charlie Bank" \(entry 1\): staleAfterHours: staleAfterHours \(12\) must be longer than the 12 h between scheduled syncs/,
+    },
+    {
       what: 'a secret written in the file',
       entries: () => [obEntry('Charlie Bank', { signingKey: signingKeyPem })],
       expected: /provider "Charlie Bank" \(entry 1\): settings\.signingKey: a secret is never written in the providers file: use \{ "env": "VARIABLE" \} or \{ "file": "path" \}/,
