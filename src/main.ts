@@ -1,5 +1,5 @@
 /**
- * The process entry: `start` (API, sandbox banks and background work in one process), `migrate`,
+ * The process entry: `start` (API, background work and, in sandbox mode, the sandbox banks in one process), `migrate`,
  * `providers check`, `register-client`. Owns configuration loading, signals and graceful shutdown.
  */
 import { loadConfig, ConfigError, publicUrlSetting, type Config } from './config.ts';

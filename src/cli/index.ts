@@ -12,7 +12,8 @@ import { keysCommand } from './keys.ts';
 const HELP = `Usage: mooring <command> [options]
 
 Commands:
-  start                      Run the server: API, OpenID provider, sandbox banks and a sync worker
+  start                      Run the server: API, OpenID provider, a sync worker and (MOORING_SANDBOX, on
+                             unless the providers file lists providers) the sandbox banks
   api                        Run only the API (for deployments with separate workers)
   worker                     Run only a sync worker (scheduler, sync jobs); needs DATABASE_URL to share work
   migrate                    Apply database migrations and exit
