@@ -45,6 +45,8 @@ export interface ConnectionRow {
   /** What the upstream last said about its own per-connection limit (calls left, and when its window resets). */
   upstream_budget_remaining: number | null;
   upstream_budget_resets_at: Date | null;
+  /** When the provider said the consent had expired (a sync's consent_expired), until a journey stores a new grant. */
+  upstream_expired_at: Date | null;
   created_at: Date;
 }
 
@@ -57,7 +59,7 @@ export interface ConnectionView extends ConnectionRow {
 const SELECT_VIEW = `
   select c.id, c.user_id, c.provider_id, c.connected_on, c.last_updated, c.expires_at, c.user_consented_at,
     c.tpp_consent, c.provider_ref, c.last_fetch_status, c.consecutive_failures, c.state_since,
-    c.last_attempt_at, c.next_sync_at, c.rate_limited_until, c.upstream_budget_remaining, c.upstream_budget_resets_at, c.created_at,
+    c.last_attempt_at, c.next_sync_at, c.rate_limited_until, c.upstream_budget_remaining, c.upstream_budget_resets_at, c.upstream_expired_at, c.created_at,
     coalesce((select array_agg(a.id::text order by a.created_at, a.id) from accounts a where a.connection_id = c.id), '{}') as account_ids,
     coalesce((select array_agg(s.created_at order by s.created_at) from syncs s
               where s.connection_id = c.id and not s.attended and s.created_at > $2), '{}') as unattended_sync_times,
@@ -158,15 +160,26 @@ export function connectionsRepository(db: Queryable, secrets?: SecretBox) {
       return r.rows.map((row) => ({ ...row, provider_grant: grants.open(row.id, row.provider_grant) }));
     },
 
-    async renewConsent(connectionId: string, expiresAt: Date | null, now: Date): Promise<void> {
-      await db.query('update connections set expires_at = $2, user_consented_at = $3 where id = $1', [connectionId, expiresAt, now]);
+    /**
+     * A consent renewed at Mooring only (reconsent, PATCH): false, and nothing changes, when the
+     * provider has ended the consent itself (upstream_expired_at; only a reauth renews it there).
+     * It bumps grant_version, the fence of a sync that started before it: that sync's result
+     * (an upstream expiry above all) must not undo the renewal (runner.ts grantReplaced).
+     */
+    async renewConsent(connectionId: string, expiresAt: Date | null, now: Date): Promise<boolean> {
+      const r = await db.query(
+        `update connections set expires_at = $2, user_consented_at = $3, grant_version = grant_version + 1
+          where id = $1 and upstream_expired_at is null`,
+        [connectionId, expiresAt, now],
+      );
+      return r.rowCount > 0;
     },
 
     /** Replaces the provider grant after a reauth/refresh journey; the connection starts a fresh consent. */
     async replaceGrant(connectionId: string, g: { grant: JsonObject; providerRef: string; expiresAt: Date | null; now: Date }): Promise<void> {
       await db.query(
         `update connections set provider_grant = $2, provider_ref = $3, expires_at = $4, user_consented_at = $5,
-           consecutive_failures = 0, state_since = null, grant_version = grant_version + 1
+           consecutive_failures = 0, state_since = null, grant_version = grant_version + 1, upstream_expired_at = null
          where id = $1`,
         [connectionId, grants.seal(connectionId, g.grant), g.providerRef, g.expiresAt, g.now],
       );
@@ -194,12 +207,14 @@ export function connectionsRepository(db: Queryable, secrets?: SecretBox) {
 
     /**
      * The upstream said the consent expired at `at` (status.ts upstreamConsentExpiry): expiresAt
-     * comes forward to it (never later than it was) and nothing more is scheduled; a reauth or
-     * reconsent sets both again.
+     * comes forward to it (never later than it was), nothing more is scheduled, and the connection
+     * remembers that the provider ended it (upstream_expired_at); a journey that stores a new grant
+     * (reauth, or a reconsent renewed at the provider) sets all three again. The caller holds the
+     * grant_version fence: a renewal made after its sync started wins.
      */
     async recordConsentExpired(connectionId: string, at: Date): Promise<void> {
       await db.query(
-        'update connections set expires_at = least(coalesce(expires_at, $2), $2), next_sync_at = null where id = $1',
+        'update connections set expires_at = least(coalesce(expires_at, $2), $2), next_sync_at = null, upstream_expired_at = $2 where id = $1',
         [connectionId, at],
       );
     },

@@ -1,6 +1,6 @@
 /** Connections: reading them with a truthful status, renewing consent, and deleting them. */
 import type { Clock } from '../clock.ts';
-import { badRequest, notFound } from '../errors.ts';
+import { badRequest, notFound, type AppError } from '../errors.ts';
 import { isConnectionId, isUserId } from '../ids.ts';
 import type { Catalog, CatalogEntry } from '../providers/catalog.ts';
 import type { ProviderCallLog } from '../provider-calls/writer.ts';
@@ -9,7 +9,7 @@ import { adapterFor, type ProviderAdapter, type ProviderAdapters } from '../prov
 import { LONGEST_WINDOW_MS, nextScheduledSync, syncBudget, upstreamBudgetOf } from '../syncs/cadence.ts';
 import type { ConnectionsRepository, ConnectionView } from './repository.ts';
 import type { ConnectionJson } from './schemas.ts';
-import { describeConnection, isRateLimited, latestRequestableExpiry, requestedExpiryProblem } from './status.ts';
+import { describeConnection, isRateLimited, latestRequestableExpiry, needsReauthAtProvider, requestedExpiryProblem } from './status.ts';
 import { parseDateTime } from '../time.ts';
 
 /** What the API shows for a provider that has left the catalog altogether. */
@@ -33,6 +33,8 @@ export function toConnectionJson(c: ConnectionView, provider: CatalogEntry | und
       staleAfterHours: p.staleAfterHours,
       retired: provider === undefined || c.retired_at !== null,
       tppConsent: c.tpp_consent,
+      expiredUpstream: c.upstream_expired_at !== null,
+      renewsConsentAtProvider: provider !== undefined && renewsConsentAtProvider(provider.adapter),
       connectedOn: c.connected_on,
       lastUpdated: c.last_updated,
       expiresAt: c.expires_at,
@@ -131,6 +133,12 @@ export function connectionsService(deps: ConnectionsServiceDeps) {
         // The consent is an agreement at the provider with its own end: a new date at Mooring would not move it.
         throw badRequest('reconsent_not_available', `Renewing this ${provider.name} connection needs a new agreement at the provider; use a reconsent or reauth journey`, { field: 'connectionId' });
       }
+      const reauthRequired = (): AppError => badRequest(
+        'reauth_required',
+        `${provider.name} ended this connection's consent itself; only a new authorisation at ${provider.name} renews it, so a reauth journey is needed (renewing it at Mooring would not)`,
+        { field: 'connectionId', expiredAt: c.upstream_expired_at?.toISOString() ?? null },
+      );
+      if (needsReauthAtProvider({ expiredUpstream: c.upstream_expired_at !== null, renewsConsentAtProvider: renewsConsentAtProvider(provider.adapter) })) throw reauthRequired();
       const problem = requestedExpiryProblem(expiresAt, provider.consentDays, now);
       if (problem === 'not_in_future') throw badRequest('invalid_expires_at', 'expiresAt must be in the future', { field: 'expiresAt', now: now.toISOString() });
       if (problem === 'beyond_consent_length') {
@@ -138,7 +146,8 @@ export function connectionsService(deps: ConnectionsServiceDeps) {
         throw badRequest('invalid_expires_at', `expiresAt must be at most ${provider.consentDays} days from now`, { field: 'expiresAt', max: max.toISOString() });
       }
       await deps.changeConnection(connectionId, async (connections) => {
-        await connections.renewConsent(connectionId, expiresAt, now);
+        // A sync may have recorded the provider's expiry since the read above: then nothing changes.
+        if (!(await connections.renewConsent(connectionId, expiresAt, now))) throw reauthRequired();
         await connections.scheduleIfIdle(connectionId, nextScheduledSync(provider, now));
       });
     },

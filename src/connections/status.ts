@@ -57,6 +57,10 @@ export interface ConnectionFacts {
   /** The provider was permanently removed from the catalog. */
   retired: boolean;
   tppConsent: boolean;
+  /** The provider itself said the consent had expired (a sync's consent_expired), and no journey has stored a new grant since. */
+  expiredUpstream: boolean;
+  /** The connection's adapter renews consent with a new agreement at the provider (kinds.ts renewsConsentAtProvider). */
+  renewsConsentAtProvider: boolean;
   connectedOn: Date;
   lastUpdated: Date | null;
   expiresAt: Date | null;
@@ -115,6 +119,16 @@ export function requestedExpiryProblem(requested: Date, consentDays: number, now
   if (requested.getTime() <= now.getTime()) return 'not_in_future';
   if (requested.getTime() > latestRequestableExpiry(consentDays, now).getTime()) return 'beyond_consent_length';
   return null;
+}
+
+/**
+ * Whether only a new authorisation at the provider (reauth) can renew a connection's consent: the
+ * provider itself ended it, and the adapter renews consent only at Mooring (renewsConsentAtProvider
+ * false: Open Banking tppConsent), so a reconsent or PATCH would move Mooring's date while the
+ * provider goes on refusing. Reconsent and PATCH are refused then, and rule 2 advises reauth.
+ */
+export function needsReauthAtProvider(c: { expiredUpstream: boolean; renewsConsentAtProvider: boolean }): boolean {
+  return c.expiredUpstream && !c.renewsConsentAtProvider;
 }
 
 /** Consent that lapses at `expiresAt` is no longer valid from that instant on. */
@@ -226,15 +240,19 @@ function describeIgnoringRateLimit(facts: ConnectionFacts, now: Date): Connectio
   }
 
   if (facts.expiresAt !== null && extendedStatus === 'expired') {
-    const how = facts.tppConsent
+    const endedUpstream = needsReauthAtProvider(facts);
+    const reconsent = facts.tppConsent && !endedUpstream;
+    const how = reconsent
       ? 'take the user through a reconsent journey to renew it (no new login at the provider is needed)'
-      : `take the user through a reauth journey: ${name} requires the user to log in again to renew consent`;
+      : endedUpstream
+        ? `take the user through a reauth journey: ${name} ended the consent itself, so only a new authorisation at ${name} renews it (a reconsent would not)`
+        : `take the user through a reauth journey: ${name} requires the user to log in again to renew consent`;
     const reason = `The user's consent for ${name} expired at ${iso(facts.expiresAt)} and no syncs run until it is renewed; ${how}.`;
     return {
       status: 'error',
       error: 'credentials_error',
       extendedStatus,
-      remediation: { action: facts.tppConsent ? 'reconsent' : 'reauth', reason },
+      remediation: { action: reconsent ? 'reconsent' : 'reauth', reason },
     };
   }
 

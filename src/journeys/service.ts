@@ -11,7 +11,7 @@ import type { InteractionResults } from 'oidc-provider';
 import type { Clock } from '../clock.ts';
 import type { Db } from '../db/db.ts';
 import { connectionsRepository, type ConnectionsRepository } from '../connections/repository.ts';
-import { consentExpiry, requestedExpiryProblem } from '../connections/status.ts';
+import { consentExpiry, needsReauthAtProvider, requestedExpiryProblem } from '../connections/status.ts';
 import type { Catalog, CatalogEntry } from '../providers/catalog.ts';
 import { CONSENT_DAYS, renewsConsentAtProvider } from '../providers/kinds.ts';
 import { journeyFailureIsProviders } from '../providers/health.ts';
@@ -77,6 +77,9 @@ export function callbackState(params: Record<string, string>): string | null {
 }
 
 const fail = (error: string, description: string): JourneyResponse => ({ kind: 'finish', result: { error, error_description: description } });
+/** Why a reconsent is refused once the provider ended the consent itself (status.ts needsReauthAtProvider). */
+const reauthNeeded = (provider: CatalogEntry): string =>
+  `${provider.name} ended this connection's consent itself; only a new authorisation at ${provider.name} renews it: use reauth`;
 
 export function journeysService(deps: JourneysDeps) {
   const journeys = journeysRepository(deps.db);
@@ -132,6 +135,9 @@ export function journeysService(deps: JourneysDeps) {
       return fail('invalid_request', `reconsent is not available for this ${provider.name} connection (tppConsent is false); use reauth`);
     }
     if (req.kind === 'reconsent' && provider.consentDays === null) return fail('invalid_request', `${provider.name} sets no consent expiry; there is nothing to reconsent`);
+    if (req.kind === 'reconsent' && needsReauthAtProvider({ expiredUpstream: conn.upstream_expired_at !== null, renewsConsentAtProvider: renewsConsentAtProvider(provider.adapter) })) {
+      return fail('invalid_request', reauthNeeded(provider));
+    }
     if (req.kind === 'refresh' && provider.type !== 'legacy') return fail('invalid_request', `refresh is only for legacy connections; ${provider.name} is ${provider.type}, use reauth`);
     return { provider, connectionId: conn.id };
   }
@@ -275,10 +281,16 @@ export function journeysService(deps: JourneysDeps) {
       if (journey.kind === 'reconsent' && !renewsConsentAtProvider(provider.adapter)) {
         const connectionId = journey.connection_id ?? '';
         const now = deps.clock.now();
+        let renewed = false;
         await deps.changeConnection(connectionId, async (txConnections) => {
-          await txConnections.renewConsent(connectionId, expiryAt(journey, provider, now), now);
-          await txConnections.scheduleIfIdle(connectionId, nextScheduledSync(provider, now));
+          // Refused, and nothing changes, when a sync recorded the provider's own expiry since the journey started.
+          renewed = await txConnections.renewConsent(connectionId, expiryAt(journey, provider, now), now);
+          if (renewed) await txConnections.scheduleIfIdle(connectionId, nextScheduledSync(provider, now));
         });
+        if (!renewed) {
+          await journeys.update(uid, { step: 'failed', now: deps.clock.now() });
+          return fail('invalid_request', reauthNeeded(provider));
+        }
         return finishWithGrant(journey, journey.user_id ?? '', connectionId, null);
       }
       const state = randomBytes(16).toString('base64url');

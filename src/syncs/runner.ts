@@ -109,19 +109,22 @@ export function syncRunner(deps: SyncRunnerDeps) {
     if (!(await syncsRepository(tx).lockIfStillRunning(sync.id, sync.attempts))) throw new LostSyncError(sync.id);
   }
 
-  /** True when a journey replaced the grant while this sync ran with the old one (locks the connection). */
+  /**
+   * True when a journey replaced the grant, or a reconsent or PATCH renewed the consent at Mooring,
+   * while this sync ran (locks the connection): its result, an upstream expiry above all, must not undo that.
+   */
   async function grantReplaced(tx: Queryable, connectionId: string, version: number): Promise<boolean> {
     return (await connectionsRepository(tx).lockGrantVersion(connectionId)) !== version;
   }
 
-  /** Ends a sync whose grant was replaced mid-run: its result says nothing about the new grant. */
+  /** Ends a sync whose grant was replaced or consent renewed mid-run: its result says nothing about the renewed access. */
   async function finishSuperseded(tx: Queryable, sync: SyncRow): Promise<void> {
     await syncsRepository(tx).finish(sync.id, {
       fetchStatus: 'error',
       fetchedAt: null,
       finishedAt: deps.clock.now(),
       counts: NO_COUNTS,
-      errorDetail: 'Superseded: the user re-authorised this connection while the sync ran; a new sync follows',
+      errorDetail: 'Superseded: the user re-authorised this connection or renewed its consent while the sync ran; its result is not kept, and the next sync runs with the renewed access',
       accounts: [],
     });
   }

@@ -40,6 +40,8 @@ function facts(overrides: Partial<ConnectionFacts> = {}): ConnectionFacts {
     providerType: 'api',
     retired: false,
     tppConsent: false,
+    expiredUpstream: false,
+    renewsConsentAtProvider: false,
     connectedOn: at(-10 * DAY),
     lastUpdated: at(-1 * HOUR),
     expiresAt: at(80 * DAY),
@@ -196,6 +198,19 @@ describe('rule 2: expired consent', () => {
     expect(s.remediation.reason).toContain('Modelo Open Banking Mock');
     expect(s.remediation.reason).toContain(at(-1 * DAY).toISOString());
     expect(s.remediation.reason).toMatch(/reconsent journey/);
+  });
+
+  it.each<[boolean, boolean, string]>([
+    // The provider ended the consent and reconsent would only move Mooring's date (Open Banking tppConsent): reauth.
+    [true, false, 'reauth'],
+    // The provider ended it, and reconsent is a new agreement there (Enable Banking, GoCardless): reconsent still renews it.
+    [true, true, 'reconsent'],
+    [false, false, 'reconsent'],
+    [false, true, 'reconsent'],
+  ])('a tppConsent connection whose provider ended the consent (%s), renewing at the provider %s: %s', (expiredUpstream, renewsConsentAtProvider, action) => {
+    const s = describeAt({ providerName: 'Modelo Open Banking Mock', tppConsent: true, expiredUpstream, renewsConsentAtProvider, expiresAt: at(-1 * HOUR) });
+    expect(s).toMatchObject({ status: 'error', error: 'credentials_error', extendedStatus: 'expired', remediation: { action } });
+    if (action === 'reauth') expect(s.remediation.reason).toMatch(/ended the consent itself.*reauth|reauth.*ended the consent itself/);
   });
 });
 
