@@ -239,6 +239,8 @@ export function journeysService(deps: JourneysDeps) {
     await journeys.update(journey.uid, { step: 'failed', now: deps.clock.now(), ...(journeyFailureIsProviders(err.kind) ? { authOutcome: 'failed' as const } : {}) });
     if (err.kind === 'journey_rejected') return fail('access_denied', `the user did not authorise access at ${provider.name}`);
     if (err.kind === 'credentials' || err.kind === 'invalid_input') return fail('access_denied', `${provider.name} did not accept the user's credentials`);
+    // The provider refused the consent as expired (a GoCardless requisition EX or expired agreement): a refusal, not an outage (SPEC section 8).
+    if (err.kind === 'consent_expired') return fail('access_denied', `${provider.name} refused the authorisation: ${err.safeDetail}`);
     return fail('temporarily_unavailable', `${provider.name} is not available right now (${err.safeDetail}); try again later`);
   }
 

@@ -402,3 +402,22 @@ describe('GoCardless through the official client', () => {
     expect(renewed.accountIds.sort()).toEqual([...before.accountIds].sort());
   });
 });
+
+describe('a journey GoCardless refuses as expired', () => {
+  it('a requisition that is EX when Mooring reads it at the callback (its agreement ran out meanwhile) ends with access_denied, no connection', async () => {
+    const { userId } = await mh.registerUser({ clientUserId: 'gc-expired-journey' });
+    const url = await mh.getAuthorizeUrlForCreatedUser({ bankId: providerId, userId, state: 's-ex', nonce: 'n-ex' });
+    const browser = new Browser();
+    const consent = await browser.follow(url, atRedirect);
+    const atBank = await browser.submit(consent, {}, { button: 'allow', stopAt: atRedirect });
+    // The user approves at the bank; before the browser brings the answer back, the agreement's 90 days pass.
+    const approved = await browser.submit(atBank, { username: 'user_ok', password: 'any-password' }, { button: 'approve', stopAt: (u) => u.includes('/connect/callback') });
+    expect(approved.location).toContain('/connect/callback');
+    await advanceClock(ts.baseUrl, 'P91D');
+    const back = await browser.follow(approved.location ?? '', atRedirect);
+    const answer = new URL(back.location ?? '').searchParams;
+    expect(answer.get('error')).toBe('access_denied');
+    expect(answer.get('error_description')).toMatch(/expired/);
+    expect((await mh.getUserConnections({ userId })).data).toEqual([]);
+  });
+});
