@@ -236,7 +236,7 @@ export function journeysService(deps: JourneysDeps) {
         return { kind: 'page', status: 400, html: providerFormPage({ uid: journey.uid, providerName: provider.name, fields: fields as unknown as FormField[], error: err.safeDetail }) };
       }
     }
-    await journeys.update(journey.uid, { step: 'failed', now: deps.clock.now(), ...(journeyFailureIsProviders(err.kind) ? { authOutcome: 'failed' as const } : {}) });
+    await journeys.update(journey.uid, { step: 'failed', now: deps.clock.now(), ...(journeyFailureIsProviders(err) ? { authOutcome: 'failed' as const } : {}) });
     if (err.kind === 'journey_rejected') return fail('access_denied', `the user did not authorise access at ${provider.name}`);
     if (err.kind === 'credentials' || err.kind === 'invalid_input') return fail('access_denied', `${provider.name} did not accept the user's credentials`);
     // The provider refused the consent as expired (a GoCardless requisition EX or expired agreement): a refusal, not an outage (SPEC section 8).

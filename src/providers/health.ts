@@ -52,12 +52,15 @@ export function shouldBackOff(f: { attempts: number; providerErrors: number }): 
 
 /**
  * Whether a journey that ended with this provider error counts against the provider's `status.auth`:
- * only when the provider (or the way to it) failed — down or 5xx, an unreadable answer, a time-out.
- * A user who declines, cancels or abandons at the bank, or whom the bank refuses (SPEC section 8:
- * `access_denied`), a wrong credential or code, a one-time code asked for, and a 429 (Mooring asked
- * too often) say nothing about whether the provider works, and are not counted at all; nor are
- * Mooring's own failures, as with syncs.
+ * only when one of Mooring's own calls to the provider failed — down or 5xx, an unreadable answer,
+ * a time-out. A user who declines, cancels or abandons at the bank, or whom the bank refuses (SPEC
+ * section 8: `access_denied`), a wrong credential or code, a one-time code asked for, and a 429
+ * (Mooring asked too often) say nothing about whether the provider works, and are not counted at
+ * all; nor are Mooring's own failures, as with syncs; nor is anything raised on the callback's own
+ * parameters (`fromCallback`: the user's browser, which any client drives, brought them, so a
+ * malformed or forged callback cannot make a provider look unavailable).
  */
-export function journeyFailureIsProviders(kind: ProviderErrorKind): boolean {
-  return kind === 'unavailable' || kind === 'bad_response' || kind === 'timeout';
+export function journeyFailureIsProviders(err: { kind: ProviderErrorKind; fromCallback: boolean }): boolean {
+  if (err.fromCallback) return false;
+  return err.kind === 'unavailable' || err.kind === 'bad_response' || err.kind === 'timeout';
 }

@@ -91,6 +91,12 @@ export function rateLimitHeader(headers: { get(name: string): string | null }, n
 /** The provider answered 2xx, but not with anything we can read. */
 export class ResponseShapeFailure extends Error {}
 
+/**
+ * What the user's browser brought back to a journey's callback (its parameters) cannot be read or
+ * verified: no call to the provider failed, so it becomes a `bad_response` marked `fromCallback`.
+ */
+export class CallbackFailure extends Error {}
+
 export interface HttpCall {
   method: 'GET' | 'POST' | 'DELETE';
   url: string;
@@ -321,6 +327,9 @@ export function toProviderError(err: unknown, providerName: string, classify?: F
     return new ProviderError(kind, typeof c === 'string' ? safeDetail(kind, providerName) : c.detail, { cause: err, retryAfterMs });
   }
   if (err instanceof ResponseShapeFailure) return new ProviderError('bad_response', safeDetail('bad_response', providerName), { cause: err });
+  if (err instanceof CallbackFailure) {
+    return new ProviderError('bad_response', `The answer from ${providerName} that came back through the browser could not be read`, { cause: err, fromCallback: true });
+  }
   const name = (err as { name?: unknown }).name;
   if (name === 'TimeoutError' || name === 'AbortError' || TIMEOUT_CODES.has(errorCode(err) ?? '')) {
     return new ProviderError('timeout', safeDetail('timeout', providerName), { cause: err });

@@ -50,12 +50,20 @@ export class ProviderError extends Error {
    * The sync runner brings the connection's expiresAt forward to it, never past the sync's time.
    */
   readonly expiredAt: Date | undefined;
-  constructor(kind: ProviderErrorKind, safeDetail: string, opts: { cause?: unknown; retryAfterMs?: number | undefined; expiredAt?: Date | undefined } = {}) {
+  /**
+   * Raised on what the user's browser brought back to a journey's callback (its parameters: an
+   * unreadable or unverifiable answer, an `error` it names), not on an answer to a call Mooring made
+   * to the provider. Anyone driving the browser can send such a callback, so it says nothing about
+   * whether the provider works (providers/health.ts journeyFailureIsProviders).
+   */
+  readonly fromCallback: boolean;
+  constructor(kind: ProviderErrorKind, safeDetail: string, opts: { cause?: unknown; retryAfterMs?: number | undefined; expiredAt?: Date | undefined; fromCallback?: boolean } = {}) {
     super(`${kind}: ${safeDetail}`, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.kind = kind;
     this.safeDetail = safeDetail;
     this.retryAfterMs = opts.retryAfterMs;
     this.expiredAt = opts.expiredAt;
+    this.fromCallback = opts.fromCallback ?? false;
   }
 }
 

@@ -4,11 +4,13 @@
  * Mooring's GoCardless sandbox counterpart, one with the wrong secret key (every journey fails at
  * the bank's API): the official client's catalog shows that one TEMPORARILY_UNAVAILABLE, the other
  * (where a user also refuses and one leaves unfinished, which are no failures of the provider) and
- * the sandbox providers AVAILABLE, and an hour later the failures are out of the window.
+ * the sandbox providers AVAILABLE, and an hour later the failures are out of the window. Callbacks
+ * the browser brings back malformed or forged (any client can send those) are never counted.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { goCardlessEntry } from '../helpers/gocardless.ts';
-import { connect, runJourney, type MoneyhubClient } from '../helpers/moneyhub.ts';
+import { Browser } from '../helpers/browser.ts';
+import { atRedirect, connect, runJourney, type MoneyhubClient } from '../helpers/moneyhub.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { advanceClock, webhookClient } from '../helpers/webhooks.ts';
 
@@ -60,5 +62,43 @@ describe('status.auth in the catalog', () => {
 
     await advanceClock(ts.baseUrl, 'PT61M');
     expect((await authStatus())[BROKEN]).toBe('AVAILABLE');
+  });
+
+  it('malformed or forged callbacks fail their journeys but leave status.auth AVAILABLE', async () => {
+    await advanceClock(ts.baseUrl, 'PT61M');
+    const modelo = ts.server.catalog.all().find((p) => p.name === 'Modelo Open Banking Mock');
+    if (modelo === undefined) throw new Error('no Modelo');
+    const atCallback = (u: string): boolean => u.includes('/connect/callback');
+    /** Runs a journey to the bank's answer, then brings back `tamper(answer)` instead; answers the client's error. */
+    async function tamperedJourney(bankId: string, tamper: (answer: URL) => URL, i: number): Promise<string | null> {
+      const { userId } = await mh.registerUser({ clientUserId: `tamper-${bankId.slice(0, 8)}-${i}` });
+      const url = await mh.getAuthorizeUrlForCreatedUser({ bankId, userId, state: `st${i}`, nonce: `nt${i}` });
+      const browser = new Browser();
+      const consent = await browser.follow(url, atRedirect);
+      const atBank = await browser.submit(consent, {}, { button: 'allow', stopAt: atRedirect });
+      const answered = await browser.submit(atBank, { username: 'user_ok', password: 'any-password' }, { button: 'approve', stopAt: atCallback });
+      if (answered.location === null || !atCallback(answered.location)) throw new Error(`no answer from the bank: ${answered.status}`);
+      const back = await browser.follow(tamper(new URL(answered.location)).toString(), atRedirect);
+      expect((await mh.getUserConnections({ userId })).data).toEqual([]);
+      return new URL(back.location ?? '').searchParams.get('error');
+    }
+    const withParams = (answer: URL, change: (p: URLSearchParams) => void): URL => {
+      const out = new URL(answer);
+      change(out.searchParams);
+      return out;
+    };
+    for (let i = 0; i < 2; i++) {
+      // GoCardless: the journey found by its reference as `state`, with a `ref` that is not it; and a forged technical error.
+      expect(await tamperedJourney(idOf(GOOD), (a) => withParams(a, (p) => { p.set('state', p.get('ref') ?? ''); p.set('ref', 'not-the-reference'); }), i)).toBe('temporarily_unavailable');
+      expect(await tamperedJourney(idOf(GOOD), (a) => withParams(a, (p) => p.set('error', 'TechnicalError')), 10 + i)).toBe('temporarily_unavailable');
+      // Open Banking (JARM): the bank's signed response with its signature broken.
+      expect(await tamperedJourney(modelo.id, (a) => withParams(a, (p) => {
+        const [header, payload, signature = ''] = (p.get('response') ?? '').split('.');
+        p.set('response', `${header ?? ''}.${payload ?? ''}.${signature.startsWith('A') ? 'B' : 'A'}${signature.slice(1)}`);
+      }), 20 + i)).toBe('temporarily_unavailable');
+    }
+    const auth = await authStatus();
+    expect(auth[GOOD]).toBe('AVAILABLE');
+    expect(auth['Modelo Open Banking Mock']).toBe('AVAILABLE');
   });
 });

@@ -16,7 +16,7 @@
  * through toProviderError (../http.ts) with classifyEb (errors.ts).
  */
 import type { CatalogEntry } from '../catalog.ts';
-import { atEdge, callProvider, checkShape, HttpStatusFailure, providerDate, ResponseShapeFailure, toProviderError } from '../http.ts';
+import { atEdge, CallbackFailure, callProvider, checkShape, HttpStatusFailure, providerDate, ResponseShapeFailure, toProviderError } from '../http.ts';
 import { ProviderError, type FetchResult, type JsonObject, type ProviderAccount, type ProviderAdapter, type ProviderTransaction } from '../provider.ts';
 import type { EnableBankingSettings } from '../settings.ts';
 import { classifyEb, errorCodeOf, sessionRefusal } from './errors.ts';
@@ -157,15 +157,15 @@ export function createEnableBankingAdapter(opts: EnableBankingAdapterOptions): E
         if (!EbPending.Check(input.pending)) throw new ResponseShapeFailure('the pending journey state is unreadable');
         const pending = input.pending;
         const params = input.input;
-        if (params.state !== pending.state) throw new ResponseShapeFailure('the callback state does not match this journey');
+        if (params.state !== pending.state) throw new CallbackFailure('the callback state does not match this journey');
         if (params.error !== undefined && params.error !== '') {
           if (params.error === 'server_error' || params.error === 'temporarily_unavailable') {
-            throw new ProviderError('unavailable', `${provider.name} could not complete the authorisation`);
+            throw new ProviderError('unavailable', `${provider.name} could not complete the authorisation`, { fromCallback: true });
           }
-          throw new ProviderError('journey_rejected', `The authorisation was cancelled or declined at ${provider.name}`);
+          throw new ProviderError('journey_rejected', `The authorisation was cancelled or declined at ${provider.name}`, { fromCallback: true });
         }
         const code = params.code;
-        if (code === undefined || code === '') throw new ResponseShapeFailure('the callback carries no code');
+        if (code === undefined || code === '') throw new CallbackFailure('the callback carries no code');
         const answer = await call(provider, { method: 'POST', path: '/sessions', endpoint: '/sessions', json: { code } });
         const session = checkShape(AuthorizeSessionResponse, answer, 'the session');
         const validUntil = providerDate(session.access.valid_until, "the session's valid_until");

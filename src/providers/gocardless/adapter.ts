@@ -16,7 +16,7 @@ import type { SecretBox } from '../../crypto/secrets.ts';
 import type { Queryable } from '../../db/db.ts';
 import type { CatalogEntry } from '../catalog.ts';
 import {
-  atEdge, callProvider, checkShape, HttpStatusFailure, rateLimitHeader, RateLimitStop, ResponseShapeFailure, toProviderError, type HttpCall,
+  atEdge, CallbackFailure, callProvider, checkShape, HttpStatusFailure, rateLimitHeader, RateLimitStop, ResponseShapeFailure, toProviderError, type HttpCall,
 } from '../http.ts';
 import { ProviderError, type FetchResult, type JsonObject, type ProviderAccount, type ProviderAdapter, type ProviderTransaction } from '../provider.ts';
 import { GC_MAX_HISTORICAL_DAYS, type GoCardlessSettings } from '../settings.ts';
@@ -197,7 +197,7 @@ export function createGoCardlessAdapter(opts: GoCardlessAdapterOptions): Provide
         const { provider } = input;
         if (!GcPending.Check(input.pending)) throw new ResponseShapeFailure('the pending journey state is unreadable');
         const pending = input.pending;
-        if (input.input.ref !== pending.reference) throw new ResponseShapeFailure('the callback reference does not match this journey');
+        if (input.input.ref !== pending.reference) throw new CallbackFailure('the callback reference does not match this journey');
         if (input.input.error !== undefined && input.input.error !== '') {
           // The requisition is of no further use; withdrawing it is good manners, not essential.
           await deleteRequisition(provider, pending.requisitionId).catch(() => undefined);

@@ -170,8 +170,11 @@ export function accountProblem(providerName: string, status: string | undefined)
   return undefined;
 }
 
-/** The error GoCardless names in the callback (`error`, `details`): the user cancelled, or a technical failure. */
+/**
+ * The error GoCardless names in the callback (`error`, `details`): the user cancelled, or a technical
+ * failure. The browser brought it (`fromCallback`), so it never counts against GoCardless's health.
+ */
 export function callbackProblem(providerName: string, error: string): ProviderError {
-  if (/technical/i.test(error)) return new ProviderError('unavailable', `${providerName} could not complete the authorisation (${error.slice(0, 60)})`);
-  return new ProviderError('journey_rejected', `The authorisation was cancelled or declined at ${providerName}`);
+  if (/technical/i.test(error)) return new ProviderError('unavailable', `${providerName} could not complete the authorisation (${error.slice(0, 60)})`, { fromCallback: true });
+  return new ProviderError('journey_rejected', `The authorisation was cancelled or declined at ${providerName}`, { fromCallback: true });
 }

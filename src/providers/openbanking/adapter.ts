@@ -15,11 +15,11 @@ import { randomUUID } from 'node:crypto';
 import * as oidc from 'openid-client';
 import type { CatalogEntry } from '../catalog.ts';
 import {
-  atEdge, callProvider, checkShape, HttpStatusFailure, RateLimitStop, ResponseShapeFailure, toProviderError, type FailureClassifier,
+  atEdge, CallbackFailure, callProvider, checkShape, HttpStatusFailure, RateLimitStop, ResponseShapeFailure, toProviderError, type FailureClassifier,
 } from '../http.ts';
 import { mapLimit } from '../map-limit.ts';
 import { ProviderError, type FetchResult, type JsonObject, type ProviderAccount, type ProviderAdapter, type ProviderTransaction } from '../provider.ts';
-import { fromOidcError, obClientCache, type ObClient } from './client.ts';
+import { fromOidcError, obClientCache, watchPosts, type ObClient } from './client.ts';
 import { toProviderAccount, toProviderTransactions } from './mapping.ts';
 import {
   AccountsResponse, BalancesResponse, ConsentResponse, ObGrant, ObPending, TransactionsResponse,
@@ -61,10 +61,13 @@ export const classifyOb: FailureClassifier = (f) => {
   return undefined;
 };
 
-/** What an authorisation error sent back to the callback means. */
-function callbackError(provider: CatalogEntry, error: string): ProviderError {
-  if (error === 'server_error' || error === 'temporarily_unavailable') return new ProviderError('unavailable', `${provider.name} could not complete the authorisation`);
-  return new ProviderError('journey_rejected', `The authorisation was cancelled or declined at ${provider.name}`);
+/**
+ * What an authorisation error sent back to the callback means. `fromCallback`: only the browser
+ * vouches for it (a plain `error` parameter), unlike an error inside a JARM response the bank signed.
+ */
+function callbackError(provider: CatalogEntry, error: string, fromCallback: boolean): ProviderError {
+  if (error === 'server_error' || error === 'temporarily_unavailable') return new ProviderError('unavailable', `${provider.name} could not complete the authorisation`, { fromCallback });
+  return new ProviderError('journey_rejected', `The authorisation was cancelled or declined at ${provider.name}`, { fromCallback });
 }
 
 /** A date-time the bank gave, or undefined when it gave none or an unreadable one. */
@@ -221,24 +224,29 @@ export function createOpenBankingAdapter(opts: OpenBankingAdapterOptions): Provi
         const jarm = c.settings.responseType === 'code';
         // A plain error (the bank could not even sign one) ends the journey; anything else is verified below.
         if (params.error !== undefined && params.response === undefined && params.id_token === undefined) {
-          if (params.state !== pending.state) throw new ResponseShapeFailure('the callback state does not match this journey');
-          throw callbackError(provider, params.error);
+          if (params.state !== pending.state) throw new CallbackFailure('the callback state does not match this journey');
+          throw callbackError(provider, params.error, true);
         }
         const current = new URL(input.callbackUrl);
         if (jarm) {
-          if (params.response === undefined) throw new ResponseShapeFailure('the callback carries no JARM response');
+          if (params.response === undefined) throw new CallbackFailure('the callback carries no JARM response');
           current.searchParams.set('response', params.response);
         } else {
           current.hash = new URLSearchParams(params).toString();
         }
         let tokens: Awaited<ReturnType<typeof oidc.authorizationCodeGrant>>;
+        const watch = { posted: false };
         try {
-          tokens = await oidc.authorizationCodeGrant(c.config, current, {
+          tokens = await watchPosts(watch, () => oidc.authorizationCodeGrant(c.config, current, {
             pkceCodeVerifier: pending.codeVerifier, expectedNonce: pending.nonce, expectedState: pending.state, idTokenExpected: true,
-          });
+          }));
         } catch (err) {
-          if (err instanceof oidc.AuthorizationResponseError) throw callbackError(provider, err.error);
-          throw fromOidcError(err, `the authorisation response of ${provider.name}`);
+          // A JARM response's error was verified as the bank's; a hybrid answer's is only the browser's word.
+          if (err instanceof oidc.AuthorizationResponseError) throw callbackError(provider, err.error, !jarm);
+          const failure = fromOidcError(err, `the authorisation response of ${provider.name}`);
+          // Unreadable or unverifiable before the token request: the answer the browser brought back, not a call of Mooring's.
+          if (failure instanceof ResponseShapeFailure && !watch.posted) throw new CallbackFailure(failure.message);
+          throw failure;
         }
         const claims = tokens.claims();
         if (claims === undefined || claims[INTENT_CLAIM] !== pending.consentId) {

@@ -8,6 +8,7 @@
  * One client per provider and process, built on first use and kept for an hour of real time
  * (a failed build is forgotten at once, so a bank that was down is asked again on the next call).
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import tls from 'node:tls';
 import * as oidc from 'openid-client';
@@ -63,6 +64,8 @@ async function ps256Key(pem: string): Promise<oidc.CryptoKey> {
  */
 const fetchWith = (dispatcher: Dispatcher): oidc.CustomFetch =>
   async (url, options) => {
+    const watch = posts.getStore();
+    if (watch !== undefined && (options.method ?? 'GET').toUpperCase() === 'POST') watch.posted = true;
     const endpoint = new URL(url).pathname;
     const recording = startProviderCall(options.method ?? 'GET', endpoint);
     let res: Response;
@@ -76,6 +79,17 @@ const fetchWith = (dispatcher: Dispatcher): oidc.CustomFetch =>
     recording.end(res.ok ? { status: res.status, interactionId } : { status: res.status, interactionId, failure: await failureOfAnswer(res, endpoint) });
     return res;
   };
+
+const posts = new AsyncLocalStorage<{ posted: boolean }>();
+
+/**
+ * Runs an openid-client operation, telling `watch.posted` whether it sent a POST to the bank (the
+ * token request of a code grant). A code grant that fails before posting was only checking what
+ * the user's browser brought back (the JARM response, the ID token and hashes of a hybrid answer).
+ */
+export function watchPosts<T>(watch: { posted: boolean }, fn: () => Promise<T>): Promise<T> {
+  return posts.run(watch, fn);
+}
 
 /**
  * Turns what openid-client throws into the raw failures every adapter throws (toProviderError then
