@@ -105,8 +105,20 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
       const start = config.sandboxClockStart.getTime();
       await settingOrCreate(db, CLOCK_OFFSET_SETTING, () => start - Date.now());
     }
+    if (!config.sandbox) {
+      // The sandbox clock is a sandbox tool: off sandbox mode (e.g. once a providers file lists providers) real providers run on real time.
+      const stored = await readSetting<unknown>(db, CLOCK_OFFSET_SETTING);
+      const offset = stored === undefined ? 0 : usableClockOffset(stored);
+      if (offset !== 0) {
+        log.warn({ stored }, 'sandbox mode is off: ignoring the stored sandbox clock offset and running on real time (start with MOORING_SANDBOX=true to use it, or DELETE /sandbox/clock there to clear it)');
+      }
+    }
     let warnedBadOffset = false;
     const refreshClock = async (): Promise<void> => {
+      if (!config.sandbox) {
+        clock.setOffsetMs(0);
+        return;
+      }
       const stored = await readSetting<unknown>(db, CLOCK_OFFSET_SETTING);
       const offset = stored === undefined ? 0 : usableClockOffset(stored);
       if (offset === null && !warnedBadOffset) {

@@ -169,9 +169,27 @@ describe('a good providers file', () => {
     const sandboxClient = (await officialClient(sandboxUrl, 'client_secret_basic')).mh;
     expect((await sandboxClient.listConnections()).find((c) => c.name === 'Modelo Open Banking Mock')?.id).toBe(MODELO_ID);
     expect((await sandboxClient.listAPIConnections()).map((c) => c.name)).toEqual(expect.arrayContaining(['Acme Bank', 'Bravo Building Society', 'Nationwide Open Banking']));
-    expect((await fetch(`${sandboxUrl}/sandbox/clock`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).status).toBe(200);
+    const moved = (await (await fetch(`${sandboxUrl}/sandbox/clock`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json()) as { offsetMs: number };
+    expect(moved.offsetMs).not.toBe(0);
     await withSandbox.stop();
-  }, 3 * START_TIMEOUT_MS);
+
+    // Sandbox mode off again over the same data: real providers run on real time, not on the stored sandbox offset, and start-up says it ignored it.
+    const realPort = await freePort();
+    const realUrl = `http://127.0.0.1:${realPort}`;
+    const offAgain = spawnMooring('good-providers-off-again', ['start'], {
+      PORT: String(realPort), HOST: '127.0.0.1', PUBLIC_URL: realUrl, MOORING_ADMIN_TOKEN: ADMIN_TOKEN, MOORING_SANDBOX_CLOCK_START: DOMAIN_START.toISOString(),
+      MOORING_PROVIDERS_FILE: at('good.yaml'), ...storage, ...goodEnv(),
+    });
+    await offAgain.waitForOutput(/Mooring is running at/, START_TIMEOUT_MS);
+    expect(offAgain.output()).toContain('sandbox mode is off: ignoring the stored sandbox clock offset');
+    const before = Date.now();
+    const user = await (await officialClient(realUrl, 'client_secret_basic')).mh.registerUser({ clientUserId: 'real-time' });
+    const after = Date.now();
+    const createdAt = Date.parse(String(user.createdAt));
+    expect(createdAt).toBeGreaterThanOrEqual(before - 1_000);
+    expect(createdAt).toBeLessThanOrEqual(after + 1_000);
+    await offAgain.stop();
+  }, 4 * START_TIMEOUT_MS);
 
   it('JSON: the same providers from a JSON file, and the hashed id is the same on every start', async () => {
     writeFileSync(at('good.json'), JSON.stringify({
