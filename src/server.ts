@@ -23,6 +23,7 @@ import { createProviderAdapters } from './providers/registry.ts';
 import { CLOCK_OFFSET_SETTING, usableClockOffset } from './sandbox/control.ts';
 import { syncEngine, type SyncEngine } from './syncs/engine.ts';
 import { syncRunner } from './syncs/runner.ts';
+import { syncScheduler } from './syncs/scheduler.ts';
 import { providerCallLog, type ProviderCallLog } from './provider-calls/writer.ts';
 import { createMetrics, serveWorkerMetrics } from './metrics/metrics.ts';
 import { startWorker, type Worker } from './syncs/worker.ts';
@@ -145,6 +146,9 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     closers.push(() => adapters.close());
     // Fails start-up if a provider names an adapter this version lacks (the providers file check refuses those already).
     for (const p of catalog.all()) adapterFor(adapters, p);
+    // Connections whose provider left the catalog were taken off the schedule; those whose provider is back return to it.
+    const returned = await syncScheduler({ db, catalog, clock }).returnToSchedule();
+    if (returned > 0) progress(`${returned} connection(s) of providers back in the catalog returned to the sync schedule`);
 
     const events = connectionEvents({ catalog, clock });
     const dispatcher = webhookDispatcher({
