@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { CatalogEntry } from './catalog.ts';
-import { cadenceFor, UNATTENDED_SYNCS_PER_DAY_OPEN_BANKING } from '../syncs/cadence.ts';
+import { longestScheduledGapMs, UNATTENDED_SYNCS_PER_DAY_OPEN_BANKING } from '../syncs/cadence.ts';
 import { STALE_AFTER_HOURS } from '../connections/status.ts';
 import { HOUR_MS } from '../time.ts';
 import { CONSENT_DAYS, FILE_ADAPTER_KINDS, IMPLEMENTED_ADAPTER_KINDS, PROVIDER_TYPES, type FileAdapterKind, type ProviderType } from './kinds.ts';
@@ -229,12 +229,11 @@ function readCadence(src: FieldSource, adapter: FileAdapterKind | undefined, typ
   if (!ok) return undefined;
   if (type !== undefined && (perDay !== undefined || stale !== undefined)) {
     // A window no longer than the gap between scheduled syncs would show healthy connections stale between them.
-    const { maxUnattended, windowMs } = cadenceFor({ type, ...(perDay !== undefined ? { unattendedSyncsPerDay: perDay as number } : {}) });
-    const gapHours = windowMs / maxUnattended / HOUR_MS;
+    const gapHours = longestScheduledGapMs({ type, ...(perDay !== undefined ? { unattendedSyncsPerDay: perDay as number } : {}) }) / HOUR_MS;
     const staleHours = stale === undefined ? STALE_AFTER_HOURS[type] : (stale as number);
     if (staleHours <= gapHours) {
       src.problem(stale !== undefined ? 'staleAfterHours' : 'unattendedSyncsPerDay',
-        `staleAfterHours (${staleHours}) must be longer than the ${+gapHours.toFixed(2)} h between scheduled syncs, or connections would read stale between them`);
+        `staleAfterHours (${staleHours}) must be longer than the ${+gapHours.toFixed(2)} h that can pass between scheduled syncs, or connections would read stale between them`);
       return undefined;
     }
   }

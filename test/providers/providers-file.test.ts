@@ -236,7 +236,17 @@ describe('a bad providers file stops start-up, naming the entry and the field', 
     {
       what: 'a staleness window no longer than the gap between scheduled syncs',
       entries: () => [obEntry('Charlie Bank', {}, { unattendedSyncsPerDay: 2, staleAfterHours: 12 })],
-      expected: /provider "Charlie Bank" \(entry 1\): staleAfterHours: staleAfterHours \(12\) must be longer than the 12 h between scheduled syncs/,
+      expected: /provider "Charlie Bank" \(entry 1\): staleAfterHours: staleAfterHours \(12\) must be longer than the 12 h that can pass between scheduled syncs/,
+    },
+    {
+      what: 'a legacy staleness window no longer than the longest nightly gap (a sync at 20:00 UTC, the next at 02:00 the day after next)',
+      entries: () => [obEntry('Charlie Bank', {}, { type: 'legacy', staleAfterHours: 30 })],
+      expected: /provider "Charlie Bank" \(entry 1\): staleAfterHours: staleAfterHours \(30\) must be longer than the 30 h that can pass between scheduled syncs/,
+    },
+    {
+      what: 'a valuation staleness window no longer than the longest monthly gap (the 1st of a 31-day month to the 2nd of the next, 03:00 UTC)',
+      entries: () => [obEntry('Charlie Bank', {}, { type: 'zoopla', staleAfterHours: 32 * 24 })],
+      expected: /provider "Charlie Bank" \(entry 1\): staleAfterHours: staleAfterHours \(768\) must be longer than the 771 h that can pass between scheduled syncs/,
     },
     {
       what: 'a secret written in the file',
@@ -285,6 +295,17 @@ describe('mooring providers check', () => {
     expect(res.stdout).toContain(`Acme Bank: id ${ACME_ID}, adapter openbanking, consentDays 60`);
     expect(res.stdout).toMatch(/Bravo Building Society: id [0-9a-f]{32}, adapter openbanking, consentDays none/);
     expect(res.stdout).toContain('2 provider(s), no problems');
+  }, 60_000);
+
+  it('accepts staleness windows just longer than the longest gap between scheduled syncs', async () => {
+    const file = jsonFile('check-stale-ok.json', [
+      obEntry('Legacy Bank', {}, { type: 'legacy', staleAfterHours: 31 }),
+      obEntry('Valuation Bank', {}, { type: 'zoopla', staleAfterHours: 772 }),
+      obEntry('Twice A Day Bank', {}, { unattendedSyncsPerDay: 2, staleAfterHours: 13 }),
+    ]);
+    const res = await mooringCommand(['providers', 'check', file]);
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout).toContain('3 provider(s), no problems');
   }, 60_000);
 
   it('reads MOORING_PROVIDERS_FILE when no file is named, and needs nothing else (no database)', async () => {
