@@ -231,7 +231,15 @@ describe('a bad providers file stops start-up, naming the entry and the field', 
     {
       what: 'more unattended syncs a day than UK Open Banking allows',
       entries: () => [obEntry('Charlie Bank', {}, { unattendedSyncsPerDay: 5, staleAfterHours: 0 })],
-      expected: /provider "Charlie Bank" \(entry 1\): unattendedSyncsPerDay: must be a whole number from 1 to 4 \(UK Open Banking allows 4 unattended accesses a day\)[^]*staleAfterHours: must be a whole number of hours/,
+      expected: /provider "Charlie Bank" \(entry 1\): unattendedSyncsPerDay: must be a whole number from 1 to 4 \(UK Open Banking and PSD2 account information allow 4 unattended accesses a day\)[^]*staleAfterHours: must be a whole number of hours/,
+    },
+    {
+      what: 'more unattended syncs a day than PSD2 allows, for Enable Banking and GoCardless entries too',
+      entries: () => [
+        { name: 'Echo Bank', type: 'api', adapter: 'enablebanking', unattendedSyncsPerDay: 5, settings: { applicationId: 'app', privateKey: { file: 'certs/signing.key' }, aspsp: { name: 'Echo', country: 'GB' } } },
+        { name: 'Foxtrot Bank', type: 'api', adapter: 'gocardless', unattendedSyncsPerDay: 6, settings: { secretId: 'id', secretKey: { file: 'certs/signing.key' }, institutionId: 'SANDBOXFINANCE_SFIN0000' } },
+      ],
+      expected: /provider "Echo Bank" \(entry 1\): unattendedSyncsPerDay: must be a whole number from 1 to 4 \(UK Open Banking and PSD2 account information allow 4 unattended accesses a day\) \(got 5\)[^]*provider "Foxtrot Bank" \(entry 2\): unattendedSyncsPerDay: must be a whole number from 1 to 4 [^]*\(got 6\)/,
     },
     {
       what: 'a staleness window no longer than the gap between scheduled syncs',
