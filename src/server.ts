@@ -23,6 +23,7 @@ import { createProviderAdapters } from './providers/registry.ts';
 import { CLOCK_OFFSET_SETTING, usableClockOffset } from './sandbox/control.ts';
 import { syncEngine, type SyncEngine } from './syncs/engine.ts';
 import { syncRunner } from './syncs/runner.ts';
+import { syncScheduler } from './syncs/scheduler.ts';
 import { providerCallLog, type ProviderCallLog } from './provider-calls/writer.ts';
 import { createMetrics, serveWorkerMetrics } from './metrics/metrics.ts';
 import { startWorker, type Worker } from './syncs/worker.ts';
@@ -105,8 +106,20 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
       const start = config.sandboxClockStart.getTime();
       await settingOrCreate(db, CLOCK_OFFSET_SETTING, () => start - Date.now());
     }
+    if (!config.sandbox) {
+      // The sandbox clock is a sandbox tool: off sandbox mode (e.g. once a providers file lists providers) real providers run on real time.
+      const stored = await readSetting<unknown>(db, CLOCK_OFFSET_SETTING);
+      const offset = stored === undefined ? 0 : usableClockOffset(stored);
+      if (offset !== 0) {
+        log.warn({ stored }, 'sandbox mode is off: ignoring the stored sandbox clock offset and running on real time (start with MOORING_SANDBOX=true to use it, or DELETE /sandbox/clock there to clear it)');
+      }
+    }
     let warnedBadOffset = false;
     const refreshClock = async (): Promise<void> => {
+      if (!config.sandbox) {
+        clock.setOffsetMs(0);
+        return;
+      }
       const stored = await readSetting<unknown>(db, CLOCK_OFFSET_SETTING);
       const offset = stored === undefined ? 0 : usableClockOffset(stored);
       if (offset === null && !warnedBadOffset) {
@@ -133,6 +146,9 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
     closers.push(() => adapters.close());
     // Fails start-up if a provider names an adapter this version lacks (the providers file check refuses those already).
     for (const p of catalog.all()) adapterFor(adapters, p);
+    // Connections whose provider left the catalog were taken off the schedule; those whose provider is back return to it.
+    const returned = await syncScheduler({ db, catalog, clock }).returnToSchedule();
+    if (returned > 0) progress(`${returned} connection(s) of providers back in the catalog returned to the sync schedule`);
 
     const events = connectionEvents({ catalog, clock });
     const dispatcher = webhookDispatcher({

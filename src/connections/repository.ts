@@ -281,6 +281,34 @@ export function connectionsRepository(db: Queryable, secrets?: SecretBox) {
       );
     },
 
+    /**
+     * Connections of these providers that are off the schedule (no next sync time), with what decides
+     * whether they may return to it: a page of `limit` in id order after `afterId`. Walks the primary
+     * key once over all pages, whatever the number of providers.
+     */
+    async unscheduledOfProviders(providerIds: string[], afterId: string, limit: number): Promise<{ id: string; provider_id: string; expires_at: Date | null; retired_at: Date | null }[]> {
+      const r = await db.query<{ id: string; provider_id: string; expires_at: Date | null; retired_at: Date | null }>(
+        `select c.id, c.provider_id, c.expires_at, po.retired_at
+           from connections c left join provider_overrides po on po.provider_id = c.provider_id
+          where c.id > $2 and c.next_sync_at is null and c.provider_id = any($1::text[])
+          order by c.id
+          limit $3`,
+        [providerIds, afterId, limit],
+      );
+      return r.rows;
+    },
+
+    /** Puts connections back on the schedule, each unless it already is; answers how many were. */
+    async scheduleManyIfIdle(updates: { id: string; next: Date }[]): Promise<number> {
+      if (updates.length === 0) return 0;
+      const r = await db.query(
+        `update connections c set next_sync_at = x.next
+           from jsonb_to_recordset($1::jsonb) as x(id text, next timestamptz) where c.id = x.id and c.next_sync_at is null`,
+        [JSON.stringify(updates.map((u) => ({ id: u.id, next: u.next.toISOString() })))],
+      );
+      return r.rowCount;
+    },
+
     /** Puts a connection back on the schedule (after its consent was renewed), unless it already is. */
     async scheduleIfIdle(connectionId: string, next: Date): Promise<void> {
       await db.query('update connections set next_sync_at = $2 where id = $1 and next_sync_at is null', [connectionId, next]);

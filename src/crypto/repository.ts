@@ -6,7 +6,7 @@
  */
 import type { Queryable } from '../db/db.ts';
 import { grantContext } from '../connections/repository.ts';
-import { clientSecretContext, sessionIdContext } from '../oauth/adapter.ts';
+import { clientSecretContext, SANDBOX_OB_KIND_END, SANDBOX_OB_KIND_PREFIX, sessionIdContext } from '../oauth/adapter.ts';
 import { webhookSecretContext } from '../webhooks/repository.ts';
 import { tokenContext as goCardlessTokenContext } from '../providers/gocardless/tokens.ts';
 import { SEALED_SETTINGS, settingContext } from '../db/settings.ts';
@@ -164,11 +164,18 @@ export function sealedColumns(db: Queryable): SealedColumn[] {
       name: 'oidc_models Session id',
       async page(afterKey, keepPattern, limit) {
         const [afterKind, afterId] = afterKey === '' ? ['', ''] : (JSON.parse(afterKey) as [string, string]);
+        // Two ranges of the primary key, never the other kinds' rows (AccessToken, Grant…): kind Session,
+        // and the sandbox banks' kinds (prefix range, then the suffix), each read in key order from the cursor.
+        const branch = (range: string): string =>
+          `(select kind, id, payload->>'jti' as value, payload->>'uid' as uid from oidc_models
+             where ${range} and (kind, id) > ($1, $2) and payload->>'jti' not like $3 and payload->>'uid' is not null
+             order by kind, id limit $4)`;
         const r = await db.query<{ key: string; value: string; uid: string }>(
-          `select jsonb_build_array(kind, id)::text as key, payload->>'jti' as value, payload->>'uid' as uid from oidc_models
-            where (kind, id) > ($1, $2) and (kind = 'Session' or kind like '%:Session')
-              and payload->>'jti' not like $3 and payload->>'uid' is not null
-            order by kind, id limit $4`,
+          `select jsonb_build_array(kind, id)::text as key, value, uid from (
+             ${branch(`kind = 'Session'`)}
+             union all
+             ${branch(`kind >= '${SANDBOX_OB_KIND_PREFIX}' and kind < '${SANDBOX_OB_KIND_END}' and kind like '%:Session'`)}
+           ) s order by kind, id limit $4`,
           [afterKind, afterId, keepPattern, limit],
         );
         return r.rows.map((row) => ({ key: row.key, value: row.value, guard: row.value, context: sessionIdContext(row.uid) }));

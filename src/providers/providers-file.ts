@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { CatalogEntry } from './catalog.ts';
-import { cadenceFor, UNATTENDED_SYNCS_PER_DAY_OPEN_BANKING } from '../syncs/cadence.ts';
+import { longestScheduledGapMs, UNATTENDED_SYNCS_PER_DAY_OPEN_BANKING } from '../syncs/cadence.ts';
 import { STALE_AFTER_HOURS } from '../connections/status.ts';
 import { HOUR_MS } from '../time.ts';
 import { CONSENT_DAYS, FILE_ADAPTER_KINDS, IMPLEMENTED_ADAPTER_KINDS, PROVIDER_TYPES, type FileAdapterKind, type ProviderType } from './kinds.ts';
@@ -45,8 +45,6 @@ export interface ProvidersFileOptions {
 export const MAX_CONSENT_DAYS = 3650;
 const USER_TYPES = ['personal', 'business'] as const;
 const ENTRY_FIELDS = ['name', 'type', 'adapter', 'id', 'consentDays', 'tppConsent', 'unattendedSyncsPerDay', 'staleAfterHours', 'accountTypes', 'iconUrl', 'isBeta', 'userTypes', 'settings'];
-/** At most one unattended sync an hour; the UK Open Banking limit for `openbanking` entries is lower still. */
-export const MAX_UNATTENDED_SYNCS_PER_DAY = 24;
 /** A staleness window of more than a year is a mistake. */
 export const MAX_STALE_AFTER_HOURS = 366 * 24;
 /** Fields each provider must set for itself. */
@@ -207,19 +205,20 @@ function readConsentDays(src: FieldSource): number | null | undefined {
 
 /**
  * The provider's cadence (SPEC section 5), when the entry sets it: `unattendedSyncsPerDay` (per rolling
- * 24 hours per connection; an `openbanking` provider never more than the UK limit of 4) and
+ * 24 hours per connection; never more than the limit of 4 of UK Open Banking and PSD2) and
  * `staleAfterHours`. Absent: the provider type's (syncs/cadence.ts, connections/status.ts).
  */
-function readCadence(src: FieldSource, adapter: FileAdapterKind | undefined, type: ProviderType | undefined): { unattendedSyncsPerDay?: number; staleAfterHours?: number } | undefined {
+function readCadence(src: FieldSource, type: ProviderType | undefined): { unattendedSyncsPerDay?: number; staleAfterHours?: number } | undefined {
   const perDay = src.get('unattendedSyncsPerDay');
   const stale = src.get('staleAfterHours');
   const isWhole = (v: unknown, max: number): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= max;
-  const max = adapter === 'openbanking' ? UNATTENDED_SYNCS_PER_DAY_OPEN_BANKING : MAX_UNATTENDED_SYNCS_PER_DAY;
+  // Every file adapter reaches accounts under PSD2 account-information rules (openbanking: UK Open Banking;
+  // enablebanking, gocardless: PSD2 banks), which allow 4 accesses a day without the user present.
+  const max = UNATTENDED_SYNCS_PER_DAY_OPEN_BANKING;
   if (perDay === REPORTED || stale === REPORTED) return undefined;
   let ok = true;
   if (perDay !== undefined && !isWhole(perDay, max)) {
-    const why = adapter === 'openbanking' ? ` (UK Open Banking allows ${max} unattended accesses a day)` : '';
-    src.problem('unattendedSyncsPerDay', `must be a whole number from 1 to ${max}${why} (got ${JSON.stringify(perDay)})`);
+    src.problem('unattendedSyncsPerDay', `must be a whole number from 1 to ${max} (UK Open Banking and PSD2 account information allow ${max} unattended accesses a day) (got ${JSON.stringify(perDay)})`);
     ok = false;
   }
   if (stale !== undefined && !isWhole(stale, MAX_STALE_AFTER_HOURS)) {
@@ -229,12 +228,11 @@ function readCadence(src: FieldSource, adapter: FileAdapterKind | undefined, typ
   if (!ok) return undefined;
   if (type !== undefined && (perDay !== undefined || stale !== undefined)) {
     // A window no longer than the gap between scheduled syncs would show healthy connections stale between them.
-    const { maxUnattended, windowMs } = cadenceFor({ type, ...(perDay !== undefined ? { unattendedSyncsPerDay: perDay as number } : {}) });
-    const gapHours = windowMs / maxUnattended / HOUR_MS;
+    const gapHours = longestScheduledGapMs({ type, ...(perDay !== undefined ? { unattendedSyncsPerDay: perDay as number } : {}) }) / HOUR_MS;
     const staleHours = stale === undefined ? STALE_AFTER_HOURS[type] : (stale as number);
     if (staleHours <= gapHours) {
       src.problem(stale !== undefined ? 'staleAfterHours' : 'unattendedSyncsPerDay',
-        `staleAfterHours (${staleHours}) must be longer than the ${+gapHours.toFixed(2)} h between scheduled syncs, or connections would read stale between them`);
+        `staleAfterHours (${staleHours}) must be longer than the ${+gapHours.toFixed(2)} h that can pass between scheduled syncs, or connections would read stale between them`);
       return undefined;
     }
   }
@@ -285,7 +283,7 @@ function readEntry(raw: unknown, ctx: EntryContext): CatalogEntry | null {
     src.problem('adapter', `adapter ${adapter} is not available in this version`);
   }
   const consentDays = readConsentDays(src);
-  const cadence = readCadence(src, adapter, type);
+  const cadence = readCadence(src, type);
   const tppConsent = readBoolean(src, 'tppConsent', false);
   const accountTypes = readAccountTypes(src);
   const iconUrl = src.get('iconUrl') === undefined ? null : readHttpUrl(src, 'iconUrl');

@@ -79,6 +79,28 @@ export const afterOneSync = (upstream: UpstreamBudget | null): UpstreamBudget | 
 
 /** Legacy providers are synced once a night, at this hour (UTC). */
 export const LEGACY_SYNC_HOUR_UTC = 2;
+/** A legacy provider's next nightly sync is at least this long after the last one. */
+export const LEGACY_MIN_GAP_MS = 6 * HOUR_MS;
+/** Valuations are synced on VALUATION_SYNC_DAY of each month, at this hour (UTC). */
+export const VALUATION_SYNC_HOUR_UTC = 3;
+/** The longest month: a valuation sync on its 1st waits for VALUATION_SYNC_DAY of the next. */
+const LONGEST_MONTH_DAYS = 31;
+
+/**
+ * The longest time `nextScheduledSync` can leave between one scheduled sync and the next (ignoring
+ * outages, rate limits and an upstream's own budget): with `unattendedSyncsPerDay` and for api/test,
+ * the spacing; legacy: the guard and then up to a day to the next sync hour (a sync at 20:00 UTC is
+ * followed by the one at 02:00 UTC the day after next); valuation: from the 1st of a 31-day month to
+ * VALUATION_SYNC_DAY of the next, at the sync hour (its budget window, VALUATION_BUDGET_DAYS, is shorter).
+ */
+export function longestScheduledGapMs(provider: ProviderType | CadenceOf): number {
+  const { type, unattendedSyncsPerDay } = cadenceOf(provider);
+  if (unattendedSyncsPerDay !== undefined) return DAY_MS / unattendedSyncsPerDay;
+  if (type === 'legacy') return LEGACY_MIN_GAP_MS + DAY_MS;
+  if (isValuationType(type)) return (LONGEST_MONTH_DAYS + VALUATION_SYNC_DAY - 1) * DAY_MS + VALUATION_SYNC_HOUR_UTC * HOUR_MS;
+  const { maxUnattended, windowMs } = cadenceFor(type);
+  return windowMs / maxUnattended;
+}
 
 /**
  * When the next unattended sync should run after one at `after`: api/test spread their four daily
@@ -93,10 +115,10 @@ export function nextScheduledSync(provider: ProviderType | CadenceOf, after: Dat
   } else if (type === 'legacy') {
     next = new Date(Date.UTC(after.getUTCFullYear(), after.getUTCMonth(), after.getUTCDate(), LEGACY_SYNC_HOUR_UTC));
     // At least a few hours after the last one, so a sync just before 02:00 does not repeat at once.
-    while (next.getTime() <= after.getTime() + 6 * HOUR_MS) next = new Date(next.getTime() + DAY_MS);
+    while (next.getTime() <= after.getTime() + LEGACY_MIN_GAP_MS) next = new Date(next.getTime() + DAY_MS);
   } else if (isValuationType(type)) {
     // Early each month, just after the new valuation, so the data never goes stale between syncs.
-    next = new Date(Date.UTC(after.getUTCFullYear(), after.getUTCMonth() + 1, VALUATION_SYNC_DAY, 3));
+    next = new Date(Date.UTC(after.getUTCFullYear(), after.getUTCMonth() + 1, VALUATION_SYNC_DAY, VALUATION_SYNC_HOUR_UTC));
   } else {
     const { maxUnattended, windowMs } = cadenceFor(type);
     next = new Date(after.getTime() + windowMs / maxUnattended);

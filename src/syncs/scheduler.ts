@@ -9,6 +9,7 @@ import type { Clock } from '../clock.ts';
 import type { Db, Queryable } from '../db/db.ts';
 import { HEALTH_WINDOW_MS, shouldBackOff } from '../providers/health.ts';
 import { providersRepository } from '../providers/repository.ts';
+import { readSetting, writeSetting } from '../db/settings.ts';
 import { isConsentExpired, isRateLimited } from '../connections/status.ts';
 import { connectionsRepository } from '../connections/repository.ts';
 import type { Catalog } from '../providers/catalog.ts';
@@ -31,8 +32,53 @@ export interface SyncSchedulerDeps {
   clock: Clock;
 }
 
+/**
+ * Whether a connection of a provider in the catalog keeps (or may return to) the unattended
+ * schedule: its provider is not retired and its consent has not expired. Connections that fail it
+ * leave the schedule (next sync time null) until a journey renews them.
+ */
+export function staysOnSchedule(c: { retired_at: Date | null; expires_at: Date | null }, now: Date): boolean {
+  return c.retired_at === null && !isConsentExpired(c.expires_at, now);
+}
+
+/** The providers that were in the catalog at the last start (see `returnToSchedule`). */
+export const SCHEDULED_PROVIDERS_SETTING = 'scheduled_provider_ids';
+
 export function syncScheduler(deps: SyncSchedulerDeps) {
   return {
+    /**
+     * At start-up: connections the scheduler took off the schedule because their provider was not
+     * in the catalog (a provider removed from the providers file, the sandbox turned off) return to
+     * it when their provider is back, with the next sync time a renewed connection gets. Only the
+     * providers that were not in the catalog at the last start are looked at (all of them the first
+     * time), in pages of `batch` connections by id, each page in its own transaction; connections
+     * that are off the schedule for another reason (consent expired, provider retired) stay off.
+     */
+    async returnToSchedule(batch = SCHEDULER_BATCH): Promise<number> {
+      const current = deps.catalog.all().map((p) => p.id);
+      const before = await readSetting<unknown>(deps.db, SCHEDULED_PROVIDERS_SETTING);
+      const known = new Set(Array.isArray(before) ? before.filter((x): x is string => typeof x === 'string') : []);
+      const back = Array.isArray(before) ? current.filter((id) => !known.has(id)) : current;
+      let returned = 0;
+      let afterId = '';
+      while (back.length > 0) {
+        const now = deps.clock.now();
+        const page = await connectionsRepository(deps.db).unscheduledOfProviders(back, afterId, batch);
+        const updates: { id: string; next: Date }[] = [];
+        for (const c of page) {
+          const provider = deps.catalog.get(c.provider_id);
+          if (provider !== undefined && staysOnSchedule(c, now)) updates.push({ id: c.id, next: nextScheduledSync(provider, now) });
+        }
+        returned += await connectionsRepository(deps.db).scheduleManyIfIdle(updates);
+        const last = page[page.length - 1];
+        if (last === undefined || page.length < batch) break;
+        afterId = last.id;
+      }
+      // Written once every returning connection is back: a start that stops part-way looks at them again.
+      await writeSetting(deps.db, SCHEDULED_PROVIDERS_SETTING, current);
+      return returned;
+    },
+
     /**
      * Scheduler tick: queues a sync for every connection that is due now (up to `limit`), ready
      * for any worker's claim, and moves each one's next sync time forward. Connections that cannot
@@ -50,7 +96,7 @@ export function syncScheduler(deps: SyncSchedulerDeps) {
         const toQueue: { id: string; connectionId: string; userId: string; providerId: string }[] = [];
         for (const c of due) {
           const provider = deps.catalog.get(c.provider_id);
-          if (provider === undefined || c.retired_at !== null || isConsentExpired(c.expires_at, now)) {
+          if (provider === undefined || !staysOnSchedule(c, now)) {
             updates.push({ id: c.id, next: null });
             continue;
           }

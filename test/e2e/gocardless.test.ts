@@ -223,9 +223,8 @@ describe('GoCardless through the official client', () => {
     expect(limited[0]?.endpoint).toBe('/accounts/{accountId}/details/');
     const answeredAt = Date.parse(limited[0]?.at ?? '') + (limited[0]?.latencyMs ?? 0);
     // Every call of the sync started before the 429 was answered (2 ms for the log's millisecond rounding).
+    // (Which of the second account's calls went out before it depends on timing: accounts are read concurrently.)
     for (const r of ofSync) expect(Date.parse(r.at)).toBeLessThanOrEqual(answeredAt + 2);
-    // The second account's later calls (its transactions) were never sent.
-    expect(ofSync.filter((r) => r.endpoint === '/accounts/{accountId}/transactions/')).toEqual([]);
   });
 
   it('a bank that limits this customer (user_ratelimited) leaves the connection ok and waits for the reset it names', async () => {

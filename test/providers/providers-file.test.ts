@@ -169,9 +169,27 @@ describe('a good providers file', () => {
     const sandboxClient = (await officialClient(sandboxUrl, 'client_secret_basic')).mh;
     expect((await sandboxClient.listConnections()).find((c) => c.name === 'Modelo Open Banking Mock')?.id).toBe(MODELO_ID);
     expect((await sandboxClient.listAPIConnections()).map((c) => c.name)).toEqual(expect.arrayContaining(['Acme Bank', 'Bravo Building Society', 'Nationwide Open Banking']));
-    expect((await fetch(`${sandboxUrl}/sandbox/clock`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).status).toBe(200);
+    const moved = (await (await fetch(`${sandboxUrl}/sandbox/clock`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json()) as { offsetMs: number };
+    expect(moved.offsetMs).not.toBe(0);
     await withSandbox.stop();
-  }, 3 * START_TIMEOUT_MS);
+
+    // Sandbox mode off again over the same data: real providers run on real time, not on the stored sandbox offset, and start-up says it ignored it.
+    const realPort = await freePort();
+    const realUrl = `http://127.0.0.1:${realPort}`;
+    const offAgain = spawnMooring('good-providers-off-again', ['start'], {
+      PORT: String(realPort), HOST: '127.0.0.1', PUBLIC_URL: realUrl, MOORING_ADMIN_TOKEN: ADMIN_TOKEN, MOORING_SANDBOX_CLOCK_START: DOMAIN_START.toISOString(),
+      MOORING_PROVIDERS_FILE: at('good.yaml'), ...storage, ...goodEnv(),
+    });
+    await offAgain.waitForOutput(/Mooring is running at/, START_TIMEOUT_MS);
+    expect(offAgain.output()).toContain('sandbox mode is off: ignoring the stored sandbox clock offset');
+    const before = Date.now();
+    const user = await (await officialClient(realUrl, 'client_secret_basic')).mh.registerUser({ clientUserId: 'real-time' });
+    const after = Date.now();
+    const createdAt = Date.parse(String(user.createdAt));
+    expect(createdAt).toBeGreaterThanOrEqual(before - 1_000);
+    expect(createdAt).toBeLessThanOrEqual(after + 1_000);
+    await offAgain.stop();
+  }, 4 * START_TIMEOUT_MS);
 
   it('JSON: the same providers from a JSON file, and the hashed id is the same on every start', async () => {
     writeFileSync(at('good.json'), JSON.stringify({
@@ -213,12 +231,30 @@ describe('a bad providers file stops start-up, naming the entry and the field', 
     {
       what: 'more unattended syncs a day than UK Open Banking allows',
       entries: () => [obEntry('Charlie Bank', {}, { unattendedSyncsPerDay: 5, staleAfterHours: 0 })],
-      expected: /provider "Charlie Bank" \(entry 1\): unattendedSyncsPerDay: must be a whole number from 1 to 4 \(UK Open Banking allows 4 unattended accesses a day\)[^]*staleAfterHours: must be a whole number of hours/,
+      expected: /provider "Charlie Bank" \(entry 1\): unattendedSyncsPerDay: must be a whole number from 1 to 4 \(UK Open Banking and PSD2 account information allow 4 unattended accesses a day\)[^]*staleAfterHours: must be a whole number of hours/,
+    },
+    {
+      what: 'more unattended syncs a day than PSD2 allows, for Enable Banking and GoCardless entries too',
+      entries: () => [
+        { name: 'Echo Bank', type: 'api', adapter: 'enablebanking', unattendedSyncsPerDay: 5, settings: { applicationId: 'app', privateKey: { file: 'certs/signing.key' }, aspsp: { name: 'Echo', country: 'GB' } } },
+        { name: 'Foxtrot Bank', type: 'api', adapter: 'gocardless', unattendedSyncsPerDay: 6, settings: { secretId: 'id', secretKey: { file: 'certs/signing.key' }, institutionId: 'SANDBOXFINANCE_SFIN0000' } },
+      ],
+      expected: /provider "Echo Bank" \(entry 1\): unattendedSyncsPerDay: must be a whole number from 1 to 4 \(UK Open Banking and PSD2 account information allow 4 unattended accesses a day\) \(got 5\)[^]*provider "Foxtrot Bank" \(entry 2\): unattendedSyncsPerDay: must be a whole number from 1 to 4 [^]*\(got 6\)/,
     },
     {
       what: 'a staleness window no longer than the gap between scheduled syncs',
       entries: () => [obEntry('Charlie Bank', {}, { unattendedSyncsPerDay: 2, staleAfterHours: 12 })],
-      expected: /provider "Charlie Bank" \(entry 1\): staleAfterHours: staleAfterHours \(12\) must be longer than the 12 h between scheduled syncs/,
+      expected: /provider "Charlie Bank" \(entry 1\): staleAfterHours: staleAfterHours \(12\) must be longer than the 12 h that can pass between scheduled syncs/,
+    },
+    {
+      what: 'a legacy staleness window no longer than the longest nightly gap (a sync at 20:00 UTC, the next at 02:00 the day after next)',
+      entries: () => [obEntry('Charlie Bank', {}, { type: 'legacy', staleAfterHours: 30 })],
+      expected: /provider "Charlie Bank" \(entry 1\): staleAfterHours: staleAfterHours \(30\) must be longer than the 30 h that can pass between scheduled syncs/,
+    },
+    {
+      what: 'a valuation staleness window no longer than the longest monthly gap (the 1st of a 31-day month to the 2nd of the next, 03:00 UTC)',
+      entries: () => [obEntry('Charlie Bank', {}, { type: 'zoopla', staleAfterHours: 32 * 24 })],
+      expected: /provider "Charlie Bank" \(entry 1\): staleAfterHours: staleAfterHours \(768\) must be longer than the 771 h that can pass between scheduled syncs/,
     },
     {
       what: 'a secret written in the file',
@@ -267,6 +303,17 @@ describe('mooring providers check', () => {
     expect(res.stdout).toContain(`Acme Bank: id ${ACME_ID}, adapter openbanking, consentDays 60`);
     expect(res.stdout).toMatch(/Bravo Building Society: id [0-9a-f]{32}, adapter openbanking, consentDays none/);
     expect(res.stdout).toContain('2 provider(s), no problems');
+  }, 60_000);
+
+  it('accepts staleness windows just longer than the longest gap between scheduled syncs', async () => {
+    const file = jsonFile('check-stale-ok.json', [
+      obEntry('Legacy Bank', {}, { type: 'legacy', staleAfterHours: 31 }),
+      obEntry('Valuation Bank', {}, { type: 'zoopla', staleAfterHours: 772 }),
+      obEntry('Twice A Day Bank', {}, { unattendedSyncsPerDay: 2, staleAfterHours: 13 }),
+    ]);
+    const res = await mooringCommand(['providers', 'check', file]);
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout).toContain('3 provider(s), no problems');
   }, 60_000);
 
   it('reads MOORING_PROVIDERS_FILE when no file is named, and needs nothing else (no database)', async () => {

@@ -231,13 +231,23 @@ describe('a sandbox FAPI bank', () => {
     expect(r.json()).toMatchObject({ token_type: 'Bearer', scope: 'accounts' });
     const tls = await mtlsRequest('POST', `${mtls}/token`, form({ grant_type: 'client_credentials', scope: 'accounts', client_id: 'mooring-tls' }));
     expect(tls.status, tls.text).toBe(200);
+    // Tokens are cached nowhere (once: the OpenID provider's own header), nor is a refusal.
+    expect(r.headers['cache-control']).toBe('no-store');
+    expect(tls.headers['cache-control']).toBe('no-store');
+    const refused = await token({ grant_type: 'client_credentials', scope: 'accounts' }, withoutCert);
+    expect(refused.status).toBe(401);
+    expect(refused.headers['cache-control']).toBe('no-store');
   });
 
   it('creates and reads an account-access consent with a client-credentials token', async () => {
     const consentId = await createConsent();
     expect(await consentStatus(consentId)).toBe('AwaitingAuthorisation');
+    const read = await mtlsRequest('GET', `${aisp}/account-access-consents/${consentId}`, { headers: { authorization: `Bearer ${await clientToken()}` } });
+    expect(read.status, read.text).toBe(200);
+    expect(read.headers['cache-control']).toBe('no-store');
     const unknown = await mtlsRequest('GET', `${aisp}/account-access-consents/aac-nope`, { headers: { authorization: `Bearer ${await clientToken()}` } });
     expect(unknown.status).toBe(400);
+    expect(unknown.headers['cache-control']).toBe('no-store');
     expect(unknown.json()).toMatchObject({ Errors: [{ ErrorCode: 'UK.OBIE.Resource.NotFound' }] });
     const noToken = await mtlsRequest('GET', `${aisp}/account-access-consents/${consentId}`);
     expect(noToken.status).toBe(401);
@@ -272,6 +282,7 @@ describe('a sandbox FAPI bank', () => {
     const res = await accounts(c.accessToken);
     expect(res.status, res.text).toBe(200);
     expect(res.headers['x-fapi-interaction-id']).toBeDefined();
+    expect(res.headers['cache-control']).toBe('no-store');
     const list = (res.json().Data as { Account: { AccountId: string }[] }).Account;
     expect(list.length).toBe(2);
     const id = list[0]?.AccountId ?? '';

@@ -15,7 +15,7 @@ import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-prov
 import type { Clock } from '../../clock.ts';
 import type { SecretBox } from '../../crypto/secrets.ts';
 import type { Db } from '../../db/db.ts';
-import { oidcAdapterFactory } from '../../oauth/adapter.ts';
+import { oidcAdapterFactory, sandboxObNamespace } from '../../oauth/adapter.ts';
 import type { Catalog } from '../../providers/catalog.ts';
 import { publicJwk, subjectDn, type SandboxPki } from '../pki.ts';
 import { errorPage } from './authorize-page.ts';
@@ -97,7 +97,7 @@ function createBankProvider(deps: SandboxObBanksDeps, slug: string): Provider {
   const providerIdOf = (): string | undefined => deps.catalog.all().find((e) => e.adapter === 'openbanking' && e.bankRef === slug)?.id;
   const cookieName = slug.replace(/[^A-Za-z0-9]/g, '_');
   const configuration: Configuration = {
-    adapter: oidcAdapterFactory(deps.db, deps.secrets, `sandbox-ob/${slug}`),
+    adapter: oidcAdapterFactory(deps.db, deps.secrets, sandboxObNamespace(slug)),
     clients: clients(deps.pki, deps.publicUrl),
     jwks: { keys: [{ ...bankKey, kid: bankKid, alg: 'PS256', use: 'sig' }] } as Configuration['jwks'],
     cookies: {

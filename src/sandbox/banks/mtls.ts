@@ -3,7 +3,8 @@
  * with the sandbox PKI's server certificate, asking every client for a certificate (trust = the
  * sandbox CA). Unverified or missing certificates are not refused by TLS: the bank answers them
  * itself (invalid_client at the token endpoint, 401 at the resources), as real banks' gateways do.
- * It serves the Open Banking banks' token endpoint, consents and resources (openbanking-api.ts).
+ * It serves the Open Banking banks' token endpoint, consents and resources (openbanking-api.ts),
+ * every answer with Cache-Control: no-store.
  */
 import Fastify, { type FastifyBaseLogger } from 'fastify';
 import { openBankingApiRoutes } from './openbanking-api.ts';
@@ -11,6 +12,7 @@ import type { SandboxObBanks } from './fapi-provider.ts';
 import type { SandboxBankDeps } from './http.ts';
 import type { TrustProxy } from '../../config.ts';
 import { fastifyTrustProxy } from '../../http/trust-proxy.ts';
+import { registerNoStore } from '../../http/no-store.ts';
 
 export interface MtlsListener {
   /** The port it listens on (the configured one, or the one the system chose for 0). */
@@ -40,6 +42,8 @@ export async function startSandboxMtlsListener(opts: {
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1000 },
     https: { key: pki.serverKey, cert: pki.serverCert, ca: pki.caCert, requestCert: true, rejectUnauthorized: false },
   });
+  // Tokens, consents and account data: kept by no cache, as on the main listener (the OpenID provider sets its own on token answers).
+  registerNoStore(app);
   const onCall = opts.onCall;
   if (onCall !== undefined) app.addHook('onResponse', async (_req, reply) => onCall(reply.elapsedTime));
   await app.register(async (scope) => openBankingApiRoutes(scope, opts.deps, opts.banks));
