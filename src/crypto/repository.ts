@@ -6,7 +6,7 @@
  */
 import type { Queryable } from '../db/db.ts';
 import { grantContext } from '../connections/repository.ts';
-import { clientSecretContext, SANDBOX_OB_KIND_END, SANDBOX_OB_KIND_PREFIX, sessionIdContext } from '../oauth/adapter.ts';
+import { clientSecretContext, sessionIdContext } from '../oauth/adapter.ts';
 import { webhookSecretContext } from '../webhooks/repository.ts';
 import { tokenContext as goCardlessTokenContext } from '../providers/gocardless/tokens.ts';
 import { SEALED_SETTINGS, settingContext } from '../db/settings.ts';
@@ -164,21 +164,30 @@ export function sealedColumns(db: Queryable): SealedColumn[] {
       name: 'oidc_models Session id',
       async page(afterKey, keepPattern, limit) {
         const [afterKind, afterId] = afterKey === '' ? ['', ''] : (JSON.parse(afterKey) as [string, string]);
-        // Two ranges of the primary key, never the other kinds' rows (AccessToken, Grant…): kind Session,
-        // and the sandbox banks' kinds (prefix range, then the suffix), each read in key order from the cursor.
-        const branch = (range: string): string =>
-          `(select kind, id, payload->>'jti' as value, payload->>'uid' as uid from oidc_models
-             where ${range} and (kind, id) > ($1, $2) and payload->>'jti' not like $3 and payload->>'uid' is not null
-             order by kind, id limit $4)`;
-        const r = await db.query<{ key: string; value: string; uid: string }>(
-          `select jsonb_build_array(kind, id)::text as key, value, uid from (
-             ${branch(`kind = 'Session'`)}
+        // The session kinds present, found by a skip scan of the primary key (one index probe per distinct
+        // kind, in the database's own collation, so no range bound depends on how it sorts punctuation);
+        // then each kind's rows in key order from the cursor — never the other kinds' rows (AccessToken, Grant…).
+        const kinds = await db.query<{ kind: string }>(
+          `with recursive k(kind) as (
+             (select kind from oidc_models order by kind limit 1)
              union all
-             ${branch(`kind >= '${SANDBOX_OB_KIND_PREFIX}' and kind < '${SANDBOX_OB_KIND_END}' and kind like '%:Session'`)}
-           ) s order by kind, id limit $4`,
-          [afterKind, afterId, keepPattern, limit],
+             select (select o.kind from oidc_models o where o.kind > k.kind order by o.kind limit 1) from k where k.kind is not null
+           )
+           select kind from k where kind is not null and (kind = 'Session' or kind like '%:Session') and kind >= $1 order by kind`,
+          [afterKind],
         );
-        return r.rows.map((row) => ({ key: row.key, value: row.value, guard: row.value, context: sessionIdContext(row.uid) }));
+        const rows: { key: string; value: string; uid: string }[] = [];
+        for (const { kind } of kinds.rows) {
+          if (rows.length >= limit) break;
+          const r = await db.query<{ id: string; value: string; uid: string }>(
+            `select id, payload->>'jti' as value, payload->>'uid' as uid from oidc_models
+              where kind = $1 and id > $2 and payload->>'jti' not like $3 and payload->>'uid' is not null
+              order by id limit $4`,
+            [kind, kind === afterKind ? afterId : '', keepPattern, limit - rows.length],
+          );
+          for (const row of r.rows) rows.push({ key: JSON.stringify([kind, row.id]), value: row.value, uid: row.uid });
+        }
+        return rows.map((row) => ({ key: row.key, value: row.value, guard: row.value, context: sessionIdContext(row.uid) }));
       },
       async replace(items) {
         const r = await db.query<{ key: string }>(

@@ -15,12 +15,8 @@ import { hashSecret, SecretError, type SecretBox } from '../crypto/secrets.ts';
 export const clientSecretContext = (clientId: string): string => `oidc_models.Client.client_secret:${clientId}`;
 /** Where a session's id is sealed (bound to the session's uid, which oidc-provider also finds it by). */
 export const sessionIdContext = (uid: string): string => `oidc_models.Session.jti:${uid}`;
-/**
- * The sandbox Open Banking banks' namespaces are `sandbox-ob/<slug>`: their rows' kinds lie in the key
- * range from SANDBOX_OB_KIND_PREFIX up to SANDBOX_OB_KIND_END ('0' is the character after '/').
- */
-export const SANDBOX_OB_KIND_PREFIX = 'sandbox-ob/';
-export const SANDBOX_OB_KIND_END = 'sandbox-ob0';
+/** The sandbox Open Banking banks' namespaces (`sandbox-ob/<slug>`; their sessions' kind is `<namespace>:Session`). */
+const SANDBOX_OB_KIND_PREFIX = 'sandbox-ob/';
 export const sandboxObNamespace = (slug: string): string => `${SANDBOX_OB_KIND_PREFIX}${slug}`;
 
 /** Models stored under their own id: a client id is public. */
