@@ -14,6 +14,7 @@ export const SANDBOX_USERNAMES = [
   'user_slow',
   'user_ratelimited',
   'user_expired',
+  'user_throttled',
 ] as const;
 export type SandboxUsername = (typeof SANDBOX_USERNAMES)[number];
 
@@ -27,6 +28,16 @@ export const behaviourFor = (username: string): SandboxUsername => {
 
 /** The `Retry-After` (seconds) a sandbox bank sends with its 429 for `user_ratelimited`. */
 export const RATE_LIMIT_RETRY_AFTER_SECONDS = 3600;
+
+/**
+ * `user_throttled` (Open Banking banks): from the second sync on, the bank answers the accounts list,
+ * the balances and the first account's transactions, then the second account's transactions with 429
+ * (a limit met part-way through a sync). Its transactions come one to a page, so that the first
+ * account's pages are still being read when the second account's 429 comes.
+ */
+export const THROTTLED_TRANSACTIONS_PAGE_SIZE = 1;
+export const throttlesAccount = (behaviour: string | null, syncNumber: number, accountIndex: number): boolean =>
+  behaviour === 'user_throttled' && syncNumber >= 2 && accountIndex >= 1;
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 

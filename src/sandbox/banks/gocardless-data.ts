@@ -41,7 +41,7 @@ export const institutionJson = (i: SandboxInstitution) => ({
 
 /** The usernames of the consent page: Mooring's sandbox names, plus what GoCardless adds. */
 export const GC_SANDBOX_USERNAMES = [
-  ...SANDBOX_USERNAMES.filter((u) => u !== 'user_mfa'),
+  ...SANDBOX_USERNAMES.filter((u) => u !== 'user_mfa' && u !== 'user_throttled'),
   /** From the second sync on, 409 "Account suspended" (requisition SU, account SUSPENDED). */
   'user_suspended',
   /** From the second sync on, 503 ServiceError (the bank is down). */

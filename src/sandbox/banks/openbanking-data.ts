@@ -8,7 +8,9 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import type { CatalogEntry } from '../../providers/catalog.ts';
-import { behaviourDelay, dataAsOf, RATE_LIMIT_RETRY_AFTER_SECONDS, syncOutcome, type SandboxSyncOutcome } from './behaviours.ts';
+import {
+  behaviourDelay, dataAsOf, RATE_LIMIT_RETRY_AFTER_SECONDS, syncOutcome, THROTTLED_TRANSACTIONS_PAGE_SIZE, throttlesAccount, type SandboxSyncOutcome,
+} from './behaviours.ts';
 import {
   accountKindOf, customerSeed, decimalAmount, sandboxAccounts, sandboxBalanceMinor, sandboxTransactions,
   type SandboxAccount, type SandboxAccountKind,
@@ -176,11 +178,17 @@ export async function openBankingDataRoutes(app: FastifyInstance, deps: SandboxB
     };
   });
 
-  r.get(`${P}/:accountId/transactions`, { schema: { params: SlugAndAccount, querystring: TransactionsQuery } }, async (req) => {
+  r.get(`${P}/:accountId/transactions`, { schema: { params: SlugAndAccount, querystring: TransactionsQuery } }, async (req, reply) => {
     const ctx = await consentContext(deps, banks, req, ['ReadTransactionsBasic', 'ReadTransactionsDetail']);
-    const outcome = syncOutcome(ctx.consent.behaviour, Math.max(ctx.consent.fetchCount, 1), attended(req));
+    const syncNumber = Math.max(ctx.consent.fetchCount, 1);
+    const outcome = syncOutcome(ctx.consent.behaviour, syncNumber, attended(req));
     await enforce(deps, ctx, outcome);
     const account = accountOf(ctx, req.params.accountId);
+    // user_throttled: a limit met part-way through the sync. The Account and Transaction API's 429
+    // (429Error): Retry-After in seconds and the x-fapi-interaction-id header, no body.
+    if (throttlesAccount(ctx.consent.behaviour, syncNumber, ctx.accounts.indexOf(account))) {
+      return reply.status(429).header('retry-after', String(RATE_LIMIT_RETRY_AFTER_SECONDS)).send();
+    }
     // user_partial: the second account's transactions cannot be served.
     if (outcome === 'partial' && account.id === ctx.accounts[1].id) {
       throw new BankError(500, 'UK.OBIE.UnexpectedError', 'Transactions for this account are temporarily unavailable');
@@ -189,7 +197,8 @@ export async function openBankingDataRoutes(app: FastifyInstance, deps: SandboxB
     const to = bookingDateTime(req.query.toBookingDateTime, 'toBookingDateTime');
     const all = sandboxTransactions(ctx.seed, ctx.accounts, { authorisedAt: ctx.authorisedAt, asOf: ctx.asOf, from, to }, account.id).reverse();
     const page = req.query.page ?? 1;
-    const totalPages = Math.max(1, Math.ceil(all.length / TRANSACTIONS_PAGE_SIZE));
+    const pageSize = ctx.consent.behaviour === 'user_throttled' ? THROTTLED_TRANSACTIONS_PAGE_SIZE : TRANSACTIONS_PAGE_SIZE;
+    const totalPages = Math.max(1, Math.ceil(all.length / pageSize));
     const detail = ctx.consent.permissions.includes('ReadTransactionsDetail');
     const link = (p: number): string => {
       const u = new URL(`${ctx.base}/accounts/${account.id}/transactions`);
@@ -200,7 +209,7 @@ export async function openBankingDataRoutes(app: FastifyInstance, deps: SandboxB
     };
     return {
       Data: {
-        Transaction: all.slice((page - 1) * TRANSACTIONS_PAGE_SIZE, page * TRANSACTIONS_PAGE_SIZE).map((t) => ({
+        Transaction: all.slice((page - 1) * pageSize, page * pageSize).map((t) => ({
           AccountId: account.id,
           TransactionId: t.id,
           ...money(t.amountMinor),
