@@ -126,7 +126,7 @@ export async function buildApp(deps: AppDeps): Promise<BuiltApp> {
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
-  registerMetrics(fastify, deps.metrics ?? createMetrics(), { db, clock, log: deps.logger });
+  registerMetrics(fastify, deps.metrics ?? createMetrics(), { db, clock, log: deps.logger }, config.metricsToken);
 
   const log = deps.logger;
   const adminThrottle = createAdminThrottle(deps.securityNow === undefined ? {} : { now: deps.securityNow });

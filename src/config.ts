@@ -56,6 +56,8 @@ export interface Config {
   providerCallRetentionDays: number;
   /** MOORING_METRICS_PORT: where a worker-only process (`mooring worker`) serves /metrics; null: it serves none. API processes serve /metrics on PORT. */
   metricsPort: number | null;
+  /** MOORING_METRICS_TOKEN: when set, /metrics (API and worker) needs it as a bearer token; null: /metrics is open. */
+  metricsToken: string | null;
 }
 
 const MAKE_KEY_HINT = 'make one with: openssl rand -base64 32';
@@ -207,6 +209,10 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
   const tokenProblem = adminToken === null ? null : adminTokenProblem(adminToken);
   if (tokenProblem !== null) problems.push(`MOORING_ADMIN_TOKEN ${tokenProblem}`);
 
+  const metricsToken = nonEmpty(env.MOORING_METRICS_TOKEN);
+  const metricsTokenProblem = metricsToken === null ? null : adminTokenProblem(metricsToken);
+  if (metricsTokenProblem !== null) problems.push(`MOORING_METRICS_TOKEN ${metricsTokenProblem}`);
+
   const logLevelRaw = (env.LOG_LEVEL ?? 'info').toLowerCase();
   const logLevel = (LOG_LEVELS as readonly string[]).includes(logLevelRaw) ? (logLevelRaw as LogLevel) : 'info';
   if (logLevel !== logLevelRaw) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got "${env.LOG_LEVEL}")`);
@@ -252,6 +258,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     providerCallLog: boolVar(env, 'MOORING_PROVIDER_CALL_LOG', true, problems),
     providerCallRetentionDays: intVar(env, 'MOORING_PROVIDER_CALL_RETENTION_DAYS', 14, 1, 3650, problems),
     metricsPort: nonEmpty(env.MOORING_METRICS_PORT) === null ? null : intVar(env, 'MOORING_METRICS_PORT', 9464, 0, 65535, problems),
+    metricsToken,
     ...overrides,
   };
   if (read !== null) {

@@ -184,7 +184,7 @@ export async function createServer(opts: ServerOptions): Promise<Server> {
       const w = worker;
       closers.push(() => w.stop());
       if (role === 'worker' && config.metricsPort !== null) {
-        const served = await serveWorkerMetrics(metrics, { db, clock, log }, config.host, config.metricsPort);
+        const served = await serveWorkerMetrics(metrics, { db, clock, log }, config.host, config.metricsPort, config.metricsToken);
         closers.push(() => served.close());
         progress(`worker metrics at http://${config.host}:${served.port}/metrics`);
       }

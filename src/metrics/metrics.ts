@@ -5,13 +5,16 @@
  * repository.ts), so any process answers them for the whole deployment.
  *
  * API processes serve /metrics on their HTTP port; a worker-only process serves it on
- * MOORING_METRICS_PORT when set (serveWorkerMetrics).
+ * MOORING_METRICS_PORT when set (serveWorkerMetrics). With MOORING_METRICS_TOKEN set, both answer
+ * only a request bearing it (checked before any database read), and 401 otherwise.
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Clock } from '../clock.ts';
 import type { Queryable } from '../db/db.ts';
+import { AppError } from '../errors.ts';
 import type { CallLogObserver } from '../provider-calls/writer.ts';
 import { LATENCY_BUCKETS_MS } from '../provider-calls/rollup.ts';
 import { DAY_MS } from '../time.ts';
@@ -98,8 +101,27 @@ function databaseGauges(registry: Registry, deps: GaugeDeps): () => Promise<void
   };
 }
 
+const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
+
+/**
+ * Whether a request with this Authorization header may read /metrics: always when no token is set,
+ * else only with `Bearer <token>` (compared in constant time, over digests of equal length).
+ */
+export function metricsAuthorized(token: string | null, authorization: string | undefined): boolean {
+  if (token === null) return true;
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
+  return m?.[1] !== undefined && timingSafeEqual(digest(m[1]), digest(token));
+}
+
+/** The 401 of a /metrics request without the metrics token (WWW-Authenticate: Bearer). */
+export const metricsUnauthorized = (): AppError =>
+  new AppError(401, 'unauthorized', '/metrics needs the metrics token (MOORING_METRICS_TOKEN) as a bearer token', {
+    details: { header: 'authorization', scheme: 'Bearer' },
+    headers: { 'www-authenticate': 'Bearer' },
+  });
+
 /** /metrics on the API: process metrics, a latency histogram per route, the work counters and the database gauges. */
-export function registerMetrics(app: FastifyInstance, metrics: Metrics, gauges: GaugeDeps): void {
+export function registerMetrics(app: FastifyInstance, metrics: Metrics, gauges: GaugeDeps, token: string | null = null): void {
   const { registry } = metrics;
   const refresh = databaseGauges(registry, gauges);
   const duration = new Histogram({
@@ -112,18 +134,27 @@ export function registerMetrics(app: FastifyInstance, metrics: Metrics, gauges: 
   app.addHook('onResponse', async (req, reply) => {
     duration.observe({ method: req.method, route: req.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) }, reply.elapsedTime / 1000);
   });
-  app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
+  app.get('/metrics', { schema: { hide: true } }, async (req, reply) => {
+    if (!metricsAuthorized(token, req.headers.authorization)) throw metricsUnauthorized();
     await refresh();
     return reply.type(registry.contentType).send(await registry.metrics());
   });
 }
 
 /** /metrics of a worker-only process (no HTTP app): the same registry on its own port. */
-export async function serveWorkerMetrics(metrics: Metrics, gauges: GaugeDeps, host: string, port: number): Promise<{ port: number; close(): Promise<void> }> {
+export async function serveWorkerMetrics(
+  metrics: Metrics, gauges: GaugeDeps, host: string, port: number, token: string | null = null,
+): Promise<{ port: number; close(): Promise<void> }> {
   const refresh = databaseGauges(metrics.registry, gauges);
   const server: Server = createServer((req, res) => {
     if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+      return;
+    }
+    if (!metricsAuthorized(token, req.headers.authorization)) {
+      const err = metricsUnauthorized();
+      res.writeHead(err.statusCode, { 'content-type': 'application/json; charset=utf-8', ...err.headers })
+        .end(JSON.stringify({ code: err.code, message: err.message, details: err.details }));
       return;
     }
     void refresh().then(() => metrics.registry.metrics()).then(

@@ -2,11 +2,12 @@
  * Prometheus metrics at /metrics after real journeys, syncs and webhook deliveries against the
  * sandbox: the sync and provider-call counters with their labels, the call-duration histogram,
  * webhook delivery outcomes, and the database gauges (scheduler lag, queue depth, the oldest
- * pending webhook, consents expiring within 7 days) as the sandbox clock moves.
+ * pending webhook, consents expiring within 7 days) as the sandbox clock moves. With
+ * MOORING_METRICS_TOKEN set, /metrics on both listeners (API, worker) answers only that bearer token.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, officialClient, sandbox, type MoneyhubClient } from '../helpers/moneyhub.ts';
-import { loadConfig } from '../../src/config.ts';
+import { ConfigError, loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createServer } from '../../src/server.ts';
 import { createTestDb } from '../helpers/db.ts';
@@ -17,8 +18,8 @@ import { startReceiver, type Receiver } from '../helpers/webhook-receiver.ts';
 import { MODELO_ID, providerId } from '../syncs/scenario.ts';
 
 /** The samples of a Prometheus text exposition: `name{labels}` → value. */
-async function scrape(baseUrl: string): Promise<Map<string, number>> {
-  const res = await fetch(`${baseUrl}/metrics`);
+async function scrape(baseUrl: string, token?: string): Promise<Map<string, number>> {
+  const res = await fetch(`${baseUrl}/metrics`, token === undefined ? {} : { headers: { authorization: `Bearer ${token}` } });
   expect(res.status).toBe(200);
   const samples = new Map<string, number>();
   for (const line of (await res.text()).split('\n')) {
@@ -127,6 +128,68 @@ describe('/metrics of a worker-only process', () => {
       expect(sample(m, 'mooring_sync_queue_depth', { state: 'queued' })).toBe(0);
       expect(sample(m, 'mooring_scheduler_lag_seconds')).toBe(0);
       expect(sample(m, 'process_cpu_user_seconds_total')).toBeGreaterThan(0);
+    } finally {
+      await server.close();
+      await testDb.drop();
+    }
+  });
+});
+
+const METRICS_TOKEN = 'metrics-7Kq2pX9vLm4Rt8Wz3Nc6Hb1Yd5Fg0Js';
+
+/** What /metrics answers without the metrics token: 401, WWW-Authenticate: Bearer, the error body. */
+async function refused(baseUrl: string, authorization?: string): Promise<void> {
+  const res = await fetch(`${baseUrl}/metrics`, authorization === undefined ? {} : { headers: { authorization } });
+  expect(res.status).toBe(401);
+  expect(res.headers.get('www-authenticate')).toBe('Bearer');
+  const body = (await res.json()) as { code: string; message: string; details: unknown };
+  expect(body).toMatchObject({ code: 'unauthorized', message: expect.stringContaining('MOORING_METRICS_TOKEN'), details: expect.anything() });
+  expect(JSON.stringify(body)).not.toContain('mooring_');
+}
+
+const WRONG = ['', 'Bearer ', `Bearer ${METRICS_TOKEN}x`, `Bearer ${METRICS_TOKEN.slice(1)}`, `Basic ${Buffer.from(`x:${METRICS_TOKEN}`).toString('base64')}`, `Bearer ${ADMIN_TOKEN}`];
+
+describe('MOORING_METRICS_TOKEN', () => {
+  it('stops start-up on a weak token, naming the variable', () => {
+    for (const weak of ['short', 'ab'.repeat(20), 'has spaces in it but is long enough 0123456789']) {
+      let err: unknown = null;
+      try {
+        loadConfig({ MOORING_METRICS_TOKEN: weak });
+      } catch (e) {
+        err = e;
+      }
+      expect(err, weak).toBeInstanceOf(ConfigError);
+      expect((err as Error).message, weak).toContain('MOORING_METRICS_TOKEN');
+    }
+    expect(loadConfig({ MOORING_METRICS_TOKEN: METRICS_TOKEN }).metricsToken).toBe(METRICS_TOKEN);
+    expect(loadConfig({}).metricsToken).toBeNull();
+  });
+
+  it('when set, /metrics of the API answers only its bearer token (401 with WWW-Authenticate: Bearer otherwise)', async () => {
+    const ts = await startTestServer({ metricsToken: METRICS_TOKEN });
+    try {
+      await refused(ts.baseUrl);
+      for (const authorization of WRONG) await refused(ts.baseUrl, authorization);
+      const m = await scrape(ts.baseUrl, METRICS_TOKEN);
+      expect(sample(m, 'mooring_sync_queue_depth', { state: 'queued' })).toBe(0);
+    } finally {
+      await ts.stop();
+    }
+  });
+
+  it('when set, /metrics of a worker-only process answers only its bearer token', async () => {
+    const testDb = await createTestDb();
+    const port = await freePort();
+    const config = loadConfig({}, {
+      host: '127.0.0.1', port: 0, publicUrl: 'http://127.0.0.1:1', adminToken: ADMIN_TOKEN, dataDir: TEST_DATA_DIR, encryptionKey: TEST_ENCRYPTION_KEY, metricsPort: port, metricsToken: METRICS_TOKEN,
+    });
+    const server = await createServer({ config, logger: createLogger('silent'), adminToken: ADMIN_TOKEN, db: testDb.db, role: 'worker' });
+    try {
+      const base = `http://127.0.0.1:${port}`;
+      await refused(base);
+      for (const authorization of WRONG) await refused(base, authorization);
+      const m = await scrape(base, METRICS_TOKEN);
+      expect(sample(m, 'mooring_scheduler_lag_seconds')).toBe(0);
     } finally {
       await server.close();
       await testDb.drop();
