@@ -5,11 +5,10 @@
  * The throttle is in memory, per process (each API process counts on its own), and keeps real
  * time, as security timers do.
  */
-import { timingSafeEqual, createHash } from 'node:crypto';
+import { bearerToken, sameSecret } from '../crypto/compare.ts';
 import type { FastifyRequest } from 'fastify';
 import { AppError, unauthorized } from '../errors.ts';
 
-const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 
 export const ADMIN_MAX_FAILURES = 10;
 export const ADMIN_FAILURE_WINDOW_MS = 60_000;
@@ -65,17 +64,17 @@ export const tooManyAttempts = (retryAfterSeconds: number): AppError =>
 
 /** Whether `given` is the admin token (constant time). */
 export function isAdminToken(adminToken: string, given: string): boolean {
-  return timingSafeEqual(digest(given), digest(adminToken));
+  return sameSecret(given, adminToken);
 }
 
 export function adminGuard(adminToken: string, throttle?: AdminThrottle): (req: FastifyRequest) => Promise<void> {
   return async (req) => {
     const wait = throttle?.retryAfterSeconds(req.ip) ?? null;
     if (wait !== null) throw tooManyAttempts(wait);
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-    if (m === null || m[1] === undefined || !isAdminToken(adminToken, m[1])) {
+    const given = bearerToken(req.headers.authorization);
+    if (given === null || !isAdminToken(adminToken, given)) {
       // A request with no bearer at all is not a guess; a wrong one is.
-      if (m !== null) throttle?.recordFailure(req.ip);
+      if (given !== null) throttle?.recordFailure(req.ip);
       throw unauthorized('This needs the admin token (MOORING_ADMIN_TOKEN) as a bearer token');
     }
   };

@@ -8,12 +8,12 @@
  * MOORING_METRICS_PORT when set (serveWorkerMetrics). With MOORING_METRICS_TOKEN set, both answer
  * only a request bearing it (checked before any database read), and 401 otherwise.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Clock } from '../clock.ts';
 import type { Queryable } from '../db/db.ts';
+import { bearerToken, sameSecret } from '../crypto/compare.ts';
 import { AppError } from '../errors.ts';
 import type { CallLogObserver } from '../provider-calls/writer.ts';
 import { LATENCY_BUCKETS_MS } from '../provider-calls/rollup.ts';
@@ -101,16 +101,14 @@ function databaseGauges(registry: Registry, deps: GaugeDeps): () => Promise<void
   };
 }
 
-const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
-
 /**
  * Whether a request with this Authorization header may read /metrics: always when no token is set,
  * else only with `Bearer <token>` (compared in constant time, over digests of equal length).
  */
 export function metricsAuthorized(token: string | null, authorization: string | undefined): boolean {
   if (token === null) return true;
-  const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
-  return m?.[1] !== undefined && timingSafeEqual(digest(m[1]), digest(token));
+  const given = bearerToken(authorization);
+  return given !== null && sameSecret(given, token);
 }
 
 /** The 401 of a /metrics request without the metrics token (WWW-Authenticate: Bearer). */

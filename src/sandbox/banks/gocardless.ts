@@ -13,7 +13,8 @@
  * suspension (409, SU, SUSPENDED); DELETE of a requisition. Token lifetimes are real time. The
  * account endpoints are in gocardless-accounts.ts, the consent page in gocardless-link.ts.
  */
-import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import { sameSecret } from '../../crypto/compare.ts';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
@@ -32,11 +33,6 @@ export { GC_SANDBOX_PREFIX } from './gocardless-http.ts';
 
 const SCOPES = ['balances', 'details', 'transactions'] as const;
 
-const same = (a: string, b: string): boolean => {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
-};
 
 const TokenNew = Type.Object({ secret_id: Type.String(), secret_key: Type.String() });
 const TokenRefresh = Type.Object({ refresh: Type.String() });
@@ -119,7 +115,7 @@ export async function goCardlessRoutes(app: FastifyInstance, deps: SandboxBankDe
   };
 
   r.post(`${GC_SANDBOX_PREFIX}/token/new/`, { schema: { body: TokenNew } }, async (req, reply) => {
-    if (!same(req.body.secret_id, SANDBOX_GC_SECRET_ID) || !same(req.body.secret_key, SANDBOX_GC_SECRET_KEY)) {
+    if (!sameSecret(req.body.secret_id, SANDBOX_GC_SECRET_ID) || !sameSecret(req.body.secret_key, SANDBOX_GC_SECRET_KEY)) {
       throw new GcError(401, 'Authentication failed', 'No active account found with the given credentials');
     }
     const access = await issue('access', 'new', req.body.secret_id);

@@ -2,7 +2,7 @@
  * What every sandbox bank shares: finding the catalog entry a request is for, refusing every call
  * while the provider is retired or in a declared outage, bank-side errors, and client credentials.
  */
-import { timingSafeEqual } from 'node:crypto';
+import { sameSecret } from '../../crypto/compare.ts';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Clock } from '../../clock.ts';
 import type { Db } from '../../db/db.ts';
@@ -118,11 +118,6 @@ export function renderBankErrors(
   });
 }
 
-const sameSecret = (a: string, b: string): boolean => {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
-};
 
 /** HTTP Basic client authentication (or client_secret_post fields) as client `mooring`. */
 export function clientAuthenticated(req: FastifyRequest, secret: string, body?: { client_id?: string; client_secret?: string }): boolean {
